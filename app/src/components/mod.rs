@@ -1,0 +1,7 @@
+//! What the user sees, one component per file, named after it.
+
+pub mod connection_badge;
+pub mod event_list;
+pub mod input_box;
+pub mod status_badge;
+pub mod workflow_list;

@@ -1,0 +1,65 @@
+//! Lantern's Leptos app, shared by the server (`ssr`) and the browser (`hydrate`).
+//!
+//! - [`protocol`]: the wire types of PROTOCOL.md (pure serde).
+//! - [`socket`]: the run page's connection: a pure state machine and the gloo-net driver.
+//! - [`server_fns`]: the server functions the pages call (list and start workflows).
+//! - `backend` (`ssr` only): the trait the server implements for those functions.
+//! - [`pages`]: one module per route; [`components`]: what the user sees on them.
+
+pub mod components;
+pub mod pages;
+pub mod protocol;
+pub mod server_fns;
+pub mod socket;
+
+#[cfg(feature = "ssr")]
+pub mod backend;
+
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_router::{
+    components::{Route, Router, Routes},
+    path,
+};
+
+use pages::{home::HomePage, run::RunPage};
+
+/// The whole HTML document, rendered on the server.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <AutoReload options=options.clone()/>
+                <HydrationScripts options/>
+                <MetaTags/>
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+/// The routes: `/` (workflows) and `/w/{id}` (one run, live).
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    view! {
+        <Stylesheet id="leptos" href="/pkg/lantern.css"/>
+        <Title text="Lantern"/>
+        <Router>
+            <header class="topbar">
+                <a href="/" class="brand">"🏮 Lantern"</a>
+            </header>
+            <main>
+                <Routes fallback=|| view! { <p class="notice">"Page not found."</p> }>
+                    <Route path=path!("/") view=HomePage/>
+                    <Route path=path!("/w/:id") view=RunPage/>
+                </Routes>
+            </main>
+        </Router>
+    }
+}

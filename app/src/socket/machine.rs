@@ -1,0 +1,481 @@
+//! The client side of a workflow socket as a pure state machine: connection state, full-jitter
+//! backoff, the resume cursor, dedupe by `seq`, inputs waiting for their ack, and heartbeats.
+//!
+//! It does no I/O and owns no timer: the driver feeds it what happened (a frame, a close, a
+//! heartbeat tick) and does what it answers. Randomness comes in as an argument, so every
+//! decision is deterministic under test.
+
+use crate::protocol::{ClientFrame, LoggedEvent, ServerFrame, ServerMessage};
+
+/// What the page shows about the connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConnectionState {
+    /// Dialling the server (first attempt, or a retry whose delay has run out).
+    Connecting,
+    /// `hello` received: events flow as they are appended.
+    Live,
+    /// Dropped; the next attempt (`attempt`, from 1) starts after `delay_ms`.
+    Reconnecting { attempt: u32, delay_ms: u64 },
+    /// Given up for good (the workflow is gone, or the page was left).
+    Closed { reason: String },
+}
+
+impl ConnectionState {
+    /// A short word for CSS classes and tests: `connecting`, `live`, `reconnecting`, `closed`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Connecting => "connecting",
+            Self::Live => "live",
+            Self::Reconnecting { .. } => "reconnecting",
+            Self::Closed { .. } => "closed",
+        }
+    }
+
+    /// What a person reads in the connection badge.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Connecting => "connecting…".into(),
+            Self::Live => "live".into(),
+            Self::Reconnecting { attempt, delay_ms } => {
+                format!(
+                    "reconnecting in {:.1}s (attempt {attempt})",
+                    *delay_ms as f64 / 1000.0
+                )
+            }
+            Self::Closed { reason } => format!("closed: {reason}"),
+        }
+    }
+}
+
+/// Full-jitter exponential backoff: the n-th delay is uniform in `[0, min(cap, base·2ⁿ))`.
+/// Jitter spreads the reconnects of many clients after a server restart.
+#[derive(Clone, Debug)]
+pub struct Backoff {
+    base_ms: u64,
+    cap_ms: u64,
+    /// Failed attempts since the last success; the exponent of the next delay.
+    failures: u32,
+}
+
+impl Backoff {
+    pub fn new(base_ms: u64, cap_ms: u64) -> Self {
+        Self {
+            base_ms,
+            cap_ms,
+            failures: 0,
+        }
+    }
+
+    /// The delay before the next attempt; `random` is uniform in `[0, 1)`.
+    pub fn next_delay_ms(&mut self, random: f64) -> u64 {
+        let ceiling = self
+            .base_ms
+            .saturating_mul(1u64 << self.failures.min(32))
+            .min(self.cap_ms);
+        self.failures = self.failures.saturating_add(1);
+        (random.clamp(0.0, 1.0) * ceiling as f64) as u64
+    }
+
+    /// Attempts made since the last success.
+    pub fn failures(&self) -> u32 {
+        self.failures
+    }
+
+    pub fn reset(&mut self) {
+        self.failures = 0;
+    }
+}
+
+impl Default for Backoff {
+    /// 500 ms doubling up to 30 s.
+    fn default() -> Self {
+        Self::new(500, 30_000)
+    }
+}
+
+/// An input the user typed that the server has not acknowledged yet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingInput {
+    pub client_msg_id: String,
+    pub content: String,
+}
+
+impl PendingInput {
+    fn frame(&self) -> ClientFrame {
+        ClientFrame::UserInput {
+            content: self.content.clone(),
+            client_msg_id: self.client_msg_id.clone(),
+        }
+    }
+}
+
+/// What the driver must do after a frame arrived.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Incoming {
+    /// Nothing to show or send.
+    Ignored,
+    /// The next event of the log, in order: append it to the list.
+    Event(LoggedEvent),
+    /// The connection is confirmed: send these frames (pending inputs, resent).
+    Hello { resend: Vec<ClientFrame> },
+    /// The server appended the input with this `client_msg_id`.
+    Acked { client_msg_id: String, seq: u64 },
+    /// The server refused something; show it.
+    ServerError { message: String },
+    /// The stream skipped a `seq` (never expected): drop the socket and resume from the cursor.
+    Resync,
+}
+
+/// What the driver must do after the socket closed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AfterClose {
+    /// Wait `delay_ms`, then dial again. With `reset_log`, the server's log was reset (4009):
+    /// forget every event held and resume from 0.
+    Retry { delay_ms: u64, reset_log: bool },
+    /// Stop for good; the state is `Closed`.
+    Stop,
+}
+
+/// One workflow socket's client-side state.
+#[derive(Debug)]
+pub struct SocketMachine {
+    state: ConnectionState,
+    backoff: Backoff,
+    /// The resume cursor: the highest `seq` held. Everything up to it is held, in order.
+    last_seq: u64,
+    /// Inputs not yet acked, oldest first; resent after every `hello` (the server dedupes).
+    pending: Vec<PendingInput>,
+    /// The heartbeat we sent and still wait an answer for.
+    awaited_heartbeat: Option<String>,
+    /// Period announced by the server's `hello`; the driver ticks at this rate.
+    heartbeat_ms: u64,
+}
+
+/// Close codes after which reconnecting cannot help.
+fn is_final_close(code: u16) -> Option<&'static str> {
+    match code {
+        1000 => Some("closed by the server"),
+        4001 => Some("unauthorized"),
+        4003 => Some("forbidden"),
+        4004 => Some("workflow not found"),
+        _ => None,
+    }
+}
+
+impl SocketMachine {
+    pub fn new(backoff: Backoff) -> Self {
+        Self {
+            state: ConnectionState::Connecting,
+            backoff,
+            last_seq: 0,
+            pending: Vec::new(),
+            awaited_heartbeat: None,
+            heartbeat_ms: 15_000,
+        }
+    }
+
+    pub fn state(&self) -> &ConnectionState {
+        &self.state
+    }
+
+    /// The `after` to dial with.
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+
+    pub fn heartbeat_ms(&self) -> u64 {
+        self.heartbeat_ms
+    }
+
+    pub fn pending(&self) -> &[PendingInput] {
+        &self.pending
+    }
+
+    /// A dial starts.
+    pub fn connecting(&mut self) {
+        self.state = ConnectionState::Connecting;
+        self.awaited_heartbeat = None;
+    }
+
+    /// Queue an input; the returned frame is to be sent now if the socket is live. It stays
+    /// pending, and is resent after each reconnect, until acked.
+    pub fn queue_input(&mut self, client_msg_id: String, content: String) -> ClientFrame {
+        let input = PendingInput {
+            client_msg_id,
+            content,
+        };
+        let frame = input.frame();
+        self.pending.push(input);
+        frame
+    }
+
+    /// Handle one text frame from the server.
+    pub fn on_text(&mut self, text: &str) -> Incoming {
+        match serde_json::from_str::<ServerMessage>(text) {
+            Ok(ServerMessage::Event(event)) => self.on_event(event),
+            Ok(ServerMessage::Control(frame)) => self.on_control(frame),
+            Err(_) => Incoming::ServerError {
+                message: "the server sent a frame this page does not understand".into(),
+            },
+        }
+    }
+
+    fn on_event(&mut self, event: LoggedEvent) -> Incoming {
+        if event.seq <= self.last_seq {
+            return Incoming::Ignored;
+        }
+        if event.seq != self.last_seq + 1 {
+            return Incoming::Resync;
+        }
+        self.last_seq = event.seq;
+        Incoming::Event(event)
+    }
+
+    fn on_control(&mut self, frame: ServerFrame) -> Incoming {
+        match frame {
+            ServerFrame::Hello { heartbeat_ms, .. } => {
+                self.state = ConnectionState::Live;
+                self.backoff.reset();
+                self.heartbeat_ms = heartbeat_ms.max(1);
+                let resend = self.pending.iter().map(PendingInput::frame).collect();
+                Incoming::Hello { resend }
+            }
+            ServerFrame::Ack {
+                client_msg_id: Some(id),
+                seq,
+                ..
+            } => {
+                self.pending.retain(|p| p.client_msg_id != id);
+                Incoming::Acked {
+                    client_msg_id: id,
+                    seq,
+                }
+            }
+            ServerFrame::HeartbeatResponse { correlation_id } => {
+                if self.awaited_heartbeat.as_deref() == Some(correlation_id.as_str()) {
+                    self.awaited_heartbeat = None;
+                }
+                Incoming::Ignored
+            }
+            ServerFrame::Error { message, .. } => Incoming::ServerError { message },
+            _ => Incoming::Ignored,
+        }
+    }
+
+    /// The heartbeat period passed. Returns the heartbeat frame to send, or `None` when the
+    /// previous one is still unanswered: the connection is dead and must be dropped.
+    pub fn heartbeat_tick(&mut self, correlation_id: String) -> Option<ClientFrame> {
+        if self.awaited_heartbeat.is_some() {
+            return None;
+        }
+        self.awaited_heartbeat = Some(correlation_id.clone());
+        Some(ClientFrame::Heartbeat { correlation_id })
+    }
+
+    /// The socket closed (or never opened: `code` is `None`). `random` is uniform in `[0, 1)`.
+    pub fn on_closed(&mut self, code: Option<u16>, random: f64) -> AfterClose {
+        if let Some(reason) = code.and_then(is_final_close) {
+            self.close(reason);
+            return AfterClose::Stop;
+        }
+        let reset_log = code == Some(4009);
+        if reset_log {
+            self.last_seq = 0;
+        }
+        let delay_ms = self.backoff.next_delay_ms(random);
+        self.state = ConnectionState::Reconnecting {
+            attempt: self.backoff.failures(),
+            delay_ms,
+        };
+        AfterClose::Retry {
+            delay_ms,
+            reset_log,
+        }
+    }
+
+    /// Stop for good (also when the page that owns the socket goes away).
+    pub fn close(&mut self, reason: &str) {
+        self.state = ConnectionState::Closed {
+            reason: reason.into(),
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{EventBody, WorkflowStatus};
+
+    fn event_text(seq: u64) -> String {
+        serde_json::to_string(&LoggedEvent {
+            seq,
+            ts: "2026-11-22T00:00:00.000Z".into(),
+            workflow_id: "wf".into(),
+            body: EventBody::FinalReport {
+                content: format!("#{seq}"),
+            },
+        })
+        .expect("serializes")
+    }
+
+    fn hello() -> String {
+        serde_json::to_string(&ServerFrame::Hello {
+            workflow_id: "wf".into(),
+            last_seq: 0,
+            status: WorkflowStatus::Running,
+            heartbeat_ms: 1000,
+        })
+        .expect("serializes")
+    }
+
+    #[test]
+    fn backoff_is_full_jitter_exponential_and_capped() {
+        let mut b = Backoff::new(100, 1000);
+        // random = 1.0 shows the ceiling: 100, 200, 400, 800, then the cap.
+        let ceilings: Vec<u64> = (0..6).map(|_| b.next_delay_ms(1.0)).collect();
+        assert_eq!(ceilings, vec![100, 200, 400, 800, 1000, 1000]);
+        let mut b = Backoff::new(100, 1000);
+        assert_eq!(b.next_delay_ms(0.0), 0);
+        assert_eq!(b.next_delay_ms(0.5), 100);
+        assert_eq!(b.failures(), 2);
+        b.reset();
+        assert_eq!(b.next_delay_ms(0.5), 50);
+    }
+
+    #[test]
+    fn backoff_does_not_overflow_after_many_failures() {
+        let mut b = Backoff::new(500, 30_000);
+        for _ in 0..200 {
+            assert!(b.next_delay_ms(0.999) <= 30_000);
+        }
+    }
+
+    #[test]
+    fn hello_makes_live_and_resets_backoff() {
+        let mut m = SocketMachine::new(Backoff::new(100, 1000));
+        assert_eq!(
+            m.on_closed(None, 1.0),
+            AfterClose::Retry {
+                delay_ms: 100,
+                reset_log: false
+            }
+        );
+        assert_eq!(
+            m.on_closed(Some(1006), 1.0),
+            AfterClose::Retry {
+                delay_ms: 200,
+                reset_log: false
+            }
+        );
+        assert_eq!(
+            m.state(),
+            &ConnectionState::Reconnecting {
+                attempt: 2,
+                delay_ms: 200
+            }
+        );
+        m.connecting();
+        assert_eq!(m.state().kind(), "connecting");
+        assert!(matches!(m.on_text(&hello()), Incoming::Hello { .. }));
+        assert_eq!(m.state(), &ConnectionState::Live);
+        assert_eq!(m.heartbeat_ms(), 1000);
+        // The next drop starts again from the base delay.
+        assert_eq!(
+            m.on_closed(Some(1006), 1.0),
+            AfterClose::Retry {
+                delay_ms: 100,
+                reset_log: false
+            }
+        );
+    }
+
+    #[test]
+    fn events_are_deduped_by_seq_and_advance_the_cursor() {
+        let mut m = SocketMachine::new(Backoff::default());
+        assert!(matches!(m.on_text(&event_text(1)), Incoming::Event(e) if e.seq == 1));
+        assert!(matches!(m.on_text(&event_text(2)), Incoming::Event(e) if e.seq == 2));
+        assert_eq!(m.on_text(&event_text(2)), Incoming::Ignored);
+        assert_eq!(m.on_text(&event_text(1)), Incoming::Ignored);
+        assert_eq!(m.last_seq(), 2);
+    }
+
+    #[test]
+    fn a_gap_asks_for_a_resync_without_moving_the_cursor() {
+        let mut m = SocketMachine::new(Backoff::default());
+        m.on_text(&event_text(1));
+        assert_eq!(m.on_text(&event_text(3)), Incoming::Resync);
+        assert_eq!(m.last_seq(), 1);
+    }
+
+    #[test]
+    fn pending_inputs_are_resent_after_hello_until_acked() {
+        let mut m = SocketMachine::new(Backoff::default());
+        let frame = m.queue_input("m1".into(), "hi".into());
+        assert_eq!(
+            frame,
+            ClientFrame::UserInput {
+                content: "hi".into(),
+                client_msg_id: "m1".into()
+            }
+        );
+        let Incoming::Hello { resend } = m.on_text(&hello()) else {
+            panic!("hello")
+        };
+        assert_eq!(resend, vec![frame]);
+        let ack = r#"{"type":"ack","client_msg_id":"m1","seq":4}"#;
+        assert_eq!(
+            m.on_text(ack),
+            Incoming::Acked {
+                client_msg_id: "m1".into(),
+                seq: 4
+            }
+        );
+        let Incoming::Hello { resend } = m.on_text(&hello()) else {
+            panic!("hello")
+        };
+        assert!(resend.is_empty());
+    }
+
+    #[test]
+    fn unanswered_heartbeat_means_dead() {
+        let mut m = SocketMachine::new(Backoff::default());
+        assert!(m.heartbeat_tick("h1".into()).is_some());
+        assert_eq!(m.heartbeat_tick("h2".into()), None);
+        m.on_text(r#"{"type":"heartbeat_response","correlation_id":"h1"}"#);
+        assert!(m.heartbeat_tick("h3".into()).is_some());
+        // A stale answer does not clear the one awaited.
+        m.on_text(r#"{"type":"heartbeat_response","correlation_id":"h1"}"#);
+        assert_eq!(m.heartbeat_tick("h4".into()), None);
+    }
+
+    #[test]
+    fn final_close_codes_stop_and_4009_resets_the_log() {
+        let mut m = SocketMachine::new(Backoff::new(100, 1000));
+        m.on_text(&event_text(1));
+        assert_eq!(
+            m.on_closed(Some(4009), 0.0),
+            AfterClose::Retry {
+                delay_ms: 0,
+                reset_log: true
+            }
+        );
+        assert_eq!(m.last_seq(), 0);
+        assert_eq!(m.on_closed(Some(4004), 0.0), AfterClose::Stop);
+        assert_eq!(
+            m.state(),
+            &ConnectionState::Closed {
+                reason: "workflow not found".into()
+            }
+        );
+    }
+
+    #[test]
+    fn reconnecting_state_describes_attempt_and_delay() {
+        let s = ConnectionState::Reconnecting {
+            attempt: 3,
+            delay_ms: 2500,
+        };
+        assert_eq!(s.describe(), "reconnecting in 2.5s (attempt 3)");
+        assert_eq!(s.kind(), "reconnecting");
+    }
+}

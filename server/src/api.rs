@@ -1,0 +1,198 @@
+//! The JSON HTTP API of PROTOCOL.md §5 (what exists so far). Handlers only extract and
+//! delegate to the hub; errors become `{"error":{...}}` bodies via [`LanternError`].
+
+use std::collections::HashMap;
+
+use app::protocol::{AgentEvent, ErrorCode, WorkflowInfo};
+use axum::{
+    extract::{rejection::JsonRejection, Path, Query, State},
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    Json,
+};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::error::{error_response, LanternError};
+use crate::ws::subscriber::LOCAL_USER;
+use crate::AppState;
+
+/// Most events one history request returns.
+const MAX_HISTORY_PAGE: usize = 1000;
+
+/// A JSON body, or a `bad_request` error that says what is wrong with it.
+fn body<T>(payload: Result<Json<T>, JsonRejection>) -> Result<T, Response> {
+    payload
+        .map(|Json(v)| v)
+        .map_err(|e| error_response(ErrorCode::BadRequest, e.body_text()))
+}
+
+fn respond<T: serde::Serialize>(result: Result<T, LanternError>) -> Response {
+    match result {
+        Ok(value) => Json(value).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct CreateWorkflow {
+    kind: String,
+    #[serde(default)]
+    title: Option<String>,
+    #[serde(default)]
+    #[allow(dead_code)] // kinds that take input (search) come later
+    input: Option<Value>,
+}
+
+/// `POST /api/workflows`: create (and start, for built-in kinds) a workflow → 201 + the object.
+pub async fn create_workflow(
+    State(state): State<AppState>,
+    payload: Result<Json<CreateWorkflow>, JsonRejection>,
+) -> Response {
+    let request = match body(payload) {
+        Ok(r) => r,
+        Err(response) => return response,
+    };
+    match crate::workflows::start(&state.hub, &request.kind, request.title).await {
+        Ok(info) => (StatusCode::CREATED, Json(info)).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `GET /api/workflows`: every workflow, newest first.
+pub async fn list_workflows(State(state): State<AppState>) -> Response {
+    respond(
+        state
+            .hub
+            .store()
+            .list_workflows()
+            .await
+            .map(|w| json!({ "workflows": w })),
+    )
+}
+
+/// `GET /api/workflows/{id}`.
+pub async fn get_workflow(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+    let found: Result<WorkflowInfo, LanternError> = match state.hub.store().workflow(&id).await {
+        Ok(Some(info)) => Ok(info),
+        Ok(None) => Err(LanternError::WorkflowNotFound(id)),
+        Err(e) => Err(e),
+    };
+    respond(found)
+}
+
+fn number(query: &HashMap<String, String>, name: &str, default: u64) -> Result<u64, Response> {
+    match query.get(name) {
+        None => Ok(default),
+        Some(v) => v.parse().map_err(|_| {
+            error_response(
+                ErrorCode::BadRequest,
+                format!("{name} must be a non-negative integer"),
+            )
+        }),
+    }
+}
+
+/// `GET /api/workflows/{id}/events?after=N&limit=M` → `{"events":[...],"last_seq":N}`.
+pub async fn history(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let (after, limit) = match (
+        number(&query, "after", 0),
+        number(&query, "limit", MAX_HISTORY_PAGE as u64),
+    ) {
+        (Ok(a), Ok(l)) => (a, (l as usize).min(MAX_HISTORY_PAGE)),
+        (Err(r), _) | (_, Err(r)) => return r,
+    };
+    let store = state.hub.store();
+    let result = async {
+        let info = store
+            .workflow(&id)
+            .await?
+            .ok_or_else(|| LanternError::WorkflowNotFound(id.clone()))?;
+        let events = store.read(&id, after, limit).await?;
+        let events: Vec<_> = events.iter().map(|e| &e.event).cloned().collect();
+        Ok(json!({ "events": events, "last_seq": info.last_seq }))
+    }
+    .await;
+    respond(result)
+}
+
+/// One event or an array of them, as agents may post either.
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    Many(Vec<Value>),
+    One(Value),
+}
+
+/// `POST /api/workflows/{id}/events`: agent ingest → `{"seqs":[...]}`, all or nothing.
+pub async fn ingest(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    payload: Result<Json<OneOrMany>, JsonRejection>,
+) -> Response {
+    let raw = match body(payload) {
+        Ok(OneOrMany::Many(list)) => list,
+        Ok(OneOrMany::One(one)) => vec![one],
+        Err(response) => return response,
+    };
+    let mut events = Vec::with_capacity(raw.len());
+    for (index, value) in raw.into_iter().enumerate() {
+        match serde_json::from_value::<AgentEvent>(value) {
+            Ok(event) => events.push(event),
+            Err(e) => return error_response(ErrorCode::BadRequest, format!("event {index}: {e}")),
+        }
+    }
+    if events.is_empty() {
+        return error_response(ErrorCode::BadRequest, "no events given");
+    }
+    respond(
+        state
+            .hub
+            .publish(&id, events)
+            .await
+            .map(|seqs| json!({ "seqs": seqs })),
+    )
+}
+
+#[derive(Deserialize)]
+pub struct UserInput {
+    content: String,
+    client_msg_id: String,
+}
+
+/// `POST /api/workflows/{id}/input` → `{"seq":N}`; a repeated `client_msg_id` gets its seq again.
+pub async fn input(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    payload: Result<Json<UserInput>, JsonRejection>,
+) -> Response {
+    let request = match body(payload) {
+        Ok(r) => r,
+        Err(response) => return response,
+    };
+    let result = state
+        .hub
+        .submit_input(&id, LOCAL_USER, request.content, request.client_msg_id)
+        .await;
+    respond(result.map(|seq| json!({ "seq": seq })))
+}
+
+/// `POST /api/workflows/{id}/cancel` → `{"seq":N}` of the `cancelled` status.
+pub async fn cancel(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+    respond(state.hub.cancel(&id).await.map(|seq| json!({ "seq": seq })))
+}
+
+/// `GET /healthz`.
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// `POST /api/test/disconnect`: drop every subscriber socket (only with `LANTERN_TEST_HOOKS=1`).
+pub async fn test_disconnect(State(state): State<AppState>) -> Response {
+    state.hub.disconnect_all();
+    StatusCode::NO_CONTENT.into_response()
+}

@@ -1,0 +1,130 @@
+//! Every setting in one place: its flag, its environment variable and its default.
+//!
+//! | flag | environment | default | what |
+//! |---|---|---|---|
+//! | `--addr` | `LANTERN_ADDR` | `127.0.0.1:3000` | where to listen |
+//! | `--data-dir` | `LANTERN_DATA_DIR` | `./data` | where data lives |
+//! | `--heartbeat-ms` | `LANTERN_HEARTBEAT_MS` | `15000` | ping period; `hello.heartbeat_ms` |
+//! | `--client-frame-bytes` | `LANTERN_CLIENT_FRAME_BYTES` | `65536` | largest subscriber frame (bigger: close 1009) |
+//! | `--queue-bytes` | `LANTERN_QUEUE_BYTES` | `1048576` | per-connection outgoing queue (over it: close 4008); 0 = no limit |
+//! | `--site-root` | `LEPTOS_SITE_ROOT` | `target/site` | the built WASM, CSS and assets |
+//! | — | `LANTERN_TEST_HOOKS=1` | off | enables `POST /api/test/disconnect` (drops every subscriber socket) |
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub addr: SocketAddr,
+    pub data_dir: PathBuf,
+    pub heartbeat_ms: u64,
+    pub client_frame_bytes: usize,
+    pub queue_bytes: usize,
+    pub site_root: PathBuf,
+    /// Endpoints that only tests may use (fault injection). Off unless asked for.
+    pub test_hooks: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 3000)),
+            data_dir: PathBuf::from("./data"),
+            heartbeat_ms: 15_000,
+            client_frame_bytes: 64 * 1024,
+            queue_bytes: 1024 * 1024,
+            site_root: PathBuf::from("target/site"),
+            test_hooks: false,
+        }
+    }
+}
+
+/// A setting given a value that does not parse.
+#[derive(Debug, thiserror::Error)]
+#[error("{name}: cannot use {value:?}: {why}")]
+pub struct ConfigError {
+    name: String,
+    value: String,
+    why: String,
+}
+
+fn parse<T: std::str::FromStr>(name: &str, value: &str) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    value.parse().map_err(|e: T::Err| ConfigError {
+        name: name.to_owned(),
+        value: value.to_owned(),
+        why: e.to_string(),
+    })
+}
+
+impl Config {
+    /// Defaults, then the environment, then `--flag value` pairs (flags win).
+    pub fn load(
+        env: impl Fn(&str) -> Option<String>,
+        flags: &[(String, String)],
+    ) -> Result<Self, ConfigError> {
+        let mut config = Self::default();
+        let settings = [
+            ("addr", "LANTERN_ADDR"),
+            ("data-dir", "LANTERN_DATA_DIR"),
+            ("heartbeat-ms", "LANTERN_HEARTBEAT_MS"),
+            ("client-frame-bytes", "LANTERN_CLIENT_FRAME_BYTES"),
+            ("queue-bytes", "LANTERN_QUEUE_BYTES"),
+            ("site-root", "LEPTOS_SITE_ROOT"),
+        ];
+        for (flag, var) in settings {
+            let from_flag = flags
+                .iter()
+                .rev()
+                .find(|(f, _)| f == flag)
+                .map(|(_, v)| v.clone());
+            if let Some(value) = from_flag.or_else(|| env(var)) {
+                config.set(flag, &value)?;
+            }
+        }
+        config.test_hooks = env("LANTERN_TEST_HOOKS").is_some_and(|v| v == "1" || v == "true");
+        Ok(config)
+    }
+
+    fn set(&mut self, flag: &str, value: &str) -> Result<(), ConfigError> {
+        match flag {
+            "addr" => self.addr = parse(flag, value)?,
+            "data-dir" => self.data_dir = PathBuf::from(value),
+            "heartbeat-ms" => self.heartbeat_ms = parse(flag, value)?,
+            "client-frame-bytes" => self.client_frame_bytes = parse(flag, value)?,
+            "queue-bytes" => self.queue_bytes = parse(flag, value)?,
+            "site-root" => self.site_root = PathBuf::from(value),
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_beat_environment_beats_defaults() {
+        let env = |name: &str| match name {
+            "LANTERN_ADDR" => Some("127.0.0.1:4000".to_owned()),
+            "LANTERN_QUEUE_BYTES" => Some("2048".to_owned()),
+            _ => None,
+        };
+        let flags = [("addr".to_owned(), "127.0.0.1:5000".to_owned())];
+        let config = Config::load(env, &flags).expect("valid");
+        assert_eq!(config.addr.port(), 5000);
+        assert_eq!(config.queue_bytes, 2048);
+        assert_eq!(config.heartbeat_ms, 15_000);
+        assert!(!config.test_hooks);
+    }
+
+    #[test]
+    fn a_bad_value_names_the_setting() {
+        let env = |name: &str| (name == "LANTERN_HEARTBEAT_MS").then(|| "soon".to_owned());
+        let err = Config::load(env, &[]).expect_err("invalid");
+        assert!(err.to_string().starts_with("heartbeat-ms"), "{err}");
+    }
+}

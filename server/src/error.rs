@@ -1,0 +1,56 @@
+//! Every error a request or a frame can meet, and the one place where each is mapped to a
+//! protocol code (`ErrorCode`) and so to an HTTP status or an `error` frame.
+
+use app::protocol::ErrorCode;
+use axum::{
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    Json,
+};
+
+/// Errors of the hub, the store and the API, typed so callers can tell them apart.
+#[derive(Debug, thiserror::Error)]
+pub enum LanternError {
+    #[error("workflow {0} not found")]
+    WorkflowNotFound(String),
+    #[error("{0}")]
+    BadRequest(String),
+    /// An invariant of PROTOCOL.md §1 would break; nothing was appended.
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("storage failed: {0}")]
+    Storage(String),
+}
+
+impl LanternError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::WorkflowNotFound(_) => ErrorCode::NotFound,
+            Self::BadRequest(_) => ErrorCode::BadRequest,
+            Self::Conflict(_) => ErrorCode::Conflict,
+            Self::TooLarge(_) => ErrorCode::TooLarge,
+            Self::Storage(_) => ErrorCode::Internal,
+        }
+    }
+}
+
+/// The JSON body of an HTTP error: `{"error":{"code":"...","message":"..."}}`.
+pub fn error_response(code: ErrorCode, message: impl Into<String>) -> Response {
+    let status =
+        StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = serde_json::json!({ "error": { "code": code, "message": message.into() } });
+    (status, Json(body)).into_response()
+}
+
+impl IntoResponse for LanternError {
+    fn into_response(self) -> Response {
+        if let Self::Storage(detail) = &self {
+            tracing::error!(%detail, "storage error");
+        }
+        error_response(self.code(), self.to_string())
+    }
+}
+
+pub type Result<T, E = LanternError> = std::result::Result<T, E>;

@@ -1,0 +1,333 @@
+//! Live workflows: the one path every event takes on its way into the log, and the feeds
+//! that carry it out again.
+//!
+//! The hub owns each live workflow's lifecycle state (what is open, whether it finished) and
+//! its broadcast channel. Every producer (built-in workflows, agents, HTTP ingest, user input)
+//! goes through [`Hub::publish`]: dedupe by retry key → check the §1 invariants → append to the
+//! store (which assigns `seq`) → broadcast the stored, already-serialized event. That runs
+//! under the workflow's writer lock, so appends to one workflow are totally ordered and the
+//! broadcast order is the `seq` order.
+//!
+//! A [`Feed`] is how a reader follows a workflow: backlog from the store, then live events,
+//! with no gap and no duplicate. A reader that falls behind the broadcast channel is caught
+//! up from the store, never skipped.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use app::protocol::{AgentEvent, EventBody, WorkflowInfo, WorkflowStatus, MAX_INPUT_BYTES};
+use tokio::sync::{broadcast, watch};
+
+use crate::error::{LanternError, Result};
+use crate::lifecycle::Lifecycle;
+use crate::store::{EventStore, IdempotencyKey, NewEvent, StoredEvent};
+
+/// How many events a reader may be behind the live broadcast before it is caught up from
+/// the store instead.
+const BROADCAST_CAPACITY: usize = 1024;
+/// Events read from the store at a time when replaying or catching up: bounds a reader's memory.
+const READ_PAGE: usize = 256;
+
+/// One workflow that has been touched since the server started.
+pub struct LiveWorkflow {
+    id: String,
+    /// The writer lock: held for the whole of one append, so appends are ordered. It guards the
+    /// lifecycle state, which only an appender may change.
+    writer: tokio::sync::Mutex<Lifecycle>,
+    events: broadcast::Sender<Arc<StoredEvent>>,
+}
+
+pub struct Hub {
+    store: Arc<dyn EventStore>,
+    /// Live workflows by id. A std mutex: never held across an await.
+    live: Mutex<HashMap<String, Arc<LiveWorkflow>>>,
+    /// Bumped to make every subscriber socket drop its connection at once, as a network fault
+    /// would (test hook; see `config.test_hooks`).
+    disconnect: watch::Sender<u64>,
+}
+
+/// Where a slot of a publish request ends up: appended now, or already in the log.
+enum Slot {
+    Existing(u64),
+    InBatch(usize),
+}
+
+impl Hub {
+    pub fn new(store: Arc<dyn EventStore>) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            live: Mutex::default(),
+            disconnect: watch::Sender::new(0),
+        })
+    }
+
+    pub fn store(&self) -> &Arc<dyn EventStore> {
+        &self.store
+    }
+
+    /// Register a workflow and make it live. Starting built-in kinds is the caller's job.
+    pub async fn create(&self, kind: &str, title: Option<String>) -> Result<WorkflowInfo> {
+        let info = self.store.create_workflow(kind, title).await?;
+        self.insert_live(&info.id, Lifecycle::default());
+        Ok(info)
+    }
+
+    fn insert_live(&self, id: &str, lifecycle: Lifecycle) -> Arc<LiveWorkflow> {
+        let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        live.entry(id.to_owned())
+            .or_insert_with(|| {
+                Arc::new(LiveWorkflow {
+                    id: id.to_owned(),
+                    writer: tokio::sync::Mutex::new(lifecycle),
+                    events: broadcast::channel(BROADCAST_CAPACITY).0,
+                })
+            })
+            .clone()
+    }
+
+    /// The live workflow `id`, rebuilt from its log if the hub has not seen it yet.
+    pub async fn live(&self, id: &str) -> Result<Arc<LiveWorkflow>> {
+        if let Some(found) = self.live.lock().unwrap_or_else(|p| p.into_inner()).get(id) {
+            return Ok(found.clone());
+        }
+        if self.store.workflow(id).await?.is_none() {
+            return Err(LanternError::WorkflowNotFound(id.to_owned()));
+        }
+        let mut lifecycle = Lifecycle::default();
+        let mut after = 0;
+        loop {
+            let page = self.store.read(id, after, READ_PAGE).await?;
+            let Some(last) = page.last() else { break };
+            after = last.seq();
+            page.iter().for_each(|e| lifecycle.apply(&e.event.body));
+        }
+        Ok(self.insert_live(id, lifecycle))
+    }
+
+    /// Publish producer events (agent socket, HTTP ingest, built-in workflows) as one
+    /// all-or-nothing batch. Returns each event's `seq`, in order; a retried `id` gets the
+    /// `seq` it was first appended at. A terminal `workflow_status` first closes whatever is
+    /// still open.
+    pub async fn publish(&self, id: &str, events: Vec<AgentEvent>) -> Result<Vec<u64>> {
+        let items = events
+            .into_iter()
+            .map(|e| (e.id.map(IdempotencyKey::EventId), e.body))
+            .collect();
+        self.append_checked(id, items).await
+    }
+
+    /// Publish plain bodies (built-in workflows have no retry keys).
+    pub async fn publish_bodies(&self, id: &str, bodies: Vec<EventBody>) -> Result<Vec<u64>> {
+        self.append_checked(id, bodies.into_iter().map(|b| (None, b)).collect())
+            .await
+    }
+
+    /// Append a user's input; a repeated `client_msg_id` returns the original `seq`.
+    pub async fn submit_input(
+        &self,
+        id: &str,
+        user: &str,
+        content: String,
+        client_msg_id: String,
+    ) -> Result<u64> {
+        if content.len() > MAX_INPUT_BYTES {
+            return Err(LanternError::BadRequest(format!(
+                "content is {} bytes; at most {MAX_INPUT_BYTES} are allowed",
+                content.len()
+            )));
+        }
+        if client_msg_id.is_empty() {
+            return Err(LanternError::BadRequest(
+                "client_msg_id must not be empty".into(),
+            ));
+        }
+        let key = IdempotencyKey::ClientMsgId(client_msg_id.clone());
+        let body = EventBody::UserInput {
+            content,
+            user: user.to_owned(),
+            client_msg_id,
+        };
+        let seqs = self.append_checked(id, vec![(Some(key), body)]).await?;
+        seqs.first()
+            .copied()
+            .ok_or_else(|| LanternError::Storage("empty append".into()))
+    }
+
+    /// Cancel: close whatever is open with `ok: false`, then append `cancelled`.
+    pub async fn cancel(&self, id: &str) -> Result<u64> {
+        let status = EventBody::WorkflowStatus {
+            status: WorkflowStatus::Cancelled,
+            detail: Some("cancelled by the user".into()),
+        };
+        let seqs = self.publish_bodies(id, vec![status]).await?;
+        seqs.first()
+            .copied()
+            .ok_or_else(|| LanternError::Storage("empty append".into()))
+    }
+
+    async fn append_checked(
+        &self,
+        id: &str,
+        items: Vec<(Option<IdempotencyKey>, EventBody)>,
+    ) -> Result<Vec<u64>> {
+        let workflow = self.live(id).await?;
+        let mut lifecycle = workflow.writer.lock().await;
+        let mut next = lifecycle.clone();
+        let mut batch: Vec<NewEvent> = Vec::new();
+        let mut slots = Vec::with_capacity(items.len());
+        let mut keys_in_batch: HashMap<IdempotencyKey, usize> = HashMap::new();
+        let numbered = items.len() > 1;
+        for (index, (key, body)) in items.into_iter().enumerate() {
+            if let Some(key) = &key {
+                if let Some(seq) = self.store.seq_of_key(id, key).await? {
+                    slots.push(Slot::Existing(seq));
+                    continue;
+                }
+                if let Some(&at) = keys_in_batch.get(key) {
+                    slots.push(Slot::InBatch(at));
+                    continue;
+                }
+            }
+            if let EventBody::WorkflowStatus { status, .. } = &body {
+                if status.is_terminal() && !next.is_finished() {
+                    let why = format!("workflow {}", status.as_str());
+                    for closing in next.closing_events(&why) {
+                        next.apply(&closing);
+                        batch.push(NewEvent {
+                            body: closing,
+                            key: None,
+                        });
+                    }
+                }
+            }
+            next.check(&body).map_err(|why| {
+                let which = if numbered {
+                    format!("event {index} ")
+                } else {
+                    String::new()
+                };
+                LanternError::Conflict(format!("{which}({}): {why}", body.kind()))
+            })?;
+            next.apply(&body);
+            if let Some(key) = &key {
+                keys_in_batch.insert(key.clone(), batch.len());
+            }
+            slots.push(Slot::InBatch(batch.len()));
+            batch.push(NewEvent { body, key });
+        }
+        let stored = if batch.is_empty() {
+            Vec::new()
+        } else {
+            self.store.append(id, batch).await?
+        };
+        *lifecycle = next;
+        for event in &stored {
+            // No receiver is fine: nobody is watching this workflow right now.
+            let _ = workflow.events.send(event.clone());
+        }
+        drop(lifecycle);
+        Ok(slots
+            .into_iter()
+            .map(|slot| match slot {
+                Slot::Existing(seq) => seq,
+                Slot::InBatch(at) => stored[at].seq(),
+            })
+            .collect())
+    }
+
+    /// Follow workflow `id` from `seq > after`. Also returns the workflow as it was when the
+    /// feed started; the feed's backlog ends at its `last_seq`.
+    pub async fn feed(&self, id: &str, after: u64) -> Result<(Feed, WorkflowInfo)> {
+        let workflow = self.live(id).await?;
+        // Subscribe first, read the log's end second: every event appended after the read is
+        // then in the channel, and every one before it is in the store.
+        let rx = workflow.events.subscribe();
+        let info = self
+            .store
+            .workflow(id)
+            .await?
+            .ok_or_else(|| LanternError::WorkflowNotFound(id.to_owned()))?;
+        let feed = Feed {
+            workflow_id: workflow.id.clone(),
+            store: self.store.clone(),
+            rx,
+            cursor: after,
+            buffered: VecDeque::new(),
+            replay_until: info.last_seq,
+            must_read_store: after < info.last_seq,
+        };
+        Ok((feed, info))
+    }
+
+    /// A receiver that changes when every subscriber socket must drop its connection.
+    pub fn disconnect_signal(&self) -> watch::Receiver<u64> {
+        self.disconnect.subscribe()
+    }
+
+    /// Make every subscriber socket drop its connection without a close frame (test hook).
+    pub fn disconnect_all(&self) {
+        self.disconnect.send_modify(|generation| *generation += 1);
+    }
+}
+
+/// One reader's ordered view of a workflow: each event once, in `seq` order, from its start
+/// cursor on, first from the store and then live.
+pub struct Feed {
+    workflow_id: String,
+    store: Arc<dyn EventStore>,
+    rx: broadcast::Receiver<Arc<StoredEvent>>,
+    /// The last `seq` handed out.
+    cursor: u64,
+    /// Read from the store and not handed out yet (at most one page).
+    buffered: VecDeque<Arc<StoredEvent>>,
+    /// The log's `last_seq` when the feed started: the end of the backlog.
+    replay_until: u64,
+    /// Set before awaiting the store, cleared after: `next` may be cancelled mid-read (it is
+    /// used in `select!`), and must then read the store again rather than wait on the channel.
+    must_read_store: bool,
+}
+
+impl Feed {
+    /// The last `seq` handed out.
+    pub fn cursor(&self) -> u64 {
+        self.cursor
+    }
+
+    /// True once every event that existed when the feed started has been handed out.
+    pub fn backlog_done(&self) -> bool {
+        self.cursor >= self.replay_until
+    }
+
+    /// The next event; `None` when the workflow's channel is gone (server shutting down).
+    /// Cancel-safe: dropping the future loses nothing.
+    pub async fn next(&mut self) -> Result<Option<Arc<StoredEvent>>> {
+        loop {
+            if let Some(event) = self.buffered.pop_front() {
+                if event.seq() == self.cursor + 1 {
+                    self.cursor = event.seq();
+                    return Ok(Some(event));
+                }
+                continue;
+            }
+            if self.must_read_store {
+                let page = self
+                    .store
+                    .read(&self.workflow_id, self.cursor, READ_PAGE)
+                    .await?;
+                self.must_read_store = page.len() == READ_PAGE;
+                self.buffered.extend(page);
+                continue;
+            }
+            match self.rx.recv().await {
+                Ok(event) if event.seq() <= self.cursor => continue,
+                Ok(event) if event.seq() == self.cursor + 1 => {
+                    self.cursor = event.seq();
+                    return Ok(Some(event));
+                }
+                // Behind the channel (lagged, or a seq missing): the store has everything.
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => self.must_read_store = true,
+                Err(broadcast::error::RecvError::Closed) => return Ok(None),
+            }
+        }
+    }
+}

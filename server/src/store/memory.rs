@@ -1,0 +1,132 @@
+//! An in-process [`EventStore`]: a map of workflows, each with its log in a `Vec`. Nothing
+//! survives a restart; it backs tests and the first slice until the SQLite store lands.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use app::protocol::{EventBody, LoggedEvent, WorkflowInfo, WorkflowStatus};
+
+use super::{EventStore, IdempotencyKey, NewEvent, StoredEvent};
+use crate::error::{LanternError, Result};
+
+#[derive(Default)]
+pub struct MemoryStore {
+    /// One lock for everything: every operation is a few map lookups and never awaits.
+    inner: Mutex<HashMap<String, Workflow>>,
+}
+
+struct Workflow {
+    info: WorkflowInfo,
+    log: Vec<Arc<StoredEvent>>,
+    keys: HashMap<IdempotencyKey, u64>,
+}
+
+/// RFC 3339 UTC with milliseconds, as the protocol wants every timestamp.
+pub fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// A new workflow id: `wf_` + a ULID, so ids sort by creation time.
+pub fn new_workflow_id() -> String {
+    format!("wf_{}", ulid::Ulid::new())
+}
+
+impl MemoryStore {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Workflow>> {
+        // A panic while holding this lock cannot leave a map half-updated in a way that
+        // matters more than stopping the server would; keep serving.
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[async_trait::async_trait]
+impl EventStore for MemoryStore {
+    async fn create_workflow(&self, kind: &str, title: Option<String>) -> Result<WorkflowInfo> {
+        let now = now_rfc3339();
+        let info = WorkflowInfo {
+            id: new_workflow_id(),
+            kind: kind.to_owned(),
+            title,
+            status: WorkflowStatus::Pending,
+            last_seq: 0,
+            created_at: now.clone(),
+            updated_at: now,
+        };
+        let workflow = Workflow {
+            info: info.clone(),
+            log: Vec::new(),
+            keys: HashMap::new(),
+        };
+        self.lock().insert(info.id.clone(), workflow);
+        Ok(info)
+    }
+
+    async fn workflow(&self, id: &str) -> Result<Option<WorkflowInfo>> {
+        Ok(self.lock().get(id).map(|w| w.info.clone()))
+    }
+
+    async fn list_workflows(&self) -> Result<Vec<WorkflowInfo>> {
+        let mut all: Vec<WorkflowInfo> = self.lock().values().map(|w| w.info.clone()).collect();
+        all.sort_by(|a, b| b.id.cmp(&a.id));
+        Ok(all)
+    }
+
+    async fn append(
+        &self,
+        workflow_id: &str,
+        events: Vec<NewEvent>,
+    ) -> Result<Vec<Arc<StoredEvent>>> {
+        let mut all = self.lock();
+        let workflow = all
+            .get_mut(workflow_id)
+            .ok_or_else(|| LanternError::WorkflowNotFound(workflow_id.to_owned()))?;
+        let ts = now_rfc3339();
+        let mut stored = Vec::with_capacity(events.len());
+        for new in events {
+            let seq = workflow.info.last_seq + 1;
+            if let EventBody::WorkflowStatus { status, .. } = &new.body {
+                workflow.info.status = *status;
+            }
+            if let Some(key) = new.key {
+                workflow.keys.insert(key, seq);
+            }
+            let event = StoredEvent::new(LoggedEvent {
+                seq,
+                ts: ts.clone(),
+                workflow_id: workflow_id.to_owned(),
+                body: new.body,
+            });
+            workflow.info.last_seq = seq;
+            workflow.log.push(event.clone());
+            stored.push(event);
+        }
+        workflow.info.updated_at = ts;
+        Ok(stored)
+    }
+
+    async fn read(
+        &self,
+        workflow_id: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<Arc<StoredEvent>>> {
+        let all = self.lock();
+        let workflow = all
+            .get(workflow_id)
+            .ok_or_else(|| LanternError::WorkflowNotFound(workflow_id.to_owned()))?;
+        // seq n sits at index n - 1.
+        let start = usize::try_from(after)
+            .unwrap_or(usize::MAX)
+            .min(workflow.log.len());
+        Ok(workflow.log[start..].iter().take(limit).cloned().collect())
+    }
+
+    async fn seq_of_key(&self, workflow_id: &str, key: &IdempotencyKey) -> Result<Option<u64>> {
+        Ok(self
+            .lock()
+            .get(workflow_id)
+            .and_then(|w| w.keys.get(key).copied()))
+    }
+}

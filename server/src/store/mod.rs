@@ -1,0 +1,87 @@
+//! The event log, behind [`EventStore`]. The store owns the log and `seq`; nothing else
+//! assigns a `seq` or changes a stored event.
+//!
+//! Implementations: [`memory::MemoryStore`] (in-process; the durable SQLite store replaces it
+//! as the default in a later step, without the socket code changing).
+
+pub mod memory;
+
+use std::sync::Arc;
+
+use app::protocol::{EventBody, LoggedEvent, WorkflowInfo};
+use axum::extract::ws::Utf8Bytes;
+
+use crate::error::Result;
+
+/// A retry key: a producer's event `id`, or a user input's `client_msg_id`. Kept with the
+/// event, so a retry is recognised for as long as the event is kept.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum IdempotencyKey {
+    EventId(String),
+    ClientMsgId(String),
+}
+
+/// An event on its way into the log.
+#[derive(Clone, Debug)]
+pub struct NewEvent {
+    pub body: EventBody,
+    pub key: Option<IdempotencyKey>,
+}
+
+/// An event in the log, serialized once: every subscriber is sent the same `json` bytes.
+#[derive(Debug)]
+pub struct StoredEvent {
+    pub event: LoggedEvent,
+    /// The event as JSON text, shared (not copied) by every send.
+    pub json: Utf8Bytes,
+}
+
+impl StoredEvent {
+    pub fn new(event: LoggedEvent) -> Arc<Self> {
+        // Serializing our own types into a String cannot fail.
+        let json = serde_json::to_string(&event).unwrap_or_default();
+        Arc::new(Self {
+            event,
+            json: json.into(),
+        })
+    }
+
+    pub fn seq(&self) -> u64 {
+        self.event.seq
+    }
+}
+
+/// Where workflows and their logs live.
+///
+/// Guarantees every implementation gives:
+/// - `append` is atomic: all of a batch is appended, in order, or none of it.
+/// - `seq` is per workflow, starts at 1, is contiguous and never reused; it is assigned inside
+///   `append`, which returns only once the batch is stored.
+/// - `read` returns events in `seq` order, exactly those with `seq > after`, at most `limit`.
+/// - The workflow object's `status`, `last_seq` and `updated_at` follow the appended events
+///   (a `workflow_status` event sets `status`) in the same step as the append.
+/// - Appends to one workflow are serialized by the caller (the hub holds that workflow's
+///   writer lock), so the store need not order concurrent appends to one workflow itself.
+#[async_trait::async_trait]
+pub trait EventStore: Send + Sync + 'static {
+    /// Register a new workflow, `pending`, with an empty log.
+    async fn create_workflow(&self, kind: &str, title: Option<String>) -> Result<WorkflowInfo>;
+    async fn workflow(&self, id: &str) -> Result<Option<WorkflowInfo>>;
+    /// Every workflow, newest first.
+    async fn list_workflows(&self) -> Result<Vec<WorkflowInfo>>;
+    /// Append a batch; returns the stored events, in order.
+    async fn append(
+        &self,
+        workflow_id: &str,
+        events: Vec<NewEvent>,
+    ) -> Result<Vec<Arc<StoredEvent>>>;
+    /// Events with `seq > after`, in order, at most `limit`.
+    async fn read(
+        &self,
+        workflow_id: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<Arc<StoredEvent>>>;
+    /// The `seq` an event with this retry key was appended at, if any.
+    async fn seq_of_key(&self, workflow_id: &str, key: &IdempotencyKey) -> Result<Option<u64>>;
+}

@@ -1,0 +1,163 @@
+//! A connection's outgoing queue, bounded by bytes, and the writer task that drains it.
+//!
+//! The connection's main task never waits on the network to send: it pushes into the outbox,
+//! which fails once the queued bytes would pass the limit (the caller then closes with 4008).
+//! The writer task takes *everything* queued at once and writes it with one flush, so a reader
+//! that is behind gets many frames per syscall instead of one write per frame.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures::{stream::SplitSink, SinkExt};
+use tokio::sync::Notify;
+
+/// The queue is full; the frame was not queued.
+#[derive(Debug)]
+pub struct Full;
+
+pub struct Outbox {
+    queue: Mutex<Queue>,
+    /// Wakes the writer when frames are queued.
+    queued: Notify,
+    /// Wakes the connection task when the writer freed room.
+    drained: Notify,
+    limit_bytes: usize,
+}
+
+#[derive(Default)]
+struct Queue {
+    frames: VecDeque<Message>,
+    bytes: usize,
+    /// A close frame is queued: nothing more is accepted, the writer stops after it.
+    closing: bool,
+}
+
+fn size(message: &Message) -> usize {
+    match message {
+        Message::Text(text) => text.len(),
+        Message::Binary(bytes) => bytes.len(),
+        _ => 16,
+    }
+}
+
+impl Outbox {
+    /// `limit_bytes` of 0 means no limit.
+    pub fn new(limit_bytes: usize) -> Arc<Self> {
+        Arc::new(Self {
+            queue: Mutex::default(),
+            queued: Notify::new(),
+            drained: Notify::new(),
+            limit_bytes: if limit_bytes == 0 {
+                usize::MAX
+            } else {
+                limit_bytes
+            },
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queue a frame, or fail with [`Full`] if it would pass the byte limit.
+    pub fn push(&self, message: Message) -> Result<(), Full> {
+        let mut queue = self.lock();
+        if queue.closing {
+            return Ok(());
+        }
+        let bytes = size(&message);
+        if queue.bytes > 0 && queue.bytes.saturating_add(bytes) > self.limit_bytes {
+            return Err(Full);
+        }
+        queue.bytes += bytes;
+        queue.frames.push_back(message);
+        drop(queue);
+        self.queued.notify_one();
+        Ok(())
+    }
+
+    /// Queue a close frame past the limit; nothing is accepted after it.
+    pub fn close(&self, code: u16, reason: &str) {
+        let mut queue = self.lock();
+        if queue.closing {
+            return;
+        }
+        queue.closing = true;
+        queue.frames.push_back(Message::Close(Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        })));
+        drop(queue);
+        self.queued.notify_one();
+    }
+
+    pub fn is_closing(&self) -> bool {
+        self.lock().closing
+    }
+
+    /// Less than half full: room to pull more of a backlog.
+    pub fn has_room(&self) -> bool {
+        self.lock().bytes < self.limit_bytes / 2
+    }
+
+    /// Wait until the writer has drained some frames.
+    pub async fn drained(&self) {
+        self.drained.notified().await;
+    }
+
+    /// Take everything queued, waiting for at least one frame.
+    async fn take_all(&self) -> VecDeque<Message> {
+        loop {
+            {
+                let mut queue = self.lock();
+                if !queue.frames.is_empty() {
+                    queue.bytes = 0;
+                    return std::mem::take(&mut queue.frames);
+                }
+            }
+            self.queued.notified().await;
+        }
+    }
+
+    /// The writer task: drain, write, flush, until a close frame went out or the peer is gone.
+    pub async fn write_to(self: Arc<Self>, mut sink: SplitSink<WebSocket, Message>) {
+        loop {
+            let frames = self.take_all().await;
+            self.drained.notify_one();
+            let mut closed = false;
+            for frame in frames {
+                closed |= matches!(frame, Message::Close(_));
+                if sink.feed(frame).await.is_err() {
+                    return;
+                }
+            }
+            if sink.flush().await.is_err() || closed {
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn push_fails_past_the_byte_limit_and_close_always_fits() {
+        let outbox = Outbox::new(10);
+        outbox.push(Message::Text("123456".into())).expect("fits");
+        assert!(outbox.push(Message::Text("123456".into())).is_err());
+        assert!(!outbox.has_room());
+        outbox.close(4008, "too slow");
+        assert!(outbox.is_closing());
+    }
+
+    #[test]
+    fn one_frame_larger_than_the_limit_still_goes_when_the_queue_is_empty() {
+        let outbox = Outbox::new(4);
+        outbox
+            .push(Message::Text("longer than four".into()))
+            .expect("an empty queue takes one");
+    }
+}

@@ -1,0 +1,262 @@
+//! `/ws/workflow/{id}?after=N`: a viewer's socket (PROTOCOL.md §2).
+//!
+//! `hello` → every logged event with `seq > after` → `replay_done` → live events, in `seq`
+//! order, each once. The backlog is pulled only while the outbox has room (a big backlog never
+//! fills memory); live events are pushed as they come, and a reader that lets its outbox
+//! overflow is closed with 4008 and resumes with `after`. Client frames: `user_input` (appended
+//! and acked), `heartbeat` (answered); anything else gets an `error` frame and the connection
+//! stays open. The server pings every `heartbeat_ms` and drops a peer that missed two.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use app::protocol::{ClientFrame, ErrorCode, ServerFrame};
+use axum::{
+    extract::{
+        ws::{Message, WebSocket, WebSocketUpgrade},
+        Path, Query, State,
+    },
+    response::{IntoResponse, Response},
+};
+use futures::StreamExt;
+
+use super::outbox::Outbox;
+use crate::error::{error_response, LanternError};
+use crate::hub::Feed;
+use crate::AppState;
+
+/// Who a subscriber is, for `user_input` events. There are no accounts yet: every viewer is
+/// the local user.
+pub const LOCAL_USER: &str = "local";
+
+/// Close codes of PROTOCOL.md §4 used here.
+mod close {
+    pub const NORMAL: u16 = 1000;
+    pub const GOING_AWAY: u16 = 1001;
+    pub const TOO_LARGE: u16 = 1009;
+    pub const INTERNAL: u16 = 1011;
+    pub const TOO_SLOW: u16 = 4008;
+    pub const CURSOR_AHEAD: u16 = 4009;
+}
+
+/// The HTTP side: check the workflow exists (404 before the upgrade), then hand over.
+pub async fn upgrade(
+    State(state): State<AppState>,
+    Path(workflow_id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let after = match query.get("after").map(|a| a.parse::<u64>()) {
+        None => 0,
+        Some(Ok(after)) => after,
+        Some(Err(_)) => {
+            return error_response(
+                ErrorCode::BadRequest,
+                "after must be a non-negative integer",
+            )
+        }
+    };
+    let feed = match state.hub.feed(&workflow_id, after).await {
+        Ok((feed, info)) => (feed, info),
+        Err(e) => return e.into_response(),
+    };
+    let limit = state.config.client_frame_bytes;
+    upgrade
+        // Idle sockets cost their read buffer; the default 128 KiB dominates memory per socket.
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(16 * 1024)
+        .max_message_size(limit.max(1))
+        .max_frame_size(limit.max(1))
+        .on_upgrade(move |socket| serve(socket, state, feed, after))
+}
+
+/// Per-connection state the main loop needs.
+struct Connection {
+    state: AppState,
+    workflow_id: String,
+    outbox: Arc<Outbox>,
+    replay_done_sent: bool,
+    last_pong: Instant,
+}
+
+async fn serve(
+    socket: WebSocket,
+    state: AppState,
+    (mut feed, info): (Feed, app::protocol::WorkflowInfo),
+    after: u64,
+) {
+    let (sink, mut stream) = socket.split();
+    let outbox = Outbox::new(state.config.queue_bytes);
+    let writer = tokio::spawn(outbox.clone().write_to(sink));
+    let heartbeat = Duration::from_millis(state.config.heartbeat_ms.max(1));
+    let mut conn = Connection {
+        workflow_id: info.id.clone(),
+        state,
+        outbox,
+        replay_done_sent: false,
+        last_pong: Instant::now(),
+    };
+    conn.send(&ServerFrame::Hello {
+        workflow_id: info.id.clone(),
+        last_seq: info.last_seq,
+        status: info.status,
+        heartbeat_ms: heartbeat.as_millis() as u64,
+    });
+    if after > info.last_seq {
+        conn.outbox.close(
+            close::CURSOR_AHEAD,
+            "cursor ahead of the log; resume with after=0",
+        );
+    }
+    conn.maybe_replay_done(&feed);
+    let mut disconnect = conn.state.hub.disconnect_signal();
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
+    while !conn.outbox.is_closing() {
+        // While replaying, pull from the store only as fast as the peer reads.
+        let paused = !feed.backlog_done() && !conn.outbox.has_room();
+        tokio::select! {
+            _ = disconnect.changed() => {
+                // Drop the TCP connection with no close frame, as a network fault would.
+                writer.abort();
+                return;
+            }
+            frame = stream.next() => match frame {
+                Some(Ok(message)) => conn.on_message(message).await,
+                Some(Err(e)) => {
+                    let too_large = e.to_string().contains("too long");
+                    let code = if too_large { close::TOO_LARGE } else { close::INTERNAL };
+                    conn.outbox.close(code, if too_large { "frame too large" } else { "read error" });
+                }
+                None => break,
+            },
+            event = feed.next(), if !paused => conn.on_event(event, &feed),
+            _ = conn.outbox.drained(), if paused => {}
+            _ = ping.tick() => {
+                if conn.peer_is_dead(heartbeat) {
+                    // It stopped answering: no close handshake to wait for.
+                    writer.abort();
+                    return;
+                }
+            }
+        }
+    }
+    // Let the writer send what is queued (the close frame last), but not forever.
+    let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+}
+
+impl Connection {
+    /// Queue a control frame; an overflowing outbox closes the connection with 4008.
+    fn send(&self, frame: &ServerFrame) {
+        let text = serde_json::to_string(frame).unwrap_or_default();
+        self.push(Message::Text(text.into()));
+    }
+
+    fn push(&self, message: Message) {
+        if self.outbox.push(message).is_err() {
+            self.outbox
+                .close(close::TOO_SLOW, "too slow; resume with after");
+        }
+    }
+
+    fn maybe_replay_done(&mut self, feed: &Feed) {
+        if !self.replay_done_sent && feed.backlog_done() {
+            self.replay_done_sent = true;
+            self.send(&ServerFrame::ReplayDone {
+                last_seq: feed.cursor(),
+            });
+        }
+    }
+
+    fn on_event(
+        &mut self,
+        event: crate::error::Result<Option<Arc<crate::store::StoredEvent>>>,
+        feed: &Feed,
+    ) {
+        match event {
+            Ok(Some(event)) => {
+                self.push(Message::Text(event.json.clone()));
+                self.maybe_replay_done(feed);
+            }
+            Ok(None) => self.outbox.close(close::GOING_AWAY, "server shutting down"),
+            Err(e) => {
+                tracing::error!(error = %e, workflow = %self.workflow_id, "feed failed");
+                self.outbox.close(close::INTERNAL, "internal error");
+            }
+        }
+    }
+
+    /// A ping is due: true when the peer missed the last two, else the ping is queued.
+    fn peer_is_dead(&mut self, heartbeat: Duration) -> bool {
+        if self.last_pong.elapsed() > heartbeat * 2 + heartbeat / 2 {
+            return true;
+        }
+        self.push(Message::Ping(Default::default()));
+        false
+    }
+
+    async fn on_message(&mut self, message: Message) {
+        match message {
+            Message::Text(text) => self.on_text(text.as_str()).await,
+            Message::Binary(_) => self.error(
+                ErrorCode::BadRequest,
+                "binary frames are not accepted; send JSON text",
+            ),
+            Message::Pong(_) => self.last_pong = Instant::now(),
+            // A ping is answered by the WebSocket layer itself; it still shows the peer is alive.
+            Message::Ping(_) => self.last_pong = Instant::now(),
+            Message::Close(_) => self.outbox.close(close::NORMAL, "bye"),
+        }
+    }
+
+    async fn on_text(&mut self, text: &str) {
+        self.last_pong = Instant::now();
+        if text.len() > self.state.config.client_frame_bytes {
+            self.outbox.close(close::TOO_LARGE, "frame too large");
+            return;
+        }
+        let frame = match serde_json::from_str::<ClientFrame>(text) {
+            Ok(frame) => frame,
+            Err(e) => return self.error(ErrorCode::BadRequest, &format!("invalid frame: {e}")),
+        };
+        match frame {
+            ClientFrame::Heartbeat { correlation_id } => {
+                self.send(&ServerFrame::HeartbeatResponse { correlation_id })
+            }
+            ClientFrame::UserInput {
+                content,
+                client_msg_id,
+            } => {
+                let hub = &self.state.hub;
+                let result = hub
+                    .submit_input(
+                        &self.workflow_id,
+                        LOCAL_USER,
+                        content,
+                        client_msg_id.clone(),
+                    )
+                    .await;
+                match result {
+                    Ok(seq) => self.send(&ServerFrame::Ack {
+                        client_msg_id: Some(client_msg_id),
+                        id: None,
+                        seq,
+                    }),
+                    Err(e) => self.error_from(&e),
+                }
+            }
+        }
+    }
+
+    fn error_from(&self, e: &LanternError) {
+        self.error(e.code(), &e.to_string());
+    }
+
+    fn error(&self, code: ErrorCode, message: &str) {
+        self.send(&ServerFrame::Error {
+            code,
+            message: message.to_owned(),
+            id: None,
+        });
+    }
+}
