@@ -21,10 +21,10 @@ use crate::AppState;
 const MAX_HISTORY_PAGE: usize = 1000;
 
 /// A JSON body, or a `bad_request` error that says what is wrong with it.
-fn body<T>(payload: Result<Json<T>, JsonRejection>) -> Result<T, Response> {
+fn body<T>(payload: Result<Json<T>, JsonRejection>) -> Result<T, LanternError> {
     payload
         .map(|Json(v)| v)
-        .map_err(|e| error_response(ErrorCode::BadRequest, e.body_text()))
+        .map_err(|e| LanternError::BadRequest(e.body_text()))
 }
 
 fn respond<T: serde::Serialize>(result: Result<T, LanternError>) -> Response {
@@ -51,7 +51,7 @@ pub async fn create_workflow(
 ) -> Response {
     let request = match body(payload) {
         Ok(r) => r,
-        Err(response) => return response,
+        Err(e) => return e.into_response(),
     };
     match crate::workflows::start(&state.hub, &request.kind, request.title).await {
         Ok(info) => (StatusCode::CREATED, Json(info)).into_response(),
@@ -81,14 +81,11 @@ pub async fn get_workflow(State(state): State<AppState>, Path(id): Path<String>)
     respond(found)
 }
 
-fn number(query: &HashMap<String, String>, name: &str, default: u64) -> Result<u64, Response> {
+fn number(query: &HashMap<String, String>, name: &str, default: u64) -> Result<u64, LanternError> {
     match query.get(name) {
         None => Ok(default),
         Some(v) => v.parse().map_err(|_| {
-            error_response(
-                ErrorCode::BadRequest,
-                format!("{name} must be a non-negative integer"),
-            )
+            LanternError::BadRequest(format!("{name} must be a non-negative integer"))
         }),
     }
 }
@@ -104,7 +101,7 @@ pub async fn history(
         number(&query, "limit", MAX_HISTORY_PAGE as u64),
     ) {
         (Ok(a), Ok(l)) => (a, (l as usize).min(MAX_HISTORY_PAGE)),
-        (Err(r), _) | (_, Err(r)) => return r,
+        (Err(e), _) | (_, Err(e)) => return e.into_response(),
     };
     let store = state.hub.store();
     let result = async {
@@ -137,7 +134,7 @@ pub async fn ingest(
     let raw = match body(payload) {
         Ok(OneOrMany::Many(list)) => list,
         Ok(OneOrMany::One(one)) => vec![one],
-        Err(response) => return response,
+        Err(e) => return e.into_response(),
     };
     let mut events = Vec::with_capacity(raw.len());
     for (index, value) in raw.into_iter().enumerate() {
@@ -172,7 +169,7 @@ pub async fn input(
 ) -> Response {
     let request = match body(payload) {
         Ok(r) => r,
-        Err(response) => return response,
+        Err(e) => return e.into_response(),
     };
     let result = state
         .hub

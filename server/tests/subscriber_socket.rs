@@ -264,7 +264,7 @@ async fn user_input_is_appended_acked_and_idempotent_by_client_msg_id() {
     client.hello_and_backlog().await;
     let input = json!({ "type": "user_input", "content": "hello", "client_msg_id": "m-1" });
     client.send_json(input.clone()).await;
-    let mut frames = vec![client.next_json().await, client.next_json().await];
+    let mut frames = [client.next_json().await, client.next_json().await];
     frames.sort_by_key(|f| f["type"].as_str().unwrap_or_default().to_owned());
     assert_eq!(
         frames[0],

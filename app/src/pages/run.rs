@@ -1,5 +1,6 @@
-//! `/w/{id}`: one workflow, live. The socket lives in [`use_workflow_socket`]; this page only
-//! lays out what the user sees of it.
+//! `/w/{id}`: one workflow, live. The page loads the workflow object, then mounts the live
+//! view, whose socket lives in [`use_workflow_socket`]; this page only lays out what the user
+//! sees of it.
 
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
@@ -8,60 +9,71 @@ use crate::components::{
     connection_badge::ConnectionBadge, event_list::EventList, input_box::InputBox,
     status_badge::StatusBadge,
 };
-use crate::protocol::{EventBody, WorkflowStatus};
+use crate::protocol::{EventBody, WorkflowInfo};
 use crate::server_fns::get_workflow;
 use crate::socket::use_workflow_socket;
 
 #[component]
 pub fn RunPage() -> impl IntoView {
-    let id = use_params_map()
-        .read_untracked()
-        .get("id")
-        .unwrap_or_default();
+    let params = use_params_map();
     let info = Resource::new(
-        {
-            let id = id.clone();
-            move || id.clone()
-        },
+        move || params.read().get("id").unwrap_or_default(),
         get_workflow,
     );
-    let socket = use_workflow_socket(id.clone());
-    // The newest workflow_status in the log is the truth; until one arrives, the API's.
-    let status = Memo::new(move |_| {
-        socket.events.with(|events| {
-            events.iter().rev().find_map(|e| match e.body {
-                EventBody::WorkflowStatus { status, .. } => Some(status),
-                _ => None,
-            })
-        })
-    });
-    let title = move || {
-        info.get()
-            .and_then(|r| r.ok().flatten())
-            .map(|w| w.title.unwrap_or_else(|| format!("{} workflow", w.kind)))
-            .unwrap_or_else(|| "Workflow".into())
-    };
-    let fallback_status = move || {
-        info.get()
-            .and_then(|r| r.ok().flatten())
-            .map(|w| w.status)
-            .unwrap_or(WorkflowStatus::Pending)
-    };
     view! {
         <section class="run">
             <a href="/" class="back">"← all workflows"</a>
-            <div class="run-header">
-                <h1>
-                    <Suspense fallback=|| "Workflow">{title}</Suspense>
-                </h1>
-                <Suspense fallback=|| ()>
-                    <StatusBadge status=Signal::derive(move || status.get().unwrap_or_else(fallback_status))/>
-                </Suspense>
-                <ConnectionBadge socket/>
-            </div>
-            <p class="run-id">{id}</p>
-            <EventList socket/>
-            <InputBox socket status=Signal::derive(move || status.get())/>
+            <Suspense fallback=|| view! { <p class="notice">"Loading workflow…"</p> }>
+                {move || {
+                    info.get()
+                        .map(|found| match found {
+                            Ok(Some(workflow)) => view! { <LiveRun workflow/> }.into_any(),
+                            Ok(None) => {
+                                view! {
+                                    <p class="notice" data-testid="not-found">
+                                        "Workflow not found."
+                                    </p>
+                                }
+                                    .into_any()
+                            }
+                            Err(e) => view! { <p class="error">{e.to_string()}</p> }.into_any(),
+                        })
+                }}
+            </Suspense>
         </section>
+    }
+}
+
+/// The live view of one existing workflow: header, connection, events, input.
+#[component]
+fn LiveRun(workflow: WorkflowInfo) -> impl IntoView {
+    let socket = use_workflow_socket(workflow.id.clone());
+    let initial_status = workflow.status;
+    // The newest workflow_status in the log is the truth; until one arrives, the API's.
+    let status = Memo::new(move |_| {
+        socket.events.with(|events| {
+            events
+                .iter()
+                .rev()
+                .find_map(|e| match e.body {
+                    EventBody::WorkflowStatus { status, .. } => Some(status),
+                    _ => None,
+                })
+                .unwrap_or(initial_status)
+        })
+    });
+    let title = workflow
+        .title
+        .clone()
+        .unwrap_or_else(|| format!("{} workflow", workflow.kind));
+    view! {
+        <div class="run-header">
+            <h1>{title}</h1>
+            <StatusBadge status=status/>
+            <ConnectionBadge socket/>
+        </div>
+        <p class="run-id">{workflow.id.clone()} " · " {workflow.kind.clone()}</p>
+        <EventList socket/>
+        <InputBox socket status=Signal::derive(move || Some(status.get()))/>
     }
 }

@@ -22,7 +22,7 @@ use axum::{
 use futures::StreamExt;
 
 use super::outbox::Outbox;
-use crate::error::{error_response, LanternError};
+use crate::error::LanternError;
 use crate::hub::Feed;
 use crate::AppState;
 

@@ -1,0 +1,87 @@
+import { test, expect, Page } from '@playwright/test';
+
+/** The seqs the page shows, in page order. */
+async function shownSeqs(page: Page): Promise<number[]> {
+  return page
+    .locator('[data-testid=events] li[data-seq]')
+    .evaluateAll((rows) => rows.map((r) => Number(r.getAttribute('data-seq'))));
+}
+
+async function lastSeq(page: Page, id: string): Promise<number> {
+  const response = await page.request.get(`/api/workflows/${id}`);
+  expect(response.ok()).toBeTruthy();
+  return (await response.json()).last_seq;
+}
+
+test('home page is server-rendered and lists workflows', async ({ page }) => {
+  await page.goto('/');
+  await expect(page.getByTestId('start-echo')).toBeVisible();
+  await expect(page.locator('h1')).toHaveText('Workflows');
+});
+
+test('an echo workflow streams live and survives a dropped connection', async ({ page }) => {
+  await page.goto('/');
+  // Hydration proof: this button only navigates when the WASM app is running.
+  await page.getByTestId('start-echo').click();
+  await expect(page).toHaveURL(/\/w\/wf_[0-9A-Z]+$/);
+  const id = page.url().split('/w/')[1];
+
+  const connection = page.getByTestId('connection');
+  await expect(connection).toHaveAttribute('data-state', 'live');
+  const rows = page.locator('[data-testid=events] li[data-seq]');
+  await expect(rows).toHaveCount(3);
+  await expect(page.getByTestId('workflow-status')).toHaveText('waiting input');
+
+  // Send input: the response events appear live.
+  await page.getByTestId('input').fill('hello lantern');
+  await page.getByTestId('send').click();
+  await expect(page.locator('li[data-type=agent_response]')).toContainText('You said: hello lantern');
+  await expect(rows).toHaveCount(10);
+  await expect(page.locator('li[data-type=tool_completed]')).toContainText('text_stats');
+
+  // Record every connection state from now on.
+  await page.evaluate(() => {
+    const el = document.querySelector('[data-testid=connection]')!;
+    (window as any).seenStates = [];
+    new MutationObserver(() => (window as any).seenStates.push(el.getAttribute('data-state'))).observe(el, {
+      attributes: true,
+      attributeFilter: ['data-state'],
+    });
+  });
+
+  // Cut the connection for real: the server drops every subscriber socket (no close frame).
+  const cut = await page.request.post('/api/test/disconnect');
+  expect(cut.status()).toBe(204);
+  // Meanwhile the workflow goes on: input arrives over HTTP while the page is away.
+  const away = await page.request.post(`/api/workflows/${id}/input`, {
+    data: { content: 'sent while the page was away', client_msg_id: 'e2e-away-1' },
+  });
+  expect(away.ok()).toBeTruthy();
+
+  await expect(connection).toHaveAttribute('data-reconnects', '1');
+  await expect(connection).toHaveAttribute('data-state', 'live');
+  const seen: string[] = await page.evaluate(() => (window as any).seenStates);
+  expect(seen).toContain('reconnecting');
+  expect(seen.indexOf('reconnecting')).toBeLessThan(seen.lastIndexOf('live'));
+
+  // Everything that happened while away arrives, once.
+  await expect(page.locator('li[data-type=agent_response]')).toHaveCount(2);
+  await expect(page.locator('li[data-type=agent_response]').nth(1)).toContainText('sent while the page was away');
+
+  // Finish the workflow from the page.
+  await page.getByTestId('input').fill('done');
+  await page.getByTestId('send').click();
+  await expect(page.getByTestId('workflow-status')).toHaveText('completed');
+  await expect(page.getByTestId('input')).toBeDisabled();
+
+  // The final list holds every event of the log exactly once, in order.
+  const last = await lastSeq(page, id);
+  await expect(rows).toHaveCount(last);
+  expect(await shownSeqs(page)).toEqual(Array.from({ length: last }, (_, i) => i + 1));
+});
+
+test('a run page for an unknown workflow says so', async ({ page }) => {
+  await page.goto('/w/wf_DOESNOTEXIST');
+  await expect(page.getByTestId('not-found')).toHaveText('Workflow not found.');
+  await expect(page.getByTestId('connection')).toHaveCount(0);
+});

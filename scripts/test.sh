@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Set up what is missing, then run every test: Rust unit and integration tests (real server,
+# real sockets) and the Playwright end-to-end tests (release build, Debian chromium).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/setup.sh --test
+export CARGO_HOME=${CARGO_HOME:-$HOME/.cargo}
+export PATH="$CARGO_HOME/bin:$PWD/end2end/node_modules/.bin:$PATH"
+
+echo "== cargo test"
+cargo test --workspace --locked
+
+echo "== cargo leptos build --release"
+cargo leptos build --release
+
+echo "== playwright"
+cd end2end
+npx playwright test
