@@ -52,7 +52,7 @@ pub fn App() -> impl IntoView {
         <Title text="Lantern"/>
         <Router>
             <header class="topbar">
-                <a href="/" class="brand">"🏮 Lantern"</a>
+                <a href="/" class="brand">"Lantern"</a>
             </header>
             <main>
                 <Routes fallback=|| view! { <p class="notice">"Page not found."</p> }>

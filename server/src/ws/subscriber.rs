@@ -51,10 +51,8 @@ pub async fn upgrade(
         None => 0,
         Some(Ok(after)) => after,
         Some(Err(_)) => {
-            return error_response(
-                ErrorCode::BadRequest,
-                "after must be a non-negative integer",
-            )
+            let e = LanternError::BadRequest("after must be a non-negative integer".into());
+            return e.into_response();
         }
     };
     let feed = match state.hub.feed(&workflow_id, after).await {
