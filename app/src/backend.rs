@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use crate::protocol::WorkflowInfo;
+use crate::protocol::{RunSnapshot, WorkflowInfo};
 
 /// The server-side operations behind the pages' server functions.
 #[async_trait::async_trait]
@@ -13,8 +13,8 @@ pub trait WorkflowBackend: Send + Sync + 'static {
     async fn list_workflows(&self) -> Result<Vec<WorkflowInfo>, String>;
     /// Create and start a workflow of a built-in kind.
     async fn start_workflow(&self, kind: &str) -> Result<WorkflowInfo, String>;
-    /// One workflow, or `None` when there is no such workflow.
-    async fn workflow(&self, id: &str) -> Result<Option<WorkflowInfo>, String>;
+    /// One workflow with its log so far, or `None` when there is no such workflow.
+    async fn snapshot(&self, id: &str) -> Result<Option<RunSnapshot>, String>;
 }
 
 /// The handle kept in the Leptos context.

@@ -19,7 +19,7 @@ use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::{
     components::{Route, Router, Routes},
-    path,
+    path, SsrMode,
 };
 
 use pages::{home::HomePage, run::RunPage};
@@ -56,8 +56,10 @@ pub fn App() -> impl IntoView {
             </header>
             <main>
                 <Routes fallback=|| view! { <p class="notice">"Page not found."</p> }>
-                    <Route path=path!("/") view=HomePage/>
-                    <Route path=path!("/w/:id") view=RunPage/>
+                    // Async: the HTML is sent once the data is in it, so the pages read
+                    // fine with JavaScript off and hydrate without a flash.
+                    <Route path=path!("/") view=HomePage ssr=SsrMode::Async/>
+                    <Route path=path!("/w/:id") view=RunPage ssr=SsrMode::Async/>
                 </Routes>
             </main>
         </Router>

@@ -289,6 +289,15 @@ pub struct WorkflowInfo {
     pub updated_at: String,
 }
 
+/// A workflow and its log so far: what the run page is rendered from on the server, and what
+/// its socket resumes after.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunSnapshot {
+    pub workflow: WorkflowInfo,
+    /// Every event up to the snapshot's moment, in `seq` order.
+    pub events: Vec<LoggedEvent>,
+}
+
 /// Longest `user_input` content accepted, in bytes (§2).
 pub const MAX_INPUT_BYTES: usize = 16 * 1024;
 

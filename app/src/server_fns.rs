@@ -3,7 +3,7 @@
 
 use leptos::prelude::*;
 
-use crate::protocol::WorkflowInfo;
+use crate::protocol::{RunSnapshot, WorkflowInfo};
 
 #[cfg(feature = "ssr")]
 fn backend() -> Result<crate::backend::Backend, ServerFnError> {
@@ -29,8 +29,8 @@ pub async fn start_echo() -> Result<WorkflowInfo, ServerFnError> {
         .map_err(ServerFnError::new)
 }
 
-/// One workflow, `None` when it does not exist.
+/// One workflow and its log so far; `None` when it does not exist.
 #[server]
-pub async fn get_workflow(id: String) -> Result<Option<WorkflowInfo>, ServerFnError> {
-    backend()?.workflow(&id).await.map_err(ServerFnError::new)
+pub async fn get_snapshot(id: String) -> Result<Option<RunSnapshot>, ServerFnError> {
+    backend()?.snapshot(&id).await.map_err(ServerFnError::new)
 }

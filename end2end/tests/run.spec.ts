@@ -20,6 +20,8 @@ test('home page is server-rendered and lists workflows', async ({ page }) => {
 });
 
 test('an echo workflow streams live and survives a dropped connection', async ({ page }) => {
+  const pageErrors: string[] = [];
+  page.on('pageerror', (e) => pageErrors.push(e.message));
   await page.goto('/');
   // Hydration proof: this button only navigates when the WASM app is running.
   await page.getByTestId('start-echo').click();
@@ -78,6 +80,7 @@ test('an echo workflow streams live and survives a dropped connection', async ({
   const last = await lastSeq(page, id);
   await expect(rows).toHaveCount(last);
   expect(await shownSeqs(page)).toEqual(Array.from({ length: last }, (_, i) => i + 1));
+  expect(pageErrors).toEqual([]);
 });
 
 test('a run page for an unknown workflow says so', async ({ page }) => {

@@ -110,11 +110,35 @@ pub async fn history(
             .await?
             .ok_or_else(|| LanternError::WorkflowNotFound(id.clone()))?;
         let events = store.read(&id, after, limit).await?;
-        let events: Vec<_> = events.iter().map(|e| &e.event).cloned().collect();
-        Ok(json!({ "events": events, "last_seq": info.last_seq }))
+        Ok::<_, LanternError>((events, info.last_seq))
     }
     .await;
-    respond(result)
+    match result {
+        Ok((events, last_seq)) => history_body(&events, last_seq),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `{"events":[...],"last_seq":N}`, built from the stored JSON of each event as it is (the
+/// events were serialized once, at append; they are not parsed and serialized again).
+fn history_body(events: &[std::sync::Arc<crate::store::StoredEvent>], last_seq: u64) -> Response {
+    let size = events.iter().map(|e| e.json.len() + 1).sum::<usize>() + 40;
+    let mut body = String::with_capacity(size);
+    body.push_str("{\"events\":[");
+    for (i, event) in events.iter().enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str(event.json.as_str());
+    }
+    body.push_str("],\"last_seq\":");
+    body.push_str(&last_seq.to_string());
+    body.push('}');
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
 }
 
 /// One event or an array of them, as agents may post either.

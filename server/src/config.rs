@@ -8,10 +8,31 @@
 //! | `--client-frame-bytes` | `LANTERN_CLIENT_FRAME_BYTES` | `65536` | largest subscriber frame (bigger: close 1009) |
 //! | `--queue-bytes` | `LANTERN_QUEUE_BYTES` | `1048576` | per-connection outgoing queue (over it: close 4008); 0 = no limit |
 //! | `--site-root` | `LEPTOS_SITE_ROOT` | `target/site` | the built WASM, CSS and assets |
+//! | `--store` | `LANTERN_STORE` | `sqlite` | `sqlite` (durable, in the data dir) or `memory` (nothing kept) |
+//! | `--sqlite-sync` | `LANTERN_SQLITE_SYNC` | `normal` | `normal`: a commit survives `kill -9`; `full`: also a power cut |
+//! | `--retention-days` | `LANTERN_RETENTION_DAYS` | `30` | finished workflows idle this long are deleted; 0 = keep forever |
 //! | — | `LANTERN_TEST_HOOKS=1` | off | enables `POST /api/test/disconnect` (drops every subscriber socket) |
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+
+/// Which [`EventStore`](crate::store::EventStore) holds the logs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreKind {
+    Sqlite,
+    Memory,
+}
+
+impl std::str::FromStr for StoreKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "sqlite" => Ok(Self::Sqlite),
+            "memory" => Ok(Self::Memory),
+            _ => Err("expected sqlite or memory".into()),
+        }
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -21,6 +42,9 @@ pub struct Config {
     pub client_frame_bytes: usize,
     pub queue_bytes: usize,
     pub site_root: PathBuf,
+    pub store: StoreKind,
+    pub sqlite_sync: String,
+    pub retention_days: u64,
     /// Endpoints that only tests may use (fault injection). Off unless asked for.
     pub test_hooks: bool,
 }
@@ -34,6 +58,9 @@ impl Default for Config {
             client_frame_bytes: 64 * 1024,
             queue_bytes: 1024 * 1024,
             site_root: PathBuf::from("target/site"),
+            store: StoreKind::Sqlite,
+            sqlite_sync: "normal".into(),
+            retention_days: 30,
             test_hooks: false,
         }
     }
@@ -73,7 +100,20 @@ impl Config {
             ("client-frame-bytes", "LANTERN_CLIENT_FRAME_BYTES"),
             ("queue-bytes", "LANTERN_QUEUE_BYTES"),
             ("site-root", "LEPTOS_SITE_ROOT"),
+            ("store", "LANTERN_STORE"),
+            ("sqlite-sync", "LANTERN_SQLITE_SYNC"),
+            ("retention-days", "LANTERN_RETENTION_DAYS"),
         ];
+        if let Some((flag, value)) = flags
+            .iter()
+            .find(|(f, _)| !settings.iter().any(|(s, _)| s == f))
+        {
+            return Err(ConfigError {
+                name: flag.clone(),
+                value: value.clone(),
+                why: "no such setting".into(),
+            });
+        }
         for (flag, var) in settings {
             let from_flag = flags
                 .iter()
@@ -96,7 +136,25 @@ impl Config {
             "client-frame-bytes" => self.client_frame_bytes = parse(flag, value)?,
             "queue-bytes" => self.queue_bytes = parse(flag, value)?,
             "site-root" => self.site_root = PathBuf::from(value),
-            _ => {}
+            "store" => self.store = parse(flag, value)?,
+            "sqlite-sync" => match value {
+                "normal" | "full" | "extra" | "off" => self.sqlite_sync = value.to_owned(),
+                _ => {
+                    return Err(ConfigError {
+                        name: flag.into(),
+                        value: value.into(),
+                        why: "expected normal, full, extra or off".into(),
+                    })
+                }
+            },
+            "retention-days" => self.retention_days = parse(flag, value)?,
+            _ => {
+                return Err(ConfigError {
+                    name: flag.into(),
+                    value: value.into(),
+                    why: "no such setting".into(),
+                })
+            }
         }
         Ok(())
     }
@@ -119,6 +177,12 @@ mod tests {
         assert_eq!(config.queue_bytes, 2048);
         assert_eq!(config.heartbeat_ms, 15_000);
         assert!(!config.test_hooks);
+    }
+
+    #[test]
+    fn an_unknown_flag_is_an_error() {
+        let flags = [("adr".to_owned(), "x".to_owned())];
+        assert!(Config::load(|_| None, &flags).is_err());
     }
 
     #[test]

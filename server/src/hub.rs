@@ -23,10 +23,11 @@ use crate::lifecycle::Lifecycle;
 use crate::store::{EventStore, IdempotencyKey, NewEvent, StoredEvent};
 
 /// How many events a reader may be behind the live broadcast before it is caught up from
-/// the store instead.
-const BROADCAST_CAPACITY: usize = 1024;
+/// the store instead. The channel keeps this many recent events alive, so it is kept small:
+/// falling behind costs a store read, never memory.
+const BROADCAST_CAPACITY: usize = 128;
 /// Events read from the store at a time when replaying or catching up: bounds a reader's memory.
-const READ_PAGE: usize = 256;
+const READ_PAGE: usize = 64;
 
 /// One workflow that has been touched since the server started.
 pub struct LiveWorkflow {
@@ -99,7 +100,9 @@ impl Hub {
             let page = self.store.read(id, after, READ_PAGE).await?;
             let Some(last) = page.last() else { break };
             after = last.seq();
-            page.iter().for_each(|e| lifecycle.apply(&e.event.body));
+            for event in &page {
+                lifecycle.apply(&event.event()?.body);
+            }
         }
         Ok(self.insert_live(id, lifecycle))
     }
@@ -225,6 +228,11 @@ impl Hub {
             // No receiver is fine: nobody is watching this workflow right now.
             let _ = workflow.events.send(event.clone());
         }
+        if lifecycle.is_finished() {
+            // Nothing can be appended any more; current feeds keep their own handle, and a
+            // later reader rebuilds the (finished) state from the log.
+            self.forget(id);
+        }
         drop(lifecycle);
         Ok(slots
             .into_iter()
@@ -248,7 +256,7 @@ impl Hub {
             .await?
             .ok_or_else(|| LanternError::WorkflowNotFound(id.to_owned()))?;
         let feed = Feed {
-            workflow_id: workflow.id.clone(),
+            workflow: workflow.clone(),
             store: self.store.clone(),
             rx,
             cursor: after,
@@ -257,6 +265,41 @@ impl Hub {
             must_read_store: after < info.last_seq,
         };
         Ok((feed, info))
+    }
+
+    fn forget(&self, id: &str) {
+        self.live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+    }
+
+    /// After a restart: built-in workflows that were running have lost their task, so they
+    /// are marked `failed` (closing whatever they had open). External workflows stay as they
+    /// are; their agents may come back.
+    pub async fn fail_orphaned_builtins(&self) -> Result<usize> {
+        let mut failed = 0;
+        for info in self.store.list_workflows().await? {
+            if info.kind == "external" || info.status.is_terminal() {
+                continue;
+            }
+            let status = EventBody::WorkflowStatus {
+                status: WorkflowStatus::Failed,
+                detail: Some("the server restarted while this workflow was running".into()),
+            };
+            self.publish_bodies(&info.id, vec![status]).await?;
+            failed += 1;
+        }
+        Ok(failed)
+    }
+
+    /// Delete finished workflows last updated before `cutoff` (RFC 3339), with their logs.
+    pub async fn delete_finished_before(&self, cutoff: &str) -> Result<usize> {
+        let deleted = self.store.delete_finished_before(cutoff).await?;
+        for id in &deleted {
+            self.forget(id);
+        }
+        Ok(deleted.len())
     }
 
     /// A receiver that changes when every subscriber socket must drop its connection.
@@ -273,7 +316,8 @@ impl Hub {
 /// One reader's ordered view of a workflow: each event once, in `seq` order, from its start
 /// cursor on, first from the store and then live.
 pub struct Feed {
-    workflow_id: String,
+    /// Keeps the workflow's channel open for as long as the feed lives.
+    workflow: Arc<LiveWorkflow>,
     store: Arc<dyn EventStore>,
     rx: broadcast::Receiver<Arc<StoredEvent>>,
     /// The last `seq` handed out.
@@ -312,7 +356,7 @@ impl Feed {
             if self.must_read_store {
                 let page = self
                     .store
-                    .read(&self.workflow_id, self.cursor, READ_PAGE)
+                    .read(&self.workflow.id, self.cursor, READ_PAGE)
                     .await?;
                 self.must_read_store = page.len() == READ_PAGE;
                 self.buffered.extend(page);

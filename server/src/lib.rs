@@ -11,6 +11,7 @@
 //! - [`hub`]: live workflows, ordered appends, feeds. [`lifecycle`]: the §1 invariants.
 //! - [`store`]: the event log behind a trait. [`workflows`]: built-in kinds.
 //! - [`pages`]: what the Leptos server functions call. [`error`]: errors → protocol codes.
+//! - [`retention`]: deletes finished workflows past their retention age.
 
 pub mod api;
 pub mod config;
@@ -18,6 +19,7 @@ pub mod error;
 pub mod hub;
 pub mod lifecycle;
 pub mod pages;
+pub mod retention;
 pub mod routes;
 pub mod store;
 pub mod workflows;
@@ -40,11 +42,40 @@ pub struct AppState {
     pub leptos_options: LeptosOptions,
 }
 
+/// Why the server could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Storage(#[from] error::LanternError),
+}
+
+/// Open the configured store.
+async fn open_store(config: &Config) -> Result<Arc<dyn store::EventStore>, ServeError> {
+    Ok(match config.store {
+        config::StoreKind::Memory => Arc::new(store::memory::MemoryStore::default()),
+        config::StoreKind::Sqlite => {
+            Arc::new(store::sqlite::SqliteStore::open(&config.data_dir, &config.sqlite_sync).await?)
+        }
+    })
+}
+
 /// Serve Lantern on `listener` until the process ends.
-pub async fn serve(listener: tokio::net::TcpListener, config: Config) -> std::io::Result<()> {
-    let store = Arc::new(store::memory::MemoryStore::default());
+pub async fn serve(listener: tokio::net::TcpListener, config: Config) -> Result<(), ServeError> {
+    let hub = Hub::new(open_store(&config).await?);
+    let orphans = hub.fail_orphaned_builtins().await?;
+    if orphans > 0 {
+        tracing::warn!(
+            orphans,
+            "marked built-in workflows interrupted by a restart as failed"
+        );
+    }
+    if config.retention_days > 0 {
+        tokio::spawn(retention::run(hub.clone(), config.retention_days));
+    }
     let state = AppState {
-        hub: Hub::new(store),
+        hub,
         leptos_options: leptos_options(&config, listener.local_addr()?),
         config: Arc::new(config),
     };
@@ -53,7 +84,8 @@ pub async fn serve(listener: tokio::net::TcpListener, config: Config) -> std::io
         listener,
         app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
-    .await
+    .await?;
+    Ok(())
 }
 
 fn leptos_options(config: &Config, addr: std::net::SocketAddr) -> LeptosOptions {

@@ -8,7 +8,8 @@
 use server::config::Config;
 
 const USAGE: &str = "usage: lantern [serve] [--addr HOST:PORT] [--data-dir DIR] \
-[--heartbeat-ms N] [--client-frame-bytes N] [--queue-bytes N] [--site-root DIR]";
+[--heartbeat-ms N] [--client-frame-bytes N] [--queue-bytes N] [--site-root DIR] \
+[--store sqlite|memory] [--sqlite-sync normal|full] [--retention-days N]";
 
 /// `--flag value` pairs after the optional `serve` subcommand.
 fn parse_args(args: &[String]) -> Result<Vec<(String, String)>, String> {

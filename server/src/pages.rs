@@ -4,9 +4,12 @@
 use std::sync::Arc;
 
 use app::backend::WorkflowBackend;
-use app::protocol::WorkflowInfo;
+use app::protocol::{RunSnapshot, WorkflowInfo};
 
 use crate::hub::Hub;
+
+/// Events read from the store per query while building a snapshot.
+const PAGE: usize = 1000;
 
 pub struct HubBackend(pub Arc<Hub>);
 
@@ -26,7 +29,28 @@ impl WorkflowBackend for HubBackend {
             .map_err(|e| e.to_string())
     }
 
-    async fn workflow(&self, id: &str) -> Result<Option<WorkflowInfo>, String> {
-        self.0.store().workflow(id).await.map_err(|e| e.to_string())
+    async fn snapshot(&self, id: &str) -> Result<Option<RunSnapshot>, String> {
+        let store = self.0.store();
+        let Some(workflow) = store.workflow(id).await.map_err(|e| e.to_string())? else {
+            return Ok(None);
+        };
+        let mut events = Vec::new();
+        loop {
+            let after = events
+                .last()
+                .map_or(0, |e: &app::protocol::LoggedEvent| e.seq);
+            let page = store
+                .read(id, after, PAGE)
+                .await
+                .map_err(|e| e.to_string())?;
+            let full = page.len() == PAGE;
+            for event in &page {
+                events.push(event.event().map_err(|e| e.to_string())?);
+            }
+            if !full {
+                break;
+            }
+        }
+        Ok(Some(RunSnapshot { workflow, events }))
     }
 }

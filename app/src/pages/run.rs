@@ -9,25 +9,26 @@ use crate::components::{
     connection_badge::ConnectionBadge, event_list::EventList, input_box::InputBox,
     status_badge::StatusBadge,
 };
-use crate::protocol::{EventBody, WorkflowInfo};
-use crate::server_fns::get_workflow;
+use crate::protocol::{EventBody, RunSnapshot};
+use crate::server_fns::get_snapshot;
 use crate::socket::use_workflow_socket;
 
 #[component]
 pub fn RunPage() -> impl IntoView {
     let params = use_params_map();
-    let info = Resource::new(
+    let snapshot = Resource::new(
         move || params.read().get("id").unwrap_or_default(),
-        get_workflow,
+        get_snapshot,
     );
     view! {
         <section class="run">
             <a href="/" class="back">"← all workflows"</a>
             <Suspense fallback=|| view! { <p class="notice">"Loading workflow…"</p> }>
                 {move || {
-                    info.get()
+                    snapshot
+                        .get()
                         .map(|found| match found {
-                            Ok(Some(workflow)) => view! { <LiveRun workflow/> }.into_any(),
+                            Ok(Some(snapshot)) => view! { <LiveRun snapshot/> }.into_any(),
                             Ok(None) => {
                                 view! {
                                     <p class="notice" data-testid="not-found">
@@ -44,10 +45,13 @@ pub fn RunPage() -> impl IntoView {
     }
 }
 
-/// The live view of one existing workflow: header, connection, events, input.
+/// The live view of one existing workflow: header, connection, events, input. It starts from
+/// the snapshot the server rendered, and its socket resumes right after the snapshot's last
+/// event: nothing is shown twice, nothing is skipped.
 #[component]
-fn LiveRun(workflow: WorkflowInfo) -> impl IntoView {
-    let socket = use_workflow_socket(workflow.id.clone());
+fn LiveRun(snapshot: RunSnapshot) -> impl IntoView {
+    let RunSnapshot { workflow, events } = snapshot;
+    let socket = use_workflow_socket(workflow.id.clone(), events);
     let initial_status = workflow.status;
     // The newest workflow_status in the log is the truth; until one arrives, the API's.
     let status = Memo::new(move |_| {

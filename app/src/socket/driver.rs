@@ -15,11 +15,12 @@ use crate::protocol::ClientFrame;
 /// Start the loop; the handle stops it.
 pub(super) fn spawn(
     workflow_id: String,
+    resume_after: u64,
     writers: SocketWriters,
     commands: UnboundedReceiver<Command>,
 ) -> AbortHandle {
     let (handle, registration) = AbortHandle::new_pair();
-    let work = run(workflow_id, writers, commands);
+    let work = run(workflow_id, resume_after, writers, commands);
     leptos::task::spawn_local(async move {
         let _ = Abortable::new(work, registration).await;
     });
@@ -27,8 +28,13 @@ pub(super) fn spawn(
 }
 
 /// Dial, stay connected as long as the socket lives, wait out the backoff, repeat.
-async fn run(workflow_id: String, w: SocketWriters, mut commands: UnboundedReceiver<Command>) {
-    let mut machine = SocketMachine::new(Backoff::default());
+async fn run(
+    workflow_id: String,
+    resume_after: u64,
+    w: SocketWriters,
+    mut commands: UnboundedReceiver<Command>,
+) {
+    let mut machine = SocketMachine::new(Backoff::default()).resuming_after(resume_after);
     loop {
         machine.connecting();
         w.state.set(machine.state().clone());

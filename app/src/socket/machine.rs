@@ -174,6 +174,12 @@ impl SocketMachine {
         }
     }
 
+    /// Start from a cursor: the events up to `seq` are already held (rendered by the server).
+    pub fn resuming_after(mut self, seq: u64) -> Self {
+        self.last_seq = seq;
+        self
+    }
+
     pub fn state(&self) -> &ConnectionState {
         &self.state
     }
@@ -397,6 +403,14 @@ mod tests {
         assert_eq!(m.on_text(&event_text(2)), Incoming::Ignored);
         assert_eq!(m.on_text(&event_text(1)), Incoming::Ignored);
         assert_eq!(m.last_seq(), 2);
+    }
+
+    #[test]
+    fn resuming_after_a_rendered_snapshot_skips_what_it_holds() {
+        let mut m = SocketMachine::new(Backoff::default()).resuming_after(5);
+        assert_eq!(m.last_seq(), 5);
+        assert_eq!(m.on_text(&event_text(5)), Incoming::Ignored);
+        assert!(matches!(m.on_text(&event_text(6)), Incoming::Event(e) if e.seq == 6));
     }
 
     #[test]

@@ -85,10 +85,12 @@ pub(crate) struct SocketWriters {
     pub last_error: WriteSignal<Option<String>>,
 }
 
-/// Connect to workflow `workflow_id` for as long as the calling component lives.
-pub fn use_workflow_socket(workflow_id: String) -> WorkflowSocket {
+/// Connect to workflow `workflow_id` for as long as the calling component lives, holding
+/// `initial` (the events already rendered, in order) and resuming right after them.
+pub fn use_workflow_socket(workflow_id: String, initial: Vec<LoggedEvent>) -> WorkflowSocket {
+    let resume_after = initial.last().map_or(0, |e| e.seq);
     let (state, set_state) = signal(ConnectionState::Connecting);
-    let (events, set_events) = signal(Vec::<LoggedEvent>::new());
+    let (events, set_events) = signal(initial);
     let (pending, set_pending) = signal(Vec::<PendingInput>::new());
     let (reconnects, set_reconnects) = signal(0u32);
     let (last_error, set_last_error) = signal(None::<String>);
@@ -99,7 +101,7 @@ pub fn use_workflow_socket(workflow_id: String) -> WorkflowSocket {
         reconnects: set_reconnects,
         last_error: set_last_error,
     };
-    let commands = StoredValue::new(start(workflow_id, writers));
+    let commands = StoredValue::new(start(workflow_id, resume_after, writers));
     WorkflowSocket {
         state,
         events,
@@ -113,10 +115,11 @@ pub fn use_workflow_socket(workflow_id: String) -> WorkflowSocket {
 #[cfg(feature = "hydrate")]
 fn start(
     workflow_id: String,
+    resume_after: u64,
     writers: SocketWriters,
 ) -> Option<futures::channel::mpsc::UnboundedSender<Command>> {
     let (tx, rx) = futures::channel::mpsc::unbounded();
-    let stop = driver::spawn(workflow_id, writers, rx);
+    let stop = driver::spawn(workflow_id, resume_after, writers, rx);
     // Unmounting the page aborts the loop, which drops (and so closes) the socket and its timer.
     on_cleanup(move || stop.abort());
     Some(tx)
@@ -125,6 +128,7 @@ fn start(
 #[cfg(not(feature = "hydrate"))]
 fn start(
     _workflow_id: String,
+    _resume_after: u64,
     _writers: SocketWriters,
 ) -> Option<futures::channel::mpsc::UnboundedSender<Command>> {
     None

@@ -1,5 +1,5 @@
 //! An in-process [`EventStore`]: a map of workflows, each with its log in a `Vec`. Nothing
-//! survives a restart; it backs tests and the first slice until the SQLite store lands.
+//! survives a restart; it exists to measure the hub without storage (`--store memory`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -92,7 +92,7 @@ impl EventStore for MemoryStore {
             if let Some(key) = new.key {
                 workflow.keys.insert(key, seq);
             }
-            let event = StoredEvent::new(LoggedEvent {
+            let event = StoredEvent::new(&LoggedEvent {
                 seq,
                 ts: ts.clone(),
                 workflow_id: workflow_id.to_owned(),
@@ -128,5 +128,18 @@ impl EventStore for MemoryStore {
             .lock()
             .get(workflow_id)
             .and_then(|w| w.keys.get(key).copied()))
+    }
+
+    async fn delete_finished_before(&self, cutoff: &str) -> Result<Vec<String>> {
+        let mut all = self.lock();
+        let old: Vec<String> = all
+            .values()
+            .filter(|w| w.info.status.is_terminal() && w.info.updated_at.as_str() < cutoff)
+            .map(|w| w.info.id.clone())
+            .collect();
+        for id in &old {
+            all.remove(id);
+        }
+        Ok(old)
     }
 }

@@ -1,10 +1,12 @@
 //! The event log, behind [`EventStore`]. The store owns the log and `seq`; nothing else
 //! assigns a `seq` or changes a stored event.
 //!
-//! Implementations: [`memory::MemoryStore`] (in-process; the durable SQLite store replaces it
-//! as the default in a later step, without the socket code changing).
+//! Implementations: [`sqlite::SqliteStore`] (the default: durable, embedded) and
+//! [`memory::MemoryStore`] (in-process, nothing survives a restart; for measuring the hub
+//! without storage).
 
 pub mod memory;
+pub mod sqlite;
 
 use std::sync::Arc;
 
@@ -29,25 +31,44 @@ pub struct NewEvent {
 }
 
 /// An event in the log, serialized once: every subscriber is sent the same `json` bytes.
+/// Only the JSON is kept (not a parsed copy too): a reader that needs the fields parses it.
 #[derive(Debug)]
 pub struct StoredEvent {
-    pub event: LoggedEvent,
+    seq: u64,
     /// The event as JSON text, shared (not copied) by every send.
     pub json: Utf8Bytes,
 }
 
 impl StoredEvent {
-    pub fn new(event: LoggedEvent) -> Arc<Self> {
+    pub fn new(event: &LoggedEvent) -> Arc<Self> {
         // Serializing our own types into a String cannot fail.
-        let json = serde_json::to_string(&event).unwrap_or_default();
+        let json = serde_json::to_string(event).unwrap_or_default();
         Arc::new(Self {
-            event,
+            seq: event.seq,
+            json: json.into(),
+        })
+    }
+
+    /// An event read back from storage, as it was serialized at append.
+    pub fn from_json(seq: u64, json: String) -> Arc<Self> {
+        Arc::new(Self {
+            seq,
             json: json.into(),
         })
     }
 
     pub fn seq(&self) -> u64 {
-        self.event.seq
+        self.seq
+    }
+
+    /// The event's fields.
+    pub fn event(&self) -> Result<LoggedEvent> {
+        serde_json::from_str(self.json.as_str()).map_err(|e| {
+            crate::error::LanternError::Storage(format!(
+                "stored event {} does not parse: {e}",
+                self.seq
+            ))
+        })
     }
 }
 
@@ -84,4 +105,7 @@ pub trait EventStore: Send + Sync + 'static {
     ) -> Result<Vec<Arc<StoredEvent>>>;
     /// The `seq` an event with this retry key was appended at, if any.
     async fn seq_of_key(&self, workflow_id: &str, key: &IdempotencyKey) -> Result<Option<u64>>;
+    /// Delete finished workflows (terminal status) last updated before `cutoff` (RFC 3339),
+    /// with their events; returns their ids.
+    async fn delete_finished_before(&self, cutoff: &str) -> Result<Vec<String>>;
 }

@@ -52,13 +52,13 @@ async fn run(hub: &Hub, id: &str, mut feed: Feed) -> Result<()> {
     hub.publish_bodies(id, vec![waiting()]).await?;
     let mut round = 0u32;
     while let Some(event) = feed.next().await? {
-        match &event.event.body {
+        match event.event()?.body {
             EventBody::UserInput { content, .. } if content.trim().eq_ignore_ascii_case("done") => {
                 return finish(hub, id, round).await;
             }
             EventBody::UserInput { content, .. } => {
                 round += 1;
-                answer(hub, id, content, round).await?;
+                answer(hub, id, &content, round).await?;
             }
             EventBody::WorkflowStatus { status, .. } if status.is_terminal() => return Ok(()),
             _ => {}

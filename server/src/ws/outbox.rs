@@ -92,6 +92,17 @@ impl Outbox {
         self.queued.notify_one();
     }
 
+    /// Drop everything still queued and queue only a close frame: for a peer too slow to
+    /// keep up, whose queued events are useless (it resumes with `after`) and cost memory.
+    pub fn close_discarding(&self, code: u16, reason: &str) {
+        {
+            let mut queue = self.lock();
+            queue.frames.clear();
+            queue.bytes = 0;
+        }
+        self.close(code, reason);
+    }
+
     pub fn is_closing(&self) -> bool {
         self.lock().closing
     }
@@ -151,6 +162,16 @@ mod tests {
         assert!(!outbox.has_room());
         outbox.close(4008, "too slow");
         assert!(outbox.is_closing());
+    }
+
+    #[test]
+    fn close_discarding_drops_what_was_queued() {
+        let outbox = Outbox::new(100);
+        outbox.push(Message::Text("queued".into())).expect("fits");
+        outbox.close_discarding(4008, "too slow");
+        let queue = outbox.lock();
+        assert_eq!(queue.frames.len(), 1);
+        assert!(matches!(queue.frames[0], Message::Close(_)));
     }
 
     #[test]

@@ -30,6 +30,9 @@ use crate::AppState;
 /// the local user.
 pub const LOCAL_USER: &str = "local";
 
+/// How long a closing connection may take to send what it has queued.
+const CLOSE_GRACE: Duration = Duration::from_secs(30);
+
 /// Close codes of PROTOCOL.md §4 used here.
 mod close {
     pub const NORMAL: u16 = 1000;
@@ -139,8 +142,12 @@ async fn serve(
             }
         }
     }
-    // Let the writer send what is queued (the close frame last), but not forever.
-    let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+    // Let the writer send what is queued (the close frame last), but not forever: a peer that
+    // does not read would hold the task and its queue.
+    let stop_writer = writer.abort_handle();
+    if tokio::time::timeout(CLOSE_GRACE, writer).await.is_err() {
+        stop_writer.abort();
+    }
 }
 
 impl Connection {

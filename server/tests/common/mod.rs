@@ -21,14 +21,18 @@ pub const WAIT: Duration = Duration::from_secs(10);
 pub struct TestServer {
     pub addr: SocketAddr,
     pub http: reqwest::Client,
+    /// The server's data dir (a real SQLite file); deleted when the test ends.
+    pub data: std::sync::Arc<tempfile::TempDir>,
 }
 
 pub async fn start() -> TestServer {
     start_with(|_| {}).await
 }
 
-/// Start a server with test hooks on, after `tweak` adjusted its config.
+/// Start an in-process server on a fresh data dir with test hooks on, after `tweak`
+/// adjusted its config.
 pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestServer {
+    let data = std::sync::Arc::new(tempfile::tempdir().expect("temp dir"));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -36,17 +40,84 @@ pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestServer {
     let mut config = Config {
         addr,
         test_hooks: true,
+        data_dir: data.path().to_owned(),
         ..Config::default()
     };
     tweak(&mut config);
-    tokio::spawn(server::serve(listener, config));
-    TestServer {
+    tokio::spawn(async move {
+        if let Err(e) = server::serve(listener, config).await {
+            panic!("server failed: {e}");
+        }
+    });
+    let server = TestServer {
         addr,
         http: reqwest::Client::new(),
-    }
+        data,
+    };
+    server.wait_until_healthy().await;
+    server
+}
+
+/// The `lantern` binary as a child process, on an ephemeral port, on `data_dir`.
+pub struct ServerProcess {
+    pub child: tokio::process::Child,
+    pub server: TestServer,
+}
+
+pub async fn spawn_binary(
+    data: std::sync::Arc<tempfile::TempDir>,
+    extra: &[&str],
+) -> ServerProcess {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_lantern"))
+        .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
+        .arg(data.path())
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn lantern");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let addr = loop {
+        let line = tokio::time::timeout(WAIT, lines.next_line())
+            .await
+            .expect("lantern prints its address")
+            .expect("read stdout")
+            .expect("lantern exited before printing its address");
+        if let Some(rest) = line.split("http://").nth(1) {
+            break rest.trim_end_matches('/').parse().expect("address");
+        }
+    };
+    // Keep draining stdout so the child never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let server = TestServer {
+        addr,
+        http: reqwest::Client::new(),
+        data,
+    };
+    server.wait_until_healthy().await;
+    ServerProcess { child, server }
 }
 
 impl TestServer {
+    async fn wait_until_healthy(&self) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            if let Ok(r) = self.http.get(self.url("/healthz")).send().await {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "server never became healthy"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }

@@ -1,0 +1,245 @@
+//! The embedded, durable [`EventStore`]: SQLite under the data dir, in WAL mode, with
+//! migrations applied at open.
+//!
+//! Appends go through a pool of ONE connection, so writes never contend for SQLite's single
+//! writer lock; reads use their own pool and, thanks to WAL, never wait for a write. An
+//! `append` returns only after its transaction committed: with `synchronous=NORMAL` (the
+//! default) a committed event survives the process being killed (`kill -9`); with
+//! `--sqlite-sync full` it also survives a power cut, at the cost of an fsync per commit.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use app::protocol::{EventBody, LoggedEvent, WorkflowInfo, WorkflowStatus};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::Row;
+
+use super::memory::{new_workflow_id, now_rfc3339};
+use super::{EventStore, IdempotencyKey, NewEvent, StoredEvent};
+use crate::error::{LanternError, Result};
+
+/// Name of the database file inside the data dir.
+pub const DB_FILE: &str = "lantern.db";
+
+pub struct SqliteStore {
+    /// The only connection that writes.
+    writer: SqlitePool,
+    readers: SqlitePool,
+}
+
+impl From<sqlx::Error> for LanternError {
+    fn from(e: sqlx::Error) -> Self {
+        LanternError::Storage(e.to_string())
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for LanternError {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        LanternError::Storage(format!("migrating the database: {e}"))
+    }
+}
+
+fn status_from_db(text: &str) -> Result<WorkflowStatus> {
+    serde_json::from_value(serde_json::Value::String(text.to_owned()))
+        .map_err(|_| LanternError::Storage(format!("unknown status {text:?} in the database")))
+}
+
+fn info_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<WorkflowInfo> {
+    Ok(WorkflowInfo {
+        id: row.try_get("id")?,
+        kind: row.try_get("kind")?,
+        title: row.try_get("title")?,
+        status: status_from_db(row.try_get::<&str, _>("status")?)?,
+        last_seq: row.try_get::<i64, _>("last_seq")? as u64,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+fn event_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Arc<StoredEvent>> {
+    let seq = row.try_get::<i64, _>("seq")? as u64;
+    Ok(StoredEvent::from_json(seq, row.try_get("json")?))
+}
+
+impl SqliteStore {
+    /// Open (creating if needed) `data_dir/lantern.db` and apply pending migrations.
+    pub async fn open(data_dir: &Path, synchronous: &str) -> Result<Self> {
+        std::fs::create_dir_all(data_dir).map_err(|e| {
+            LanternError::Storage(format!(
+                "cannot create data dir {}: {e}",
+                data_dir.display()
+            ))
+        })?;
+        let synchronous = SqliteSynchronous::from_str(synchronous).map_err(|_| {
+            LanternError::Storage(format!("unknown sqlite sync mode {synchronous:?}"))
+        })?;
+        let options = SqliteConnectOptions::new()
+            .filename(data_dir.join(DB_FILE))
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(synchronous)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await?;
+        sqlx::migrate!("./migrations").run(&writer).await?;
+        let readers = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options.read_only(true))
+            .await?;
+        Ok(Self { writer, readers })
+    }
+}
+
+#[async_trait::async_trait]
+impl EventStore for SqliteStore {
+    async fn create_workflow(&self, kind: &str, title: Option<String>) -> Result<WorkflowInfo> {
+        let now = now_rfc3339();
+        let info = WorkflowInfo {
+            id: new_workflow_id(),
+            kind: kind.to_owned(),
+            title,
+            status: WorkflowStatus::Pending,
+            last_seq: 0,
+            created_at: now.clone(),
+            updated_at: now,
+        };
+        sqlx::query(
+            "INSERT INTO workflows (id, kind, title, status, last_seq, created_at, updated_at)
+             VALUES (?, ?, ?, ?, 0, ?, ?)",
+        )
+        .bind(&info.id)
+        .bind(&info.kind)
+        .bind(&info.title)
+        .bind(info.status.as_str())
+        .bind(&info.created_at)
+        .bind(&info.updated_at)
+        .execute(&self.writer)
+        .await?;
+        Ok(info)
+    }
+
+    async fn workflow(&self, id: &str) -> Result<Option<WorkflowInfo>> {
+        let row = sqlx::query("SELECT * FROM workflows WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.readers)
+            .await?;
+        row.as_ref().map(info_from_row).transpose()
+    }
+
+    async fn list_workflows(&self) -> Result<Vec<WorkflowInfo>> {
+        let rows = sqlx::query("SELECT * FROM workflows ORDER BY id DESC")
+            .fetch_all(&self.readers)
+            .await?;
+        rows.iter().map(info_from_row).collect()
+    }
+
+    async fn append(
+        &self,
+        workflow_id: &str,
+        events: Vec<NewEvent>,
+    ) -> Result<Vec<Arc<StoredEvent>>> {
+        let mut tx = self.writer.begin().await?;
+        let row = sqlx::query("SELECT last_seq, status FROM workflows WHERE id = ?")
+            .bind(workflow_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| LanternError::WorkflowNotFound(workflow_id.to_owned()))?;
+        let mut last_seq = row.try_get::<i64, _>("last_seq")? as u64;
+        let mut status = status_from_db(row.try_get::<&str, _>("status")?)?;
+        let ts = now_rfc3339();
+        let mut stored = Vec::with_capacity(events.len());
+        for new in events {
+            last_seq += 1;
+            if let EventBody::WorkflowStatus { status: s, .. } = &new.body {
+                status = *s;
+            }
+            let (event_id, client_msg_id) = match &new.key {
+                Some(IdempotencyKey::EventId(id)) => (Some(id.as_str()), None),
+                Some(IdempotencyKey::ClientMsgId(id)) => (None, Some(id.as_str())),
+                None => (None, None),
+            };
+            let event = StoredEvent::new(&LoggedEvent {
+                seq: last_seq,
+                ts: ts.clone(),
+                workflow_id: workflow_id.to_owned(),
+                body: new.body,
+            });
+            sqlx::query(
+                "INSERT INTO events (workflow_id, seq, json, event_id, client_msg_id) VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(workflow_id)
+            .bind(last_seq as i64)
+            .bind(event.json.as_str())
+            .bind(event_id)
+            .bind(client_msg_id)
+            .execute(&mut *tx)
+            .await?;
+            stored.push(event);
+        }
+        sqlx::query("UPDATE workflows SET last_seq = ?, status = ?, updated_at = ? WHERE id = ?")
+            .bind(last_seq as i64)
+            .bind(status.as_str())
+            .bind(&ts)
+            .bind(workflow_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(stored)
+    }
+
+    async fn read(
+        &self,
+        workflow_id: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<Arc<StoredEvent>>> {
+        if self.workflow(workflow_id).await?.is_none() {
+            return Err(LanternError::WorkflowNotFound(workflow_id.to_owned()));
+        }
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let after = i64::try_from(after).unwrap_or(i64::MAX);
+        let rows = sqlx::query(
+            "SELECT seq, json FROM events WHERE workflow_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+        )
+        .bind(workflow_id)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.readers)
+        .await?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    async fn delete_finished_before(&self, cutoff: &str) -> Result<Vec<String>> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "DELETE FROM workflows WHERE status IN ('completed','failed','cancelled') AND updated_at < ?
+             RETURNING id",
+        )
+        .bind(cutoff)
+        .fetch_all(&self.writer)
+        .await?;
+        Ok(ids)
+    }
+
+    async fn seq_of_key(&self, workflow_id: &str, key: &IdempotencyKey) -> Result<Option<u64>> {
+        let (column, value) = match key {
+            IdempotencyKey::EventId(id) => ("event_id", id),
+            IdempotencyKey::ClientMsgId(id) => ("client_msg_id", id),
+        };
+        // Read through the writer: the caller holds the workflow's writer lock and must see
+        // every event committed before it.
+        let sql = format!("SELECT seq FROM events WHERE workflow_id = ? AND {column} = ?");
+        let seq: Option<i64> = sqlx::query_scalar(&sql)
+            .bind(workflow_id)
+            .bind(value)
+            .fetch_optional(&self.writer)
+            .await?;
+        Ok(seq.map(|s| s as u64))
+    }
+}
