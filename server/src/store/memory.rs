@@ -4,9 +4,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use app::protocol::{EventBody, LoggedEvent, WorkflowInfo, WorkflowStatus};
+use app::protocol::{EventBody, LoggedEvent, WorkflowInfo};
 
-use super::{EventStore, IdempotencyKey, NewEvent, StoredEvent};
+use super::{new_workflow, now_rfc3339, EventStore, IdempotencyKey, NewEvent, StoredEvent};
 use crate::error::{LanternError, Result};
 
 #[derive(Default)]
@@ -19,16 +19,6 @@ struct Workflow {
     info: WorkflowInfo,
     log: Vec<Arc<StoredEvent>>,
     keys: HashMap<IdempotencyKey, u64>,
-}
-
-/// RFC 3339 UTC with milliseconds, as the protocol wants every timestamp.
-pub fn now_rfc3339() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
-/// A new workflow id: `wf_` + a ULID, so ids sort by creation time.
-pub fn new_workflow_id() -> String {
-    format!("wf_{}", ulid::Ulid::new())
 }
 
 impl MemoryStore {
@@ -44,16 +34,7 @@ impl MemoryStore {
 #[async_trait::async_trait]
 impl EventStore for MemoryStore {
     async fn create_workflow(&self, kind: &str, title: Option<String>) -> Result<WorkflowInfo> {
-        let now = now_rfc3339();
-        let info = WorkflowInfo {
-            id: new_workflow_id(),
-            kind: kind.to_owned(),
-            title,
-            status: WorkflowStatus::Pending,
-            last_seq: 0,
-            created_at: now.clone(),
-            updated_at: now,
-        };
+        let info = new_workflow(kind, title);
         let workflow = Workflow {
             info: info.clone(),
             log: Vec::new(),

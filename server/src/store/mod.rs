@@ -15,6 +15,26 @@ use axum::extract::ws::Utf8Bytes;
 
 use crate::error::Result;
 
+/// RFC 3339 UTC with milliseconds, as the protocol wants every timestamp.
+pub fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// A new, `pending` workflow with an empty log. Its id is `wf_` + a ULID, so ids sort by
+/// creation time (the workflow list is newest first by id).
+pub fn new_workflow(kind: &str, title: Option<String>) -> WorkflowInfo {
+    let now = now_rfc3339();
+    WorkflowInfo {
+        id: format!("wf_{}", ulid::Ulid::new()),
+        kind: kind.to_owned(),
+        title,
+        status: app::protocol::WorkflowStatus::Pending,
+        last_seq: 0,
+        created_at: now.clone(),
+        updated_at: now,
+    }
+}
+
 /// A retry key: a producer's event `id`, or a user input's `client_msg_id`. Kept with the
 /// event, so a retry is recognised for as long as the event is kept.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

@@ -18,8 +18,7 @@ use sqlx::sqlite::{
 };
 use sqlx::Row;
 
-use super::memory::{new_workflow_id, now_rfc3339};
-use super::{EventStore, IdempotencyKey, NewEvent, StoredEvent};
+use super::{new_workflow, now_rfc3339, EventStore, IdempotencyKey, NewEvent, StoredEvent};
 use crate::error::{LanternError, Result};
 
 /// Name of the database file inside the data dir.
@@ -100,16 +99,7 @@ impl SqliteStore {
 #[async_trait::async_trait]
 impl EventStore for SqliteStore {
     async fn create_workflow(&self, kind: &str, title: Option<String>) -> Result<WorkflowInfo> {
-        let now = now_rfc3339();
-        let info = WorkflowInfo {
-            id: new_workflow_id(),
-            kind: kind.to_owned(),
-            title,
-            status: WorkflowStatus::Pending,
-            last_seq: 0,
-            created_at: now.clone(),
-            updated_at: now,
-        };
+        let info = new_workflow(kind, title);
         sqlx::query(
             "INSERT INTO workflows (id, kind, title, status, last_seq, created_at, updated_at)
              VALUES (?, ?, ?, ?, 0, ?, ?)",
