@@ -16,4 +16,5 @@ cargo leptos build --release
 
 echo "== playwright"
 cd end2end
+rm -rf .data   # the server under test starts on an empty data dir
 npx playwright test
