@@ -9,6 +9,6 @@ export CARGO_HOME=${CARGO_HOME:-$HOME/.cargo}
 # wasm-opt for release builds comes from end2end's npm packages (see scripts/setup.sh).
 export PATH="$CARGO_HOME/bin:$PWD/end2end/node_modules/.bin:$PATH"
 
-cargo leptos build --release
+bash scripts/build.sh
 export LEPTOS_SITE_ROOT="$PWD/target/site"
 exec ./target/release/lantern serve "$@"

@@ -11,8 +11,8 @@ export PATH="$CARGO_HOME/bin:$PWD/end2end/node_modules/.bin:$PATH"
 echo "== cargo test"
 cargo test --workspace --locked
 
-echo "== cargo leptos build --release"
-cargo leptos build --release
+echo "== release build (cargo leptos build --release)"
+bash scripts/build.sh
 
 echo "== playwright"
 cd end2end
