@@ -30,13 +30,13 @@ test.describe('with JavaScript disabled', () => {
 
 test('with JavaScript on, the rendered page continues live without duplicating', async ({ page, request }) => {
   const id = await workflowWithHistory(request);
-  const sockets: string[] = [];
-  page.on('websocket', (ws) => sockets.push(ws.url()));
+  const sockets: import('@playwright/test').WebSocket[] = [];
+  page.on('websocket', (ws) => sockets.push(ws));
   await page.goto(`/w/${id}`);
   await expect(page.getByTestId('connection')).toHaveAttribute('data-state', 'live');
   // The socket resumed right after what the server rendered.
   expect(sockets).toHaveLength(1);
-  expect(sockets[0]).toContain(`/ws/workflow/${id}?after=3`);
+  expect(sockets[0].url()).toContain(`/ws/workflow/${id}?after=3`);
   await expect(page.locator('li[data-seq]')).toHaveCount(3);
 
   await request.post(`/api/workflows/${id}/events`, {
@@ -48,4 +48,11 @@ test('with JavaScript on, the rendered page continues live without duplicating',
     .evaluateAll((rows) => rows.map((r) => Number(r.getAttribute('data-seq'))));
   expect(seqs).toEqual([1, 2, 3, 4]);
   await expect(page.locator('li[data-seq="4"]')).toContainText('arrived live');
+
+  // Leaving the page (client-side navigation) closes its socket: cleanup on unmount.
+  const closed = sockets[0].isClosed() ? Promise.resolve() : sockets[0].waitForEvent('close');
+  await page.getByRole('link', { name: '← all workflows' }).click();
+  await expect(page.locator('h1')).toHaveText('Workflows');
+  await closed;
+  expect(sockets).toHaveLength(1);
 });
