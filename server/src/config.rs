@@ -6,6 +6,8 @@
 //! | `--data-dir` | `LANTERN_DATA_DIR` | `./data` | where data lives |
 //! | `--heartbeat-ms` | `LANTERN_HEARTBEAT_MS` | `15000` | ping period; `hello.heartbeat_ms` |
 //! | `--client-frame-bytes` | `LANTERN_CLIENT_FRAME_BYTES` | `65536` | largest subscriber frame (bigger: close 1009) |
+//! | `--client-rate` | `LANTERN_CLIENT_RATE` | `50` | subscriber frames per second (over it: `rate_limited`, then close 4029); 0 = no limit |
+//! | `--client-burst` | `LANTERN_CLIENT_BURST` | `100` | subscriber frames allowed in a burst |
 //! | `--queue-bytes` | `LANTERN_QUEUE_BYTES` | `1048576` | per-connection outgoing queue (over it: close 4008); 0 = no limit |
 //! | `--site-root` | `LEPTOS_SITE_ROOT` | `target/site` | the built WASM, CSS and assets |
 //! | `--store` | `LANTERN_STORE` | `sqlite` | `sqlite` (durable, in the data dir) or `memory` (nothing kept) |
@@ -41,6 +43,8 @@ pub struct Config {
     pub heartbeat_ms: u64,
     pub client_frame_bytes: usize,
     pub queue_bytes: usize,
+    pub client_rate: u32,
+    pub client_burst: u32,
     pub site_root: PathBuf,
     pub store: StoreKind,
     pub sqlite_sync: String,
@@ -57,6 +61,8 @@ impl Default for Config {
             heartbeat_ms: 15_000,
             client_frame_bytes: 64 * 1024,
             queue_bytes: 1024 * 1024,
+            client_rate: 50,
+            client_burst: 100,
             site_root: PathBuf::from("target/site"),
             store: StoreKind::Sqlite,
             sqlite_sync: "normal".into(),
@@ -99,6 +105,8 @@ impl Config {
             ("heartbeat-ms", "LANTERN_HEARTBEAT_MS"),
             ("client-frame-bytes", "LANTERN_CLIENT_FRAME_BYTES"),
             ("queue-bytes", "LANTERN_QUEUE_BYTES"),
+            ("client-rate", "LANTERN_CLIENT_RATE"),
+            ("client-burst", "LANTERN_CLIENT_BURST"),
             ("site-root", "LEPTOS_SITE_ROOT"),
             ("store", "LANTERN_STORE"),
             ("sqlite-sync", "LANTERN_SQLITE_SYNC"),
@@ -135,6 +143,8 @@ impl Config {
             "heartbeat-ms" => self.heartbeat_ms = parse(flag, value)?,
             "client-frame-bytes" => self.client_frame_bytes = parse(flag, value)?,
             "queue-bytes" => self.queue_bytes = parse(flag, value)?,
+            "client-rate" => self.client_rate = parse(flag, value)?,
+            "client-burst" => self.client_burst = parse(flag, value)?,
             "site-root" => self.site_root = PathBuf::from(value),
             "store" => self.store = parse(flag, value)?,
             "sqlite-sync" => match value {

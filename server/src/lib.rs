@@ -12,12 +12,14 @@
 //! - [`store`]: the event log behind a trait. [`workflows`]: built-in kinds.
 //! - [`pages`]: what the Leptos server functions call. [`error`]: errors → protocol codes.
 //! - [`retention`]: deletes finished workflows past their retention age.
+//! - [`limits`]: per-connection frame rate limiting.
 
 pub mod api;
 pub mod config;
 pub mod error;
 pub mod hub;
 pub mod lifecycle;
+pub mod limits;
 pub mod pages;
 pub mod retention;
 pub mod routes;

@@ -377,3 +377,60 @@ async fn a_dropped_subscriber_resumes_with_after_and_misses_nothing() {
     held.extend(backlog);
     assert_eq!(seqs(&held), (1..=6).collect::<Vec<_>>());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flooding_client_is_rate_limited_and_closed_while_others_lose_nothing() {
+    let server = start().await;
+    let flooded = server.create("external").await;
+    let calm = server.create("external").await;
+    server
+        .publish(&calm, json!({ "type": "agent_started", "agent": "a" }))
+        .await;
+
+    let mut watcher = server.subscribe(&calm, 0).await;
+    watcher.hello_and_backlog().await;
+
+    let mut flooder = server.subscribe(&flooded, 0).await;
+    flooder.hello_and_backlog().await;
+    let junk = tokio::spawn(async move {
+        use futures::SinkExt;
+        use tokio_tungstenite::tungstenite::Message;
+        for n in 0..10_000 {
+            let frame = Message::Text(format!("junk {n}").into());
+            if flooder.ws.send(frame).await.is_err() {
+                break; // closed by the server
+            }
+        }
+        flooder.until_end().await
+    });
+
+    // Meanwhile the calm workflow streams.
+    for chunk in 0..5 {
+        server
+            .publish(
+                &calm,
+                Value::Array((0..100).map(|n| thinking(chunk * 100 + n)).collect()),
+            )
+            .await;
+    }
+    assert_eq!(
+        seqs(&watcher.events(500).await),
+        (2..=501).collect::<Vec<_>>()
+    );
+
+    let (ended, frames) = junk.await.expect("flooder");
+    assert_eq!(ended, Ended::Closed(4029));
+    let limited: Vec<_> = frames
+        .iter()
+        .filter(|f| f["code"] == "rate_limited")
+        .collect();
+    assert_eq!(limited.len(), 1, "told once: {frames:?}");
+    // Only frames within the burst were answered (each junk frame gets a bad_request).
+    let answered = frames.iter().filter(|f| f["code"] == "bad_request").count();
+    assert!(
+        answered <= 100 + 10,
+        "{answered} junk frames were processed"
+    );
+    let (_, workflow) = server.get(&format!("/api/workflows/{flooded}")).await;
+    assert_eq!(workflow["last_seq"], 0);
+}

@@ -24,6 +24,7 @@ use futures::StreamExt;
 use super::outbox::Outbox;
 use crate::error::LanternError;
 use crate::hub::Feed;
+use crate::limits::{FrameLimiter, Verdict};
 use crate::AppState;
 
 /// Who a subscriber is, for `user_input` events. There are no accounts yet: every viewer is
@@ -41,6 +42,7 @@ mod close {
     pub const INTERNAL: u16 = 1011;
     pub const TOO_SLOW: u16 = 4008;
     pub const CURSOR_AHEAD: u16 = 4009;
+    pub const RATE_LIMITED: u16 = 4029;
 }
 
 /// The HTTP side: check the workflow exists (404 before the upgrade), then hand over.
@@ -79,6 +81,7 @@ struct Connection {
     outbox: Arc<Outbox>,
     replay_done_sent: bool,
     last_pong: Instant,
+    limiter: FrameLimiter,
 }
 
 async fn serve(
@@ -91,12 +94,18 @@ async fn serve(
     let outbox = Outbox::new(state.config.queue_bytes);
     let writer = tokio::spawn(outbox.clone().write_to(sink));
     let heartbeat = Duration::from_millis(state.config.heartbeat_ms.max(1));
+    let limiter = FrameLimiter::new(
+        state.config.client_rate,
+        state.config.client_burst,
+        Instant::now(),
+    );
     let mut conn = Connection {
         workflow_id: info.id.clone(),
         state,
         outbox,
         replay_done_sent: false,
         last_pong: Instant::now(),
+        limiter,
     };
     conn.send(&ServerFrame::Hello {
         workflow_id: info.id.clone(),
@@ -200,7 +209,31 @@ impl Connection {
         false
     }
 
+    /// Apply the frame rate limit; false when the frame must not be processed.
+    fn within_rate(&mut self) -> bool {
+        match self.limiter.check(Instant::now()) {
+            Verdict::Allow => true,
+            Verdict::LimitAndWarn => {
+                let config = &self.state.config;
+                let message = format!(
+                    "too many frames: at most {} per second in bursts of {}; frames over it are dropped, and a client that keeps on is disconnected (4029)",
+                    config.client_rate, config.client_burst
+                );
+                self.error(ErrorCode::RateLimited, &message);
+                false
+            }
+            Verdict::Limit => false,
+            Verdict::Close => {
+                self.outbox.close(close::RATE_LIMITED, "rate limited");
+                false
+            }
+        }
+    }
+
     async fn on_message(&mut self, message: Message) {
+        if matches!(message, Message::Text(_) | Message::Binary(_)) && !self.within_rate() {
+            return;
+        }
         match message {
             Message::Text(text) => self.on_text(text.as_str()).await,
             Message::Binary(_) => self.error(
