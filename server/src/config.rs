@@ -8,6 +8,7 @@
 //! | `--client-frame-bytes` | `LANTERN_CLIENT_FRAME_BYTES` | `65536` | largest subscriber frame (bigger: close 1009) |
 //! | `--client-rate` | `LANTERN_CLIENT_RATE` | `50` | subscriber frames per second (over it: `rate_limited`, then close 4029); 0 = no limit |
 //! | `--client-burst` | `LANTERN_CLIENT_BURST` | `100` | subscriber frames allowed in a burst |
+//! | `--allowed-origins` | `LANTERN_ALLOWED_ORIGINS` | (none) | comma-separated origins, besides the server's own, whose pages may open sockets |
 //! | `--queue-bytes` | `LANTERN_QUEUE_BYTES` | `1048576` | per-connection outgoing queue (over it: close 4008); 0 = no limit |
 //! | `--site-root` | `LEPTOS_SITE_ROOT` | `target/site` | the built WASM, CSS and assets |
 //! | `--store` | `LANTERN_STORE` | `sqlite` | `sqlite` (durable, in the data dir) or `memory` (nothing kept) |
@@ -44,6 +45,9 @@ pub struct Config {
     pub client_frame_bytes: usize,
     pub queue_bytes: usize,
     pub client_rate: u32,
+    /// Origins besides the server's own whose pages may open sockets (e.g. behind a proxy
+    /// that rewrites `Host`).
+    pub allowed_origins: Vec<String>,
     pub client_burst: u32,
     pub site_root: PathBuf,
     pub store: StoreKind,
@@ -62,6 +66,7 @@ impl Default for Config {
             client_frame_bytes: 64 * 1024,
             queue_bytes: 1024 * 1024,
             client_rate: 50,
+            allowed_origins: Vec::new(),
             client_burst: 100,
             site_root: PathBuf::from("target/site"),
             store: StoreKind::Sqlite,
@@ -106,6 +111,7 @@ impl Config {
             ("client-frame-bytes", "LANTERN_CLIENT_FRAME_BYTES"),
             ("queue-bytes", "LANTERN_QUEUE_BYTES"),
             ("client-rate", "LANTERN_CLIENT_RATE"),
+            ("allowed-origins", "LANTERN_ALLOWED_ORIGINS"),
             ("client-burst", "LANTERN_CLIENT_BURST"),
             ("site-root", "LEPTOS_SITE_ROOT"),
             ("store", "LANTERN_STORE"),
@@ -144,6 +150,14 @@ impl Config {
             "client-frame-bytes" => self.client_frame_bytes = parse(flag, value)?,
             "queue-bytes" => self.queue_bytes = parse(flag, value)?,
             "client-rate" => self.client_rate = parse(flag, value)?,
+            "allowed-origins" => {
+                self.allowed_origins = value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|o| !o.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            }
             "client-burst" => self.client_burst = parse(flag, value)?,
             "site-root" => self.site_root = PathBuf::from(value),
             "store" => self.store = parse(flag, value)?,

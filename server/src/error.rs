@@ -20,6 +20,8 @@ pub enum LanternError {
     Conflict(String),
     #[error("{0}")]
     TooLarge(String),
+    #[error("{0}")]
+    Forbidden(String),
     #[error("storage failed: {0}")]
     Storage(String),
 }
@@ -31,6 +33,7 @@ impl LanternError {
             Self::BadRequest(_) => ErrorCode::BadRequest,
             Self::Conflict(_) => ErrorCode::Conflict,
             Self::TooLarge(_) => ErrorCode::TooLarge,
+            Self::Forbidden(_) => ErrorCode::Forbidden,
             Self::Storage(_) => ErrorCode::Internal,
         }
     }

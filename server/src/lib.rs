@@ -12,7 +12,7 @@
 //! - [`store`]: the event log behind a trait. [`workflows`]: built-in kinds.
 //! - [`pages`]: what the Leptos server functions call. [`error`]: errors → protocol codes.
 //! - [`retention`]: deletes finished workflows past their retention age.
-//! - [`limits`]: per-connection frame rate limiting.
+//! - [`limits`]: per-connection frame rate limiting. [`origin`]: the cross-site upgrade guard.
 
 pub mod api;
 pub mod config;
@@ -20,6 +20,7 @@ pub mod error;
 pub mod hub;
 pub mod lifecycle;
 pub mod limits;
+pub mod origin;
 pub mod pages;
 pub mod retention;
 pub mod routes;

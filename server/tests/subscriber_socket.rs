@@ -434,3 +434,36 @@ async fn a_flooding_client_is_rate_limited_and_closed_while_others_lose_nothing(
     let (_, workflow) = server.get(&format!("/api/workflows/{flooded}")).await;
     assert_eq!(workflow["last_seq"], 0);
 }
+
+#[tokio::test]
+async fn an_upgrade_from_another_sites_page_is_refused_with_403() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let server = start_with(|c| c.allowed_origins = vec!["https://app.example.com".into()]).await;
+    let id = server.create("external").await;
+    let url = format!("ws://{}/ws/workflow/{id}", server.addr);
+    let with_origin = |origin: &str| {
+        let mut request = url.clone().into_client_request().expect("request");
+        request
+            .headers_mut()
+            .insert("origin", origin.parse().expect("header"));
+        request
+    };
+    match tokio_tungstenite::connect_async(with_origin("http://evil.example")).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 403)
+        }
+        other => panic!("expected 403, got {:?}", other.map(|_| ())),
+    }
+    // The server's own origin, a listed origin, and no origin at all are accepted.
+    for origin in [
+        format!("http://{}", server.addr),
+        "https://app.example.com".to_owned(),
+    ] {
+        let (mut ws, _) = tokio_tungstenite::connect_async(with_origin(&origin))
+            .await
+            .expect("accepted");
+        use futures::StreamExt;
+        assert!(ws.next().await.is_some());
+    }
+    server.subscribe(&id, 0).await.next_json().await;
+}

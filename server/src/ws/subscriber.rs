@@ -17,6 +17,10 @@ use axum::{
         ws::{Message, WebSocket, WebSocketUpgrade},
         Path, Query, State,
     },
+    http::{
+        header::{HOST, ORIGIN},
+        HeaderMap, HeaderValue,
+    },
     response::{IntoResponse, Response},
 };
 use futures::StreamExt;
@@ -25,6 +29,7 @@ use super::outbox::Outbox;
 use crate::error::LanternError;
 use crate::hub::Feed;
 use crate::limits::{FrameLimiter, Verdict};
+use crate::origin;
 use crate::AppState;
 
 /// Who a subscriber is, for `user_input` events. There are no accounts yet: every viewer is
@@ -50,8 +55,18 @@ pub async fn upgrade(
     State(state): State<AppState>,
     Path(workflow_id): Path<String>,
     Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    let header = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
+    if !origin::allowed(header(ORIGIN), header(HOST), &state.config.allowed_origins) {
+        return LanternError::Forbidden("this page's origin may not open Lantern sockets".into())
+            .into_response();
+    }
     let after = match query.get("after").map(|a| a.parse::<u64>()) {
         None => 0,
         Some(Ok(after)) => after,
