@@ -153,7 +153,11 @@ async fn serve(
                     let code = if too_large { close::TOO_LARGE } else { close::INTERNAL };
                     conn.outbox.close(code, if too_large { "frame too large" } else { "read error" });
                 }
-                None => break,
+                None => {
+                    // The peer is gone: nothing more can be written.
+                    writer.abort();
+                    return;
+                }
             },
             event = feed.next(), if !paused => conn.on_event(event, &feed),
             _ = conn.outbox.drained(), if paused => {}
