@@ -9,6 +9,8 @@
 //! | `--client-rate` | `LANTERN_CLIENT_RATE` | `50` | subscriber frames per second (over it: `rate_limited`, then close 4029); 0 = no limit |
 //! | `--client-burst` | `LANTERN_CLIENT_BURST` | `100` | subscriber frames allowed in a burst |
 //! | `--allowed-origins` | `LANTERN_ALLOWED_ORIGINS` | (none) | comma-separated origins, besides the server's own, whose pages may open sockets |
+//! | `--max-conns-per-ip` | `LANTERN_MAX_CONNS_PER_IP` | `200` | open sockets per client address (over it: HTTP 429 before the upgrade); 0 = no limit |
+//! | `--conn-attempts-per-ip` | `LANTERN_CONN_ATTEMPTS_PER_IP` | `20` | socket upgrades per second per address, bursts of twice that (over it: HTTP 429); 0 = no limit |
 //! | `--queue-bytes` | `LANTERN_QUEUE_BYTES` | `1048576` | per-connection outgoing queue (over it: close 4008); 0 = no limit |
 //! | `--site-root` | `LEPTOS_SITE_ROOT` | `target/site` | the built WASM, CSS and assets |
 //! | `--store` | `LANTERN_STORE` | `sqlite` | `sqlite` (durable, in the data dir) or `memory` (nothing kept) |
@@ -45,6 +47,8 @@ pub struct Config {
     pub client_frame_bytes: usize,
     pub queue_bytes: usize,
     pub client_rate: u32,
+    pub max_conns_per_ip: u32,
+    pub conn_attempts_per_ip: u32,
     /// Origins besides the server's own whose pages may open sockets (e.g. behind a proxy
     /// that rewrites `Host`).
     pub allowed_origins: Vec<String>,
@@ -66,6 +70,8 @@ impl Default for Config {
             client_frame_bytes: 64 * 1024,
             queue_bytes: 1024 * 1024,
             client_rate: 50,
+            max_conns_per_ip: 200,
+            conn_attempts_per_ip: 20,
             allowed_origins: Vec::new(),
             client_burst: 100,
             site_root: PathBuf::from("target/site"),
@@ -111,6 +117,8 @@ impl Config {
             ("client-frame-bytes", "LANTERN_CLIENT_FRAME_BYTES"),
             ("queue-bytes", "LANTERN_QUEUE_BYTES"),
             ("client-rate", "LANTERN_CLIENT_RATE"),
+            ("max-conns-per-ip", "LANTERN_MAX_CONNS_PER_IP"),
+            ("conn-attempts-per-ip", "LANTERN_CONN_ATTEMPTS_PER_IP"),
             ("allowed-origins", "LANTERN_ALLOWED_ORIGINS"),
             ("client-burst", "LANTERN_CLIENT_BURST"),
             ("site-root", "LEPTOS_SITE_ROOT"),
@@ -150,6 +158,8 @@ impl Config {
             "client-frame-bytes" => self.client_frame_bytes = parse(flag, value)?,
             "queue-bytes" => self.queue_bytes = parse(flag, value)?,
             "client-rate" => self.client_rate = parse(flag, value)?,
+            "max-conns-per-ip" => self.max_conns_per_ip = parse(flag, value)?,
+            "conn-attempts-per-ip" => self.conn_attempts_per_ip = parse(flag, value)?,
             "allowed-origins" => {
                 self.allowed_origins = value
                     .split(',')

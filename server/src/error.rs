@@ -22,6 +22,8 @@ pub enum LanternError {
     TooLarge(String),
     #[error("{0}")]
     Forbidden(String),
+    #[error("{0}")]
+    RateLimited(String),
     #[error("storage failed: {0}")]
     Storage(String),
 }
@@ -34,6 +36,7 @@ impl LanternError {
             Self::Conflict(_) => ErrorCode::Conflict,
             Self::TooLarge(_) => ErrorCode::TooLarge,
             Self::Forbidden(_) => ErrorCode::Forbidden,
+            Self::RateLimited(_) => ErrorCode::RateLimited,
             Self::Storage(_) => ErrorCode::Internal,
         }
     }

@@ -41,6 +41,8 @@ use hub::Hub;
 pub struct AppState {
     pub hub: Arc<Hub>,
     pub config: Arc<Config>,
+    /// Open sockets and upgrade attempts per client address.
+    pub ip_limits: Arc<limits::IpLimits>,
     /// Needed by leptos_axum to render pages and serve the built site.
     pub leptos_options: LeptosOptions,
 }
@@ -77,8 +79,14 @@ pub async fn serve(listener: tokio::net::TcpListener, config: Config) -> Result<
     if config.retention_days > 0 {
         tokio::spawn(retention::run(hub.clone(), config.retention_days));
     }
+    let ip_limits = limits::IpLimits::new(
+        config.max_conns_per_ip,
+        config.conn_attempts_per_ip,
+        config.conn_attempts_per_ip.saturating_mul(2),
+    );
     let state = AppState {
         hub,
+        ip_limits,
         leptos_options: leptos_options(&config, listener.local_addr()?),
         config: Arc::new(config),
     };

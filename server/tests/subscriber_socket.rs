@@ -467,3 +467,43 @@ async fn an_upgrade_from_another_sites_page_is_refused_with_403() {
     }
     server.subscribe(&id, 0).await.next_json().await;
 }
+
+#[tokio::test]
+async fn open_sockets_and_upgrade_attempts_per_address_are_limited_with_429() {
+    let server = start_with(|c| {
+        c.max_conns_per_ip = 2;
+        c.conn_attempts_per_ip = 0;
+    })
+    .await;
+    let id = server.create("external").await;
+    let first = server.subscribe(&id, 0).await;
+    let mut second = server.subscribe(&id, 0).await;
+    assert_eq!(
+        server.refused_upgrade(&format!("/ws/workflow/{id}")).await,
+        429
+    );
+    drop(first);
+    // The place is freed once the server sees the first socket gone.
+    second.hello_and_backlog().await;
+    let deadline = tokio::time::Instant::now() + common::WAIT;
+    loop {
+        let url = format!("ws://{}/ws/workflow/{id}", server.addr);
+        if tokio_tungstenite::connect_async(url).await.is_ok() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the freed place never came back"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+
+    let server = start_with(|c| c.conn_attempts_per_ip = 1).await; // bursts of 2
+    let id = server.create("external").await;
+    let _a = server.subscribe(&id, 0).await;
+    let _b = server.subscribe(&id, 0).await;
+    assert_eq!(
+        server.refused_upgrade(&format!("/ws/workflow/{id}")).await,
+        429
+    );
+}

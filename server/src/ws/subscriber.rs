@@ -8,6 +8,7 @@
 //! stays open. The server pings every `heartbeat_ms` and drops a peer that missed two.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,7 +16,7 @@ use app::protocol::{ClientFrame, ErrorCode, ServerFrame};
 use axum::{
     extract::{
         ws::{Message, WebSocket, WebSocketUpgrade},
-        Path, Query, State,
+        ConnectInfo, Path, Query, State,
     },
     http::{
         header::{HOST, ORIGIN},
@@ -55,6 +56,7 @@ pub async fn upgrade(
     State(state): State<AppState>,
     Path(workflow_id): Path<String>,
     Query(query): Query<HashMap<String, String>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
@@ -79,6 +81,10 @@ pub async fn upgrade(
         Ok((feed, info)) => (feed, info),
         Err(e) => return e.into_response(),
     };
+    let admitted = match state.ip_limits.admit(peer.ip(), Instant::now()) {
+        Ok(admitted) => admitted,
+        Err(refusal) => return LanternError::RateLimited(refusal.to_string()).into_response(),
+    };
     let limit = state.config.client_frame_bytes;
     upgrade
         // Idle sockets cost their read buffer; the default 128 KiB dominates memory per socket.
@@ -86,7 +92,10 @@ pub async fn upgrade(
         .write_buffer_size(16 * 1024)
         .max_message_size(limit.max(1))
         .max_frame_size(limit.max(1))
-        .on_upgrade(move |socket| serve(socket, state, feed, after))
+        .on_upgrade(move |socket| async move {
+            serve(socket, state, feed, after).await;
+            drop(admitted);
+        })
 }
 
 /// Per-connection state the main loop needs.
