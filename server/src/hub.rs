@@ -191,19 +191,7 @@ impl Hub {
                     continue;
                 }
             }
-            if let EventBody::WorkflowStatus { status, .. } = &body {
-                if status.is_terminal() && !next.is_finished() {
-                    let why = format!("workflow {}", status.as_str());
-                    for closing in next.closing_events(&why) {
-                        next.apply(&closing);
-                        batch.push(NewEvent {
-                            body: closing,
-                            key: None,
-                        });
-                    }
-                }
-            }
-            next.check(&body).map_err(|why| {
+            let closing = next.admit(&body).map_err(|why| {
                 let which = if numbered {
                     format!("event {index} ")
                 } else {
@@ -211,6 +199,13 @@ impl Hub {
                 };
                 LanternError::Conflict(format!("{which}({}): {why}", body.kind()))
             })?;
+            for event in closing {
+                next.apply(&event);
+                batch.push(NewEvent {
+                    body: event,
+                    key: None,
+                });
+            }
             next.apply(&body);
             if let Some(key) = &key {
                 keys_in_batch.insert(key.clone(), batch.len());

@@ -57,6 +57,20 @@ impl Lifecycle {
         }
     }
 
+    /// Admit `body` as the next event: `Err` says why it may not be appended; `Ok` holds the
+    /// events to append before it — for a terminal `workflow_status`, the `ok: false` closing
+    /// of every tool and agent still open (so the pairing invariants hold); else nothing.
+    /// Apply the returned events, then `body`.
+    pub fn admit(&self, body: &EventBody) -> Result<Vec<EventBody>, String> {
+        self.check(body)?;
+        match body {
+            EventBody::WorkflowStatus { status, .. } if status.is_terminal() => {
+                Ok(self.closing_events(&format!("workflow {}", status.as_str())))
+            }
+            _ => Ok(Vec::new()),
+        }
+    }
+
     /// Record `body` as appended (it passed [`check`](Self::check)).
     pub fn apply(&mut self, body: &EventBody) {
         match body {
@@ -221,6 +235,29 @@ mod tests {
             accept(&mut l, body.clone());
         }
         assert!(l.closing_events("x").is_empty());
+    }
+
+    #[test]
+    fn admitting_a_terminal_status_closes_what_is_open_first() {
+        let mut l = Lifecycle::default();
+        accept(
+            &mut l,
+            EventBody::AgentStarted {
+                agent: "a".into(),
+                task: None,
+            },
+        );
+        accept(&mut l, exec("c1"));
+        let end = status(WorkflowStatus::Failed);
+        let before = l.admit(&end).expect("admitted");
+        let kinds: Vec<_> = before.iter().map(EventBody::kind).collect();
+        assert_eq!(kinds, ["tool_completed", "agent_completed"]);
+        assert!(l
+            .admit(&EventBody::FinalReport {
+                content: "x".into()
+            })
+            .expect("ok")
+            .is_empty());
     }
 
     #[test]

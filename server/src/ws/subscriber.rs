@@ -40,6 +40,9 @@ pub const LOCAL_USER: &str = "local";
 /// How long a closing connection may take to send what it has queued.
 const CLOSE_GRACE: Duration = Duration::from_secs(30);
 
+/// How long a closing connection waits for the peer to answer its close frame.
+const CLOSE_ANSWER_WAIT: Duration = Duration::from_secs(5);
+
 /// Close codes of PROTOCOL.md §4 used here.
 mod close {
     pub const NORMAL: u16 = 1000;
@@ -179,12 +182,24 @@ async fn serve(
             }
         }
     }
-    // Let the writer send what is queued (the close frame last), but not forever: a peer that
-    // does not read would hold the task and its queue.
+    // Closing handshake. Let the writer send what is queued (the close frame last), but not
+    // forever: a peer that does not read would hold the task and its queue. Then keep reading,
+    // and discarding, until the peer answers the close: closing the TCP connection while its
+    // frames are still unread would make the kernel reset it, and a reset can destroy our close
+    // frame before the peer reads it.
     let stop_writer = writer.abort_handle();
     if tokio::time::timeout(CLOSE_GRACE, writer).await.is_err() {
         stop_writer.abort();
+        return;
     }
+    let answered = async {
+        while let Some(Ok(message)) = stream.next().await {
+            if matches!(message, Message::Close(_)) {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(CLOSE_ANSWER_WAIT, answered).await;
 }
 
 impl Connection {
