@@ -159,6 +159,13 @@ mod tests {
         }
     }
 
+    fn start(agent: &str) -> EventBody {
+        EventBody::AgentStarted {
+            agent: agent.into(),
+            task: None,
+        }
+    }
+
     fn accept(l: &mut Lifecycle, body: EventBody) {
         l.check(&body).expect("allowed");
         l.apply(&body);
@@ -183,13 +190,7 @@ mod tests {
             summary: None,
         };
         assert!(l.check(&stop).is_err());
-        accept(
-            &mut l,
-            EventBody::AgentStarted {
-                agent: "a".into(),
-                task: None,
-            },
-        );
+        accept(&mut l, start("a"));
         assert!(l
             .check(&EventBody::AgentStarted {
                 agent: "a".into(),
@@ -216,13 +217,7 @@ mod tests {
     #[test]
     fn closing_events_close_tools_then_agents() {
         let mut l = Lifecycle::default();
-        accept(
-            &mut l,
-            EventBody::AgentStarted {
-                agent: "a".into(),
-                task: None,
-            },
-        );
+        accept(&mut l, start("a"));
         accept(&mut l, exec("c2"));
         accept(&mut l, exec("c1"));
         let closing = l.closing_events("cancelled");
@@ -240,13 +235,7 @@ mod tests {
     #[test]
     fn admitting_a_terminal_status_closes_what_is_open_first() {
         let mut l = Lifecycle::default();
-        accept(
-            &mut l,
-            EventBody::AgentStarted {
-                agent: "a".into(),
-                task: None,
-            },
-        );
+        accept(&mut l, start("a"));
         accept(&mut l, exec("c1"));
         let end = status(WorkflowStatus::Failed);
         let before = l.admit(&end).expect("admitted");
