@@ -6,15 +6,24 @@ use std::sync::Arc;
 
 use crate::protocol::{RunSnapshot, WorkflowInfo};
 
-/// The server-side operations behind the pages' server functions.
+/// The signed-in user a request comes from. The server's auth layer puts it in the request's
+/// extensions; server functions read it from there ([`viewer`](crate::server_fns)).
+#[derive(Clone, Debug)]
+pub struct Viewer {
+    pub user: String,
+}
+
+/// The server-side operations behind the pages' server functions, always on behalf of a
+/// viewer: they see and change only that user's workflows.
 #[async_trait::async_trait]
 pub trait WorkflowBackend: Send + Sync + 'static {
-    /// The caller's workflows, newest first.
-    async fn list_workflows(&self) -> Result<Vec<WorkflowInfo>, String>;
+    /// The viewer's workflows, newest first.
+    async fn list_workflows(&self, viewer: &Viewer) -> Result<Vec<WorkflowInfo>, String>;
     /// Create and start a workflow of a built-in kind.
-    async fn start_workflow(&self, kind: &str) -> Result<WorkflowInfo, String>;
-    /// One workflow with its log so far, or `None` when there is no such workflow.
-    async fn snapshot(&self, id: &str) -> Result<Option<RunSnapshot>, String>;
+    async fn start_workflow(&self, viewer: &Viewer, kind: &str) -> Result<WorkflowInfo, String>;
+    /// One of the viewer's workflows with its log so far; `None` when there is no such
+    /// workflow or it is someone else's.
+    async fn snapshot(&self, viewer: &Viewer, id: &str) -> Result<Option<RunSnapshot>, String>;
 }
 
 /// The handle kept in the Leptos context.

@@ -22,7 +22,8 @@ use leptos_router::{
     path, SsrMode,
 };
 
-use pages::{home::HomePage, run::RunPage};
+use components::user_menu::UserMenu;
+use pages::{home::HomePage, login::LoginPage, run::RunPage};
 
 /// The whole HTML document, rendered on the server.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -43,7 +44,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
-/// The routes: `/` (workflows) and `/w/{id}` (one run, live).
+/// The routes: `/` (workflows), `/w/{id}` (one run, live) and `/login`.
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
@@ -53,6 +54,7 @@ pub fn App() -> impl IntoView {
         <Router>
             <header class="topbar">
                 <a href="/" class="brand">"Lantern"</a>
+                <UserMenu/>
             </header>
             <main>
                 <Routes fallback=|| view! { <p class="notice">"Page not found."</p> }>
@@ -60,6 +62,7 @@ pub fn App() -> impl IntoView {
                     // fine with JavaScript off and hydrate without a flash.
                     <Route path=path!("/") view=HomePage ssr=SsrMode::Async/>
                     <Route path=path!("/w/:id") view=RunPage ssr=SsrMode::Async/>
+                    <Route path=path!("/login") view=LoginPage ssr=SsrMode::Async/>
                 </Routes>
             </main>
         </Router>

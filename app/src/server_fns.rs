@@ -11,11 +11,25 @@ fn backend() -> Result<crate::backend::Backend, ServerFnError> {
         .ok_or_else(|| ServerFnError::new("the server has no workflow backend"))
 }
 
+/// The signed-in user this request comes from (put there by the server's auth layer).
+#[cfg(feature = "ssr")]
+fn viewer() -> Result<crate::backend::Viewer, ServerFnError> {
+    use_context::<http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<crate::backend::Viewer>().cloned())
+        .ok_or_else(|| ServerFnError::new("unauthorized: sign in first"))
+}
+
+/// The signed-in user's name.
+#[server]
+pub async fn current_user() -> Result<String, ServerFnError> {
+    Ok(viewer()?.user)
+}
+
 /// The user's workflows, newest first.
 #[server]
 pub async fn list_workflows() -> Result<Vec<WorkflowInfo>, ServerFnError> {
     backend()?
-        .list_workflows()
+        .list_workflows(&viewer()?)
         .await
         .map_err(ServerFnError::new)
 }
@@ -24,7 +38,7 @@ pub async fn list_workflows() -> Result<Vec<WorkflowInfo>, ServerFnError> {
 #[server]
 pub async fn start_echo() -> Result<WorkflowInfo, ServerFnError> {
     backend()?
-        .start_workflow("echo")
+        .start_workflow(&viewer()?, "echo")
         .await
         .map_err(ServerFnError::new)
 }
@@ -32,5 +46,8 @@ pub async fn start_echo() -> Result<WorkflowInfo, ServerFnError> {
 /// One workflow and its log so far; `None` when it does not exist.
 #[server]
 pub async fn get_snapshot(id: String) -> Result<Option<RunSnapshot>, ServerFnError> {
-    backend()?.snapshot(&id).await.map_err(ServerFnError::new)
+    backend()?
+        .snapshot(&viewer()?, &id)
+        .await
+        .map_err(ServerFnError::new)
 }

@@ -1,5 +1,9 @@
 //! The JSON HTTP API of PROTOCOL.md §5 (what exists so far). Handlers only extract and
 //! delegate to the hub; errors become `{"error":{...}}` bodies via [`LanternError`].
+//!
+//! Every handler but `/healthz` takes a [`Caller`] (no or a wrong credential: 401), says which
+//! kind of token it serves (the other kind: 403), and touches only the caller's own workflows
+//! (anyone else's: 404, exactly as for a workflow that does not exist).
 
 use std::collections::HashMap;
 
@@ -13,8 +17,8 @@ use axum::{
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::auth::{Caller, TokenKind};
 use crate::error::{error_response, LanternError};
-use crate::ws::subscriber::LOCAL_USER;
 use crate::AppState;
 
 /// Most events one history request returns.
@@ -22,9 +26,24 @@ const MAX_HISTORY_PAGE: usize = 1000;
 
 /// A JSON body, or a `bad_request` error that says what is wrong with it.
 fn body<T>(payload: Result<Json<T>, JsonRejection>) -> Result<T, LanternError> {
-    payload
-        .map(|Json(v)| v)
-        .map_err(|e| LanternError::BadRequest(e.body_text()))
+    payload.map(|Json(v)| v).map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            LanternError::TooLarge(e.body_text())
+        } else {
+            LanternError::BadRequest(e.body_text())
+        }
+    })
+}
+
+/// Ok when `caller` has a token of `kind` and workflow `id` is theirs.
+async fn may_use(
+    state: &AppState,
+    caller: &Caller,
+    kind: TokenKind,
+    id: &str,
+) -> Result<(), LanternError> {
+    caller.require(kind)?;
+    state.hub.check_owner(id, &caller.user).await
 }
 
 fn respond<T: serde::Serialize>(result: Result<T, LanternError>) -> Response {
@@ -47,38 +66,50 @@ pub struct CreateWorkflow {
 /// `POST /api/workflows`: create (and start, for built-in kinds) a workflow → 201 + the object.
 pub async fn create_workflow(
     State(state): State<AppState>,
+    caller: Caller,
     payload: Result<Json<CreateWorkflow>, JsonRejection>,
 ) -> Response {
-    let request = match body(payload) {
+    let request = match caller.require(TokenKind::User).and_then(|()| body(payload)) {
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };
-    match crate::workflows::start(&state.hub, &request.kind, request.title).await {
+    match crate::workflows::start(&state.hub, &request.kind, request.title, &caller.user).await {
         Ok(info) => (StatusCode::CREATED, Json(info)).into_response(),
         Err(e) => e.into_response(),
     }
 }
 
-/// `GET /api/workflows`: every workflow, newest first.
-pub async fn list_workflows(State(state): State<AppState>) -> Response {
+/// `GET /api/workflows`: the caller's workflows, newest first.
+pub async fn list_workflows(State(state): State<AppState>, caller: Caller) -> Response {
+    if let Err(e) = caller.require(TokenKind::User) {
+        return e.into_response();
+    }
     respond(
         state
             .hub
             .store()
-            .list_workflows()
+            .list_workflows(Some(&caller.user))
             .await
             .map(|w| json!({ "workflows": w })),
     )
 }
 
 /// `GET /api/workflows/{id}`.
-pub async fn get_workflow(State(state): State<AppState>, Path(id): Path<String>) -> Response {
-    let found: Result<WorkflowInfo, LanternError> = match state.hub.store().workflow(&id).await {
-        Ok(Some(info)) => Ok(info),
-        Ok(None) => Err(LanternError::WorkflowNotFound(id)),
-        Err(e) => Err(e),
+pub async fn get_workflow(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Response {
+    let found = async {
+        may_use(&state, &caller, TokenKind::User, &id).await?;
+        state
+            .hub
+            .store()
+            .workflow(&id)
+            .await?
+            .ok_or(LanternError::WorkflowNotFound(id.clone()))
     };
-    respond(found)
+    respond::<WorkflowInfo>(found.await)
 }
 
 fn number(query: &HashMap<String, String>, name: &str, default: u64) -> Result<u64, LanternError> {
@@ -93,6 +124,7 @@ fn number(query: &HashMap<String, String>, name: &str, default: u64) -> Result<u
 /// `GET /api/workflows/{id}/events?after=N&limit=M` → `{"events":[...],"last_seq":N}`.
 pub async fn history(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
@@ -105,6 +137,7 @@ pub async fn history(
     };
     let store = state.hub.store();
     let result = async {
+        may_use(&state, &caller, TokenKind::User, &id).await?;
         let info = store
             .workflow(&id)
             .await?
@@ -152,9 +185,13 @@ pub enum OneOrMany {
 /// `POST /api/workflows/{id}/events`: agent ingest → `{"seqs":[...]}`, all or nothing.
 pub async fn ingest(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
     payload: Result<Json<OneOrMany>, JsonRejection>,
 ) -> Response {
+    if let Err(e) = may_use(&state, &caller, TokenKind::Agent, &id).await {
+        return e.into_response();
+    }
     let raw = match body(payload) {
         Ok(OneOrMany::Many(list)) => list,
         Ok(OneOrMany::One(one)) => vec![one],
@@ -188,22 +225,33 @@ pub struct UserInput {
 /// `POST /api/workflows/{id}/input` → `{"seq":N}`; a repeated `client_msg_id` gets its seq again.
 pub async fn input(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
     payload: Result<Json<UserInput>, JsonRejection>,
 ) -> Response {
+    if let Err(e) = may_use(&state, &caller, TokenKind::User, &id).await {
+        return e.into_response();
+    }
     let request = match body(payload) {
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };
     let result = state
         .hub
-        .submit_input(&id, LOCAL_USER, request.content, request.client_msg_id)
+        .submit_input(&id, &caller.user, request.content, request.client_msg_id)
         .await;
     respond(result.map(|seq| json!({ "seq": seq })))
 }
 
 /// `POST /api/workflows/{id}/cancel` → `{"seq":N}` of the `cancelled` status.
-pub async fn cancel(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+pub async fn cancel(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Response {
+    if let Err(e) = may_use(&state, &caller, TokenKind::User, &id).await {
+        return e.into_response();
+    }
     respond(state.hub.cancel(&id).await.map(|seq| json!({ "seq": seq })))
 }
 

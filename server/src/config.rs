@@ -10,8 +10,13 @@
 //! | `--client-burst` | `LANTERN_CLIENT_BURST` | `100` | subscriber frames allowed in a burst |
 //! | `--allowed-origins` | `LANTERN_ALLOWED_ORIGINS` | (none) | comma-separated origins, besides the server's own, whose pages may open sockets |
 //! | `--max-conns-per-ip` | `LANTERN_MAX_CONNS_PER_IP` | `200` | open sockets per client address (over it: HTTP 429 before the upgrade); 0 = no limit |
+//! | `--max-conns-per-user` | `LANTERN_MAX_CONNS_PER_USER` | `100` | open sockets per user (over it: HTTP 429 before the upgrade); 0 = no limit |
 //! | `--conn-attempts-per-ip` | `LANTERN_CONN_ATTEMPTS_PER_IP` | `20` | socket upgrades per second per address, bursts of twice that (over it: HTTP 429); 0 = no limit |
+//! | `--agent-frame-bytes` | `LANTERN_AGENT_FRAME_BYTES` | `1048576` | largest agent frame, and largest HTTP ingest body (bigger: 1009 / 413) |
 //! | `--queue-bytes` | `LANTERN_QUEUE_BYTES` | `1048576` | per-connection outgoing queue (over it: close 4008); 0 = no limit |
+//! | `--session-days` | `LANTERN_SESSION_DAYS` | `30` | how long a browser stays signed in |
+//! | `--public-url` | `LANTERN_PUBLIC_URL` | (none) | the URL people reach Lantern at, e.g. `https://lantern.example.com` behind a TLS proxy: its origin may open sockets, the login URL uses it, `https` makes the cookie `Secure` and silences the plain-HTTP warning |
+//! | `--trust-forwarded` | `LANTERN_TRUST_FORWARDED` | `false` | take the client address from the proxy's `X-Forwarded-For` (only behind a proxy that sets it) |
 //! | `--site-root` | `LEPTOS_SITE_ROOT` | `target/site` | the built WASM, CSS and assets |
 //! | `--store` | `LANTERN_STORE` | `sqlite` | `sqlite` (durable, in the data dir) or `memory` (nothing kept) |
 //! | `--sqlite-sync` | `LANTERN_SQLITE_SYNC` | `normal` | `normal`: a commit survives `kill -9`; `full`: also a power cut |
@@ -48,6 +53,15 @@ pub struct Config {
     pub queue_bytes: usize,
     pub client_rate: u32,
     pub max_conns_per_ip: u32,
+    pub max_conns_per_user: u32,
+    /// Largest frame an agent may send; also the largest HTTP ingest body.
+    pub agent_frame_bytes: usize,
+    pub session_days: u64,
+    /// The URL users reach Lantern at (through a proxy); `None` = `http://ADDR`.
+    pub public_url: Option<String>,
+    /// Believe `X-Forwarded-For`: only true behind a proxy that sets it, else clients could
+    /// choose their own address and escape the per-address limits.
+    pub trust_forwarded: bool,
     pub conn_attempts_per_ip: u32,
     /// Origins besides the server's own whose pages may open sockets (e.g. behind a proxy
     /// that rewrites `Host`).
@@ -71,6 +85,11 @@ impl Default for Config {
             queue_bytes: 1024 * 1024,
             client_rate: 50,
             max_conns_per_ip: 200,
+            max_conns_per_user: 100,
+            agent_frame_bytes: 1024 * 1024,
+            session_days: 30,
+            public_url: None,
+            trust_forwarded: false,
             conn_attempts_per_ip: 20,
             allowed_origins: Vec::new(),
             client_burst: 100,
@@ -92,6 +111,13 @@ pub struct ConfigError {
     why: String,
 }
 
+/// `scheme://authority` of a URL (what a browser sends as `Origin`).
+fn origin_of(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let authority = rest.split('/').next()?;
+    Some(format!("{scheme}://{authority}"))
+}
+
 fn parse<T: std::str::FromStr>(name: &str, value: &str) -> Result<T, ConfigError>
 where
     T::Err: std::fmt::Display,
@@ -104,6 +130,30 @@ where
 }
 
 impl Config {
+    /// Is a TLS-terminating proxy in front (the public URL is `https`)?
+    pub fn public_url_is_https(&self) -> bool {
+        self.public_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("https://"))
+    }
+
+    /// The base URL to show people: the public URL, else this server's own address.
+    pub fn base_url(&self, bound: SocketAddr) -> String {
+        if let Some(url) = &self.public_url {
+            return url.clone();
+        }
+        let mut addr = bound;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        format!("http://{addr}")
+    }
+
+    /// Listening where other machines can connect, with no TLS proxy configured?
+    pub fn exposed_without_tls(&self) -> bool {
+        !self.addr.ip().is_loopback() && !self.public_url_is_https()
+    }
+
     /// Defaults, then the environment, then `--flag value` pairs (flags win).
     pub fn load(
         env: impl Fn(&str) -> Option<String>,
@@ -118,6 +168,11 @@ impl Config {
             ("queue-bytes", "LANTERN_QUEUE_BYTES"),
             ("client-rate", "LANTERN_CLIENT_RATE"),
             ("max-conns-per-ip", "LANTERN_MAX_CONNS_PER_IP"),
+            ("max-conns-per-user", "LANTERN_MAX_CONNS_PER_USER"),
+            ("agent-frame-bytes", "LANTERN_AGENT_FRAME_BYTES"),
+            ("session-days", "LANTERN_SESSION_DAYS"),
+            ("public-url", "LANTERN_PUBLIC_URL"),
+            ("trust-forwarded", "LANTERN_TRUST_FORWARDED"),
             ("conn-attempts-per-ip", "LANTERN_CONN_ATTEMPTS_PER_IP"),
             ("allowed-origins", "LANTERN_ALLOWED_ORIGINS"),
             ("client-burst", "LANTERN_CLIENT_BURST"),
@@ -146,6 +201,9 @@ impl Config {
                 config.set(flag, &value)?;
             }
         }
+        if let Some(origin) = config.public_url.as_deref().and_then(origin_of) {
+            config.allowed_origins.push(origin);
+        }
         config.test_hooks = env("LANTERN_TEST_HOOKS").is_some_and(|v| v == "1" || v == "true");
         Ok(config)
     }
@@ -159,6 +217,21 @@ impl Config {
             "queue-bytes" => self.queue_bytes = parse(flag, value)?,
             "client-rate" => self.client_rate = parse(flag, value)?,
             "max-conns-per-ip" => self.max_conns_per_ip = parse(flag, value)?,
+            "max-conns-per-user" => self.max_conns_per_user = parse(flag, value)?,
+            "agent-frame-bytes" => self.agent_frame_bytes = parse(flag, value)?,
+            "session-days" => self.session_days = parse(flag, value)?,
+            "public-url" => {
+                let url = value.trim().trim_end_matches('/');
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return Err(ConfigError {
+                        name: flag.into(),
+                        value: value.into(),
+                        why: "expected http://… or https://…".into(),
+                    });
+                }
+                self.public_url = Some(url.to_owned());
+            }
+            "trust-forwarded" => self.trust_forwarded = parse(flag, value)?,
             "conn-attempts-per-ip" => self.conn_attempts_per_ip = parse(flag, value)?,
             "allowed-origins" => {
                 self.allowed_origins = value

@@ -20,6 +20,10 @@ pub enum LanternError {
     Conflict(String),
     #[error("{0}")]
     TooLarge(String),
+    /// No credentials, or credentials that are wrong, expired or revoked.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Valid credentials of the wrong kind for this endpoint (an agent token on a page).
     #[error("{0}")]
     Forbidden(String),
     #[error("{0}")]
@@ -35,6 +39,7 @@ impl LanternError {
             Self::BadRequest(_) => ErrorCode::BadRequest,
             Self::Conflict(_) => ErrorCode::Conflict,
             Self::TooLarge(_) => ErrorCode::TooLarge,
+            Self::Unauthorized(_) => ErrorCode::Unauthorized,
             Self::Forbidden(_) => ErrorCode::Forbidden,
             Self::RateLimited(_) => ErrorCode::RateLimited,
             Self::Storage(_) => ErrorCode::Internal,

@@ -66,11 +66,27 @@ impl Hub {
         &self.store
     }
 
-    /// Register a workflow and make it live. Starting built-in kinds is the caller's job.
-    pub async fn create(&self, kind: &str, title: Option<String>) -> Result<WorkflowInfo> {
-        let info = self.store.create_workflow(kind, title).await?;
+    /// Register a workflow of user `owner` and make it live. Starting built-in kinds is the
+    /// caller's job.
+    pub async fn create(
+        &self,
+        kind: &str,
+        title: Option<String>,
+        owner: &str,
+    ) -> Result<WorkflowInfo> {
+        let info = self.store.create_workflow(kind, title, owner).await?;
         self.insert_live(&info.id, Lifecycle::default());
         Ok(info)
+    }
+
+    /// Ok when workflow `id` exists and belongs to `user`. Anything else is `WorkflowNotFound`,
+    /// the same answer for a workflow that does not exist and one that is someone else's, so
+    /// an id reveals nothing.
+    pub async fn check_owner(&self, id: &str, user: &str) -> Result<()> {
+        match self.store.owner(id).await? {
+            Some(owner) if owner == user => Ok(()),
+            _ => Err(LanternError::WorkflowNotFound(id.to_owned())),
+        }
     }
 
     fn insert_live(&self, id: &str, lifecycle: Lifecycle) -> Arc<LiveWorkflow> {
@@ -274,7 +290,7 @@ impl Hub {
     /// are; their agents may come back.
     pub async fn fail_orphaned_builtins(&self) -> Result<usize> {
         let mut failed = 0;
-        for info in self.store.list_workflows().await? {
+        for info in self.store.list_workflows(None).await? {
             if info.kind == "external" || info.status.is_terminal() {
                 continue;
             }

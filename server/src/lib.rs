@@ -12,9 +12,12 @@
 //! - [`store`]: the event log behind a trait. [`workflows`]: built-in kinds.
 //! - [`pages`]: what the Leptos server functions call. [`error`]: errors → protocol codes.
 //! - [`retention`]: deletes finished workflows past their retention age.
-//! - [`limits`]: per-connection frame rate limiting. [`origin`]: the cross-site upgrade guard.
+//! - [`auth`]: tokens, sessions, login, who may see what. [`cli`]: the command line.
+//! - [`limits`]: frame rates and connection counts. [`origin`]: the cross-site upgrade guard.
 
 pub mod api;
+pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod error;
 pub mod hub;
@@ -28,21 +31,28 @@ pub mod store;
 pub mod workflows;
 pub mod ws;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 
+use auth::Accounts;
 use config::Config;
 use hub::Hub;
+use store::sqlite::Db;
 
 /// What every handler can reach.
 #[derive(Clone, FromRef)]
 pub struct AppState {
     pub hub: Arc<Hub>,
     pub config: Arc<Config>,
+    pub accounts: Arc<Accounts>,
     /// Open sockets and upgrade attempts per client address.
     pub ip_limits: Arc<limits::IpLimits>,
+    /// Open sockets per user.
+    pub user_limits: Arc<limits::UserLimits>,
     /// Needed by leptos_axum to render pages and serve the built site.
     pub leptos_options: LeptosOptions,
 }
@@ -56,50 +66,104 @@ pub enum ServeError {
     Storage(#[from] error::LanternError),
 }
 
-/// Open the configured store.
-async fn open_store(config: &Config) -> Result<Arc<dyn store::EventStore>, ServeError> {
-    Ok(match config.store {
+/// The configured event store, on the shared database when it is SQLite.
+fn event_store(config: &Config, db: &Db) -> Arc<dyn store::EventStore> {
+    match config.store {
         config::StoreKind::Memory => Arc::new(store::memory::MemoryStore::default()),
-        config::StoreKind::Sqlite => {
-            Arc::new(store::sqlite::SqliteStore::open(&config.data_dir, &config.sqlite_sync).await?)
+        config::StoreKind::Sqlite => Arc::new(store::sqlite::SqliteStore::new(db)),
+    }
+}
+
+/// A started server: storage open, background tasks running, not yet serving requests.
+pub struct Lantern {
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    /// On first start (no users yet): the token of the new `admin` user, for the login URL.
+    first_login: Option<String>,
+}
+
+impl Lantern {
+    /// Open the data dir, recover what a restart interrupted, start the background tasks.
+    pub async fn start(
+        listener: tokio::net::TcpListener,
+        config: Config,
+    ) -> Result<Self, ServeError> {
+        let addr = listener.local_addr()?;
+        let db = Db::open(&config.data_dir, &config.sqlite_sync).await?;
+        let hub = Hub::new(event_store(&config, &db));
+        let session_ttl = Duration::from_secs(config.session_days.saturating_mul(86_400));
+        let accounts = Accounts::new(db, session_ttl);
+        let first_login = accounts.create_first_user().await?;
+        let orphans = hub.fail_orphaned_builtins().await?;
+        if orphans > 0 {
+            tracing::warn!(
+                orphans,
+                "marked built-in workflows interrupted by a restart as failed"
+            );
         }
-    })
+        if config.retention_days > 0 {
+            tokio::spawn(retention::run(hub.clone(), config.retention_days));
+        }
+        tokio::spawn(accounts.clone().watch_revocations());
+        if !addr.ip().is_loopback() && !config.public_url_is_https() {
+            tracing::warn!(
+                %addr,
+                "listening where other machines can connect, over plain HTTP: tokens and \
+                 session cookies would cross the network unencrypted. Put a TLS-terminating \
+                 proxy in front and pass --public-url https://... (see docs/PROTOCOL.md)"
+            );
+        }
+        let state = AppState {
+            hub,
+            ip_limits: limits::IpLimits::new(
+                "address",
+                config.max_conns_per_ip,
+                config.conn_attempts_per_ip,
+                config.conn_attempts_per_ip.saturating_mul(2),
+            ),
+            user_limits: limits::UserLimits::new("user", config.max_conns_per_user, 0, 0),
+            accounts,
+            leptos_options: leptos_options(&config, addr),
+            config: Arc::new(config),
+        };
+        Ok(Self {
+            listener,
+            state,
+            first_login,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Where to open Lantern: on first start, the admin's login URL; else the home page.
+    pub fn open_url(&self) -> std::io::Result<String> {
+        let base = self.state.config.base_url(self.local_addr()?);
+        Ok(match &self.first_login {
+            Some(token) => format!("{base}/login?token={token}"),
+            None => format!("{base}/"),
+        })
+    }
+
+    /// The accounts (tests mint tokens through it).
+    pub fn accounts(&self) -> Arc<Accounts> {
+        self.state.accounts.clone()
+    }
+
+    /// Serve requests until the process ends.
+    pub async fn run(self) -> Result<(), ServeError> {
+        let app = routes::router(self.state);
+        axum::serve(
+            self.listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await?;
+        Ok(())
+    }
 }
 
-/// Serve Lantern on `listener` until the process ends.
-pub async fn serve(listener: tokio::net::TcpListener, config: Config) -> Result<(), ServeError> {
-    let hub = Hub::new(open_store(&config).await?);
-    let orphans = hub.fail_orphaned_builtins().await?;
-    if orphans > 0 {
-        tracing::warn!(
-            orphans,
-            "marked built-in workflows interrupted by a restart as failed"
-        );
-    }
-    if config.retention_days > 0 {
-        tokio::spawn(retention::run(hub.clone(), config.retention_days));
-    }
-    let ip_limits = limits::IpLimits::new(
-        config.max_conns_per_ip,
-        config.conn_attempts_per_ip,
-        config.conn_attempts_per_ip.saturating_mul(2),
-    );
-    let state = AppState {
-        hub,
-        ip_limits,
-        leptos_options: leptos_options(&config, listener.local_addr()?),
-        config: Arc::new(config),
-    };
-    let app = routes::router(state);
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .await?;
-    Ok(())
-}
-
-fn leptos_options(config: &Config, addr: std::net::SocketAddr) -> LeptosOptions {
+fn leptos_options(config: &Config, addr: SocketAddr) -> LeptosOptions {
     LeptosOptions::builder()
         .output_name("lantern")
         .site_root(config.site_root.to_string_lossy().to_string())

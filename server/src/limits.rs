@@ -1,6 +1,7 @@
 //! Limits that keep one client from hurting the others:
 //! - [`FrameLimiter`]: frames per second on one connection (token bucket, then close 4029);
-//! - [`IpLimits`]: open sockets per IP and socket upgrades per second per IP (HTTP 429).
+//! - [`ConnLimits`]: open sockets per key and socket upgrades per second per key (HTTP 429),
+//!   keyed by client address ([`IpLimits`]) and by user ([`UserLimits`]).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -92,39 +93,50 @@ impl FrameLimiter {
     }
 }
 
-/// Why an upgrade was refused.
+/// Why an upgrade was refused; `what` names whose limit it was ("address", "user").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
-    TooManyConnections(u32),
-    TooManyAttempts,
+    TooManyConnections { max: u32, what: &'static str },
+    TooManyAttempts { what: &'static str },
 }
 
 impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::TooManyConnections(max) => {
+            Self::TooManyConnections { max, what } => {
                 write!(
                     f,
-                    "too many open connections from this address (at most {max})"
+                    "too many open connections for this {what} (at most {max})"
                 )
             }
-            Self::TooManyAttempts => {
-                f.write_str("too many connection attempts from this address; retry later")
+            Self::TooManyAttempts { what } => {
+                write!(
+                    f,
+                    "too many connection attempts from this {what}; retry later"
+                )
             }
         }
     }
 }
 
-/// Per-IP socket limits. One lock over a small map; never held across an await.
-pub struct IpLimits {
+/// Per-address socket limits.
+pub type IpLimits = ConnLimits<IpAddr>;
+/// Per-user socket limits.
+pub type UserLimits = ConnLimits<String>;
+
+/// Open sockets and upgrade attempts per key (a client address, a user). One lock over a
+/// small map; never held across an await.
+pub struct ConnLimits<K> {
+    /// Named in refusals: "address", "user".
+    what: &'static str,
     /// 0 = no limit.
     max_open: u32,
     attempts_per_sec: u32,
     attempts_burst: u32,
-    by_ip: Mutex<HashMap<IpAddr, IpState>>,
+    by_key: Mutex<HashMap<K, KeyState>>,
 }
 
-struct IpState {
+struct KeyState {
     open: u32,
     attempts: TokenBucket,
     last_attempt: Instant,
@@ -133,55 +145,64 @@ struct IpState {
 /// Entries of addresses with nothing open are forgotten this long after their last attempt.
 const FORGET_IDLE_IP: Duration = Duration::from_secs(60);
 
-impl IpLimits {
-    pub fn new(max_open: u32, attempts_per_sec: u32, attempts_burst: u32) -> Arc<Self> {
+impl<K: std::hash::Hash + Eq + Clone> ConnLimits<K> {
+    pub fn new(
+        what: &'static str,
+        max_open: u32,
+        attempts_per_sec: u32,
+        attempts_burst: u32,
+    ) -> Arc<Self> {
         Arc::new(Self {
+            what,
             max_open,
             attempts_per_sec,
             attempts_burst,
-            by_ip: Mutex::default(),
+            by_key: Mutex::default(),
         })
     }
 
-    /// Admit one more socket from `ip`, or say why not. The guard releases it when dropped.
-    pub fn admit(self: &Arc<Self>, ip: IpAddr, now: Instant) -> Result<OpenSocket, Refusal> {
-        let mut by_ip = self.by_ip.lock().unwrap_or_else(|p| p.into_inner());
-        if by_ip.len() > 10_000 {
-            by_ip.retain(|_, s| {
+    /// Admit one more socket for `key`, or say why not. The guard releases it when dropped.
+    pub fn admit(self: &Arc<Self>, key: K, now: Instant) -> Result<OpenSocket<K>, Refusal> {
+        let mut by_key = self.by_key.lock().unwrap_or_else(|p| p.into_inner());
+        if by_key.len() > 10_000 {
+            by_key.retain(|_, s| {
                 s.open > 0 || now.saturating_duration_since(s.last_attempt) < FORGET_IDLE_IP
             });
         }
         let burst = self.attempts_burst.max(1) as f64;
-        let state = by_ip.entry(ip).or_insert_with(|| IpState {
+        let state = by_key.entry(key.clone()).or_insert_with(|| KeyState {
             open: 0,
             attempts: TokenBucket::new(self.attempts_per_sec as f64, burst, now),
             last_attempt: now,
         });
         state.last_attempt = now;
         if self.attempts_per_sec > 0 && !state.attempts.take(now) {
-            return Err(Refusal::TooManyAttempts);
+            return Err(Refusal::TooManyAttempts { what: self.what });
         }
         if self.max_open > 0 && state.open >= self.max_open {
-            return Err(Refusal::TooManyConnections(self.max_open));
+            return Err(Refusal::TooManyConnections {
+                max: self.max_open,
+                what: self.what,
+            });
         }
         state.open += 1;
         Ok(OpenSocket {
             limits: self.clone(),
-            ip,
+            key,
         })
     }
 }
 
 /// One admitted socket; dropping it frees its place.
-pub struct OpenSocket {
-    limits: Arc<IpLimits>,
-    ip: IpAddr,
+pub struct OpenSocket<K: std::hash::Hash + Eq + Clone> {
+    limits: Arc<ConnLimits<K>>,
+    key: K,
 }
 
-impl Drop for OpenSocket {
+impl<K: std::hash::Hash + Eq + Clone> Drop for OpenSocket<K> {
     fn drop(&mut self) {
-        let mut by_ip = self.limits.by_ip.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(state) = by_ip.get_mut(&self.ip) {
+        let mut by_key = self.limits.by_key.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(state) = by_key.get_mut(&self.key) {
             state.open = state.open.saturating_sub(1);
         }
     }
@@ -194,14 +215,17 @@ mod tests {
     #[test]
     fn open_sockets_per_ip_are_capped_and_freed_on_drop() {
         let t0 = Instant::now();
-        let limits = IpLimits::new(2, 0, 0);
+        let limits = IpLimits::new("address", 2, 0, 0);
         let ip: IpAddr = [127, 0, 0, 1].into();
         let other: IpAddr = [127, 0, 0, 2].into();
         let a = limits.admit(ip, t0).expect("first");
         let _b = limits.admit(ip, t0).expect("second");
         assert_eq!(
             limits.admit(ip, t0).err(),
-            Some(Refusal::TooManyConnections(2))
+            Some(Refusal::TooManyConnections {
+                max: 2,
+                what: "address"
+            })
         );
         assert!(
             limits.admit(other, t0).is_ok(),
@@ -214,11 +238,14 @@ mod tests {
     #[test]
     fn attempts_per_ip_are_rate_limited() {
         let t0 = Instant::now();
-        let limits = IpLimits::new(0, 1, 2);
+        let limits = IpLimits::new("address", 0, 1, 2);
         let ip: IpAddr = [10, 0, 0, 1].into();
         assert!(limits.admit(ip, t0).is_ok());
         assert!(limits.admit(ip, t0).is_ok());
-        assert_eq!(limits.admit(ip, t0).err(), Some(Refusal::TooManyAttempts));
+        assert_eq!(
+            limits.admit(ip, t0).err(),
+            Some(Refusal::TooManyAttempts { what: "address" })
+        );
         assert!(limits.admit(ip, t0 + Duration::from_secs(1)).is_ok());
     }
 

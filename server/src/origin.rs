@@ -20,9 +20,42 @@ pub fn allowed(origin: Option<&str>, host: Option<&str>, allow_list: &[String]) 
     host.is_some_and(|host| authority.eq_ignore_ascii_case(host.trim()))
 }
 
+/// The client's address: the TCP peer, or, with `trust_forwarded` (only behind a proxy that
+/// sets it), the last address in `X-Forwarded-For`, which that proxy appended.
+pub fn client_ip(
+    peer: std::net::SocketAddr,
+    headers: &axum::http::HeaderMap,
+    trust_forwarded: bool,
+) -> std::net::IpAddr {
+    let forwarded = trust_forwarded
+        .then(|| headers.get("x-forwarded-for")?.to_str().ok())
+        .flatten()
+        .and_then(|list| list.rsplit(',').next())
+        .and_then(|last| last.trim().parse().ok());
+    forwarded.unwrap_or(peer.ip())
+}
+
 #[cfg(test)]
 mod tests {
     use super::allowed;
+
+    #[test]
+    fn forwarded_addresses_count_only_when_trusted() {
+        let peer: std::net::SocketAddr = "10.0.0.1:5000".parse().expect("addr");
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert(
+            "x-forwarded-for",
+            "1.2.3.4, 5.6.7.8".parse().expect("header"),
+        );
+        assert_eq!(
+            super::client_ip(peer, &headers, false).to_string(),
+            "10.0.0.1"
+        );
+        assert_eq!(
+            super::client_ip(peer, &headers, true).to_string(),
+            "5.6.7.8"
+        );
+    }
 
     #[test]
     fn no_origin_is_left_to_the_token() {

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use app::backend::WorkflowBackend;
+use app::backend::{Viewer, WorkflowBackend};
 use app::protocol::{RunSnapshot, WorkflowInfo};
 
 use crate::hub::Hub;
@@ -15,21 +15,26 @@ pub struct HubBackend(pub Arc<Hub>);
 
 #[async_trait::async_trait]
 impl WorkflowBackend for HubBackend {
-    async fn list_workflows(&self) -> Result<Vec<WorkflowInfo>, String> {
+    async fn list_workflows(&self, viewer: &Viewer) -> Result<Vec<WorkflowInfo>, String> {
         self.0
             .store()
-            .list_workflows()
+            .list_workflows(Some(&viewer.user))
             .await
             .map_err(|e| e.to_string())
     }
 
-    async fn start_workflow(&self, kind: &str) -> Result<WorkflowInfo, String> {
-        crate::workflows::start(&self.0, kind, None)
+    async fn start_workflow(&self, viewer: &Viewer, kind: &str) -> Result<WorkflowInfo, String> {
+        crate::workflows::start(&self.0, kind, None, &viewer.user)
             .await
             .map_err(|e| e.to_string())
     }
 
-    async fn snapshot(&self, id: &str) -> Result<Option<RunSnapshot>, String> {
+    async fn snapshot(&self, viewer: &Viewer, id: &str) -> Result<Option<RunSnapshot>, String> {
+        match self.0.check_owner(id, &viewer.user).await {
+            Ok(()) => {}
+            Err(crate::error::LanternError::WorkflowNotFound(_)) => return Ok(None),
+            Err(e) => return Err(e.to_string()),
+        }
         let store = self.0.store();
         let Some(workflow) = store.workflow(id).await.map_err(|e| e.to_string())? else {
             return Ok(None);

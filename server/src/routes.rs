@@ -1,9 +1,16 @@
-//! The router: pages, API and sockets. No logic here beyond wiring paths to handlers.
+//! The router: pages, API and sockets. No logic here beyond wiring paths to handlers and
+//! layers.
+//!
+//! Every request first passes [`auth::authenticate`] (records who is calling). Pages, the
+//! pages' server functions and `/login` also pass [`auth::web::page_guard`] (signed-out
+//! visitors go to `/login`); API handlers and sockets check their caller themselves.
 
 use std::sync::Arc;
 
 use app::{backend::Backend, shell, App};
 use axum::{
+    extract::DefaultBodyLimit,
+    middleware::from_fn_with_state,
     routing::{get, post},
     Router,
 };
@@ -11,13 +18,23 @@ use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 
 use crate::pages::HubBackend;
-use crate::{api, ws, AppState};
+use crate::{api, auth, ws, AppState};
 
 pub fn router(state: AppState) -> Router {
     let backend: Backend = Arc::new(HubBackend(state.hub.clone()));
     let options = state.leptos_options.clone();
-    let mut router = Router::new()
+    let pages = Router::new()
+        .route("/login", post(auth::web::login_form))
+        .leptos_routes_with_context(
+            &state,
+            generate_route_list(App),
+            move || provide_context(backend.clone()),
+            move || shell(options.clone()),
+        )
+        .layer(from_fn_with_state(state.clone(), auth::web::page_guard));
+    let mut api = Router::new()
         .route("/healthz", get(api::healthz))
+        .route("/logout", post(auth::web::logout))
         .route(
             "/api/workflows",
             post(api::create_workflow).get(api::list_workflows),
@@ -25,21 +42,21 @@ pub fn router(state: AppState) -> Router {
         .route("/api/workflows/{id}", get(api::get_workflow))
         .route(
             "/api/workflows/{id}/events",
-            get(api::history).post(api::ingest),
+            get(api::history)
+                .post(api::ingest)
+                .layer(DefaultBodyLimit::max(state.config.agent_frame_bytes.max(1))),
         )
         .route("/api/workflows/{id}/input", post(api::input))
         .route("/api/workflows/{id}/cancel", post(api::cancel))
         .route("/ws/workflow/{id}", get(ws::subscriber::upgrade));
     if state.config.test_hooks {
-        router = router.route("/api/test/disconnect", post(api::test_disconnect));
+        api = api.route("/api/test/disconnect", post(api::test_disconnect));
     }
-    router
-        .leptos_routes_with_context(
-            &state,
-            generate_route_list(App),
-            move || provide_context(backend.clone()),
-            move || shell(options.clone()),
-        )
+    api.merge(pages)
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(from_fn_with_state(
+            state.accounts.clone(),
+            auth::authenticate,
+        ))
         .with_state(state)
 }

@@ -158,9 +158,7 @@ async fn invariant_violations_are_409_and_append_nothing() {
         json!([{ "type": "agent_started", "agent": "a" }, { "type": "agent_started", "agent": "a" }]),
     ];
     for case in cases {
-        let (status, body) = server
-            .post(&format!("/api/workflows/{id}/events"), case)
-            .await;
+        let (status, body) = server.ingest(&id, case).await;
         assert_eq!(status, 409, "{body}");
         assert_eq!(body["error"]["code"], "conflict");
     }
@@ -168,10 +166,7 @@ async fn invariant_violations_are_409_and_append_nothing() {
     assert_eq!(workflow["last_seq"], 0);
 
     let (status, body) = server
-        .post(
-            &format!("/api/workflows/{id}/events"),
-            json!({ "type": "agent_thinking", "agent": "a" }),
-        )
+        .ingest(&id, json!({ "type": "agent_thinking", "agent": "a" }))
         .await;
     assert_eq!(status, 400);
     assert!(
@@ -218,10 +213,7 @@ async fn a_terminal_status_closes_open_tools_and_agents_then_nothing_more() {
     assert_eq!(events[3]["ok"], false);
 
     let (status, _) = server
-        .post(
-            &format!("/api/workflows/{id}/events"),
-            json!({ "type": "final_report", "content": "late" }),
-        )
+        .ingest(&id, json!({ "type": "final_report", "content": "late" }))
         .await;
     assert_eq!(status, 409);
     let (status, _) = server
@@ -278,12 +270,13 @@ async fn concurrent_publishers_lose_and_duplicate_no_seq() {
     let mut tasks = Vec::new();
     for p in 0..8 {
         let http = server.http.clone();
+        let agent = server.agent_token.clone();
         let url = server.url(&format!("/api/workflows/{id}/events"));
         tasks.push(tokio::spawn(async move {
             let mut got = Vec::new();
             for n in 0..50 {
                 let event = json!({ "type": "agent_thinking", "agent": "a", "content": format!("{p}/{n}") });
-                let body: Value = http.post(&url).json(&event).send().await.expect("post").json().await.expect("json");
+                let body: Value = http.post(&url).bearer_auth(&agent).json(&event).send().await.expect("post").json().await.expect("json");
                 got.push(body["seqs"][0].as_u64().expect("seq"));
             }
             got

@@ -27,13 +27,20 @@ async fn acked_events_survive_sigkill_and_seq_continues() {
 
     // Publish one event per request; remember what was acked.
     let http = first.server.http.clone();
+    let agent = first.server.agent_token.clone();
     let url = first.server.url(&format!("/api/workflows/{id}/events"));
     let (acked_tx, mut acked_rx) = tokio::sync::mpsc::unbounded_channel::<(u64, String)>();
     let publisher = tokio::spawn(async move {
         for n in 0.. {
             let content = format!("event {n}");
             let event = json!({ "id": format!("e{n}"), "type": "agent_thinking", "agent": "a", "content": content });
-            let Ok(response) = http.post(&url).json(&event).send().await else {
+            let Ok(response) = http
+                .post(&url)
+                .bearer_auth(&agent)
+                .json(&event)
+                .send()
+                .await
+            else {
                 return;
             };
             let Ok(body) = response.json::<Value>().await else {
@@ -118,10 +125,7 @@ async fn acked_events_survive_sigkill_and_seq_continues() {
     // The lifecycle was rebuilt from the log: agent `a` is still running.
     let (status, _) = second
         .server
-        .post(
-            &format!("/api/workflows/{id}/events"),
-            json!({ "type": "agent_started", "agent": "a" }),
-        )
+        .ingest(&id, json!({ "type": "agent_started", "agent": "a" }))
         .await;
     assert_eq!(status, 409);
 }
@@ -204,7 +208,11 @@ async fn retention_deletes_only_finished_workflows_past_the_cutoff() {
             .expect("open"),
     );
     let hub = server::hub::Hub::new(store.clone());
-    let done = hub.create("external", None).await.expect("create").id;
+    let done = hub
+        .create("external", None, "admin")
+        .await
+        .expect("create")
+        .id;
     hub.publish_bodies(
         &done,
         vec![app::protocol::EventBody::WorkflowStatus {
@@ -214,7 +222,11 @@ async fn retention_deletes_only_finished_workflows_past_the_cutoff() {
     )
     .await
     .expect("publish");
-    let running = hub.create("external", None).await.expect("create").id;
+    let running = hub
+        .create("external", None, "admin")
+        .await
+        .expect("create")
+        .id;
     // Nothing is older than 30 days.
     assert_eq!(
         hub.delete_finished_before(&server::retention::cutoff(30))

@@ -28,7 +28,12 @@ impl Rng {
 }
 
 /// Follow the workflow until seq `EVENTS`, dropping the connection after each drop point.
-async fn follow(server_addr: std::net::SocketAddr, id: String, seed: u64) -> (Vec<u64>, usize) {
+async fn follow(
+    server_addr: std::net::SocketAddr,
+    token: String,
+    id: String,
+    seed: u64,
+) -> (Vec<u64>, usize) {
     let mut rng = Rng(seed | 1);
     let mut drop_points: Vec<u64> = (0..DROPS_PER_SUBSCRIBER)
         .map(|_| 1 + rng.next() % (EVENTS - 1))
@@ -39,8 +44,13 @@ async fn follow(server_addr: std::net::SocketAddr, id: String, seed: u64) -> (Ve
     let mut reconnects = 0;
     while held.len() < EVENTS as usize {
         let after = held.last().copied().unwrap_or(0);
-        let url = format!("ws://{server_addr}/ws/workflow/{id}?after={after}");
-        let (ws, _) = tokio_tungstenite::connect_async(url)
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut request = format!("ws://{server_addr}/ws/workflow/{id}?after={after}")
+            .into_client_request()
+            .expect("request");
+        let bearer = format!("Bearer {token}").parse().expect("header");
+        request.headers_mut().insert("authorization", bearer);
+        let (ws, _) = tokio_tungstenite::connect_async(request)
             .await
             .expect("connect");
         let mut client = Client { ws };
@@ -80,7 +90,11 @@ async fn follow(server_addr: std::net::SocketAddr, id: String, seed: u64) -> (Ve
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hundred_subscribers_with_random_reconnects_each_end_with_the_exact_log() {
     // 1,200+ upgrades from one address in seconds: lift the per-address attempt limit.
-    let server = start_with(|c| c.conn_attempts_per_ip = 0).await;
+    let server = start_with(|c| {
+        c.conn_attempts_per_ip = 0;
+        c.max_conns_per_user = 0;
+    })
+    .await;
     let id = server.create("external").await;
     server
         .publish(&id, json!({ "type": "agent_started", "agent": "a" }))
@@ -90,6 +104,7 @@ async fn hundred_subscribers_with_random_reconnects_each_end_with_the_exact_log(
         .map(|n| {
             tokio::spawn(follow(
                 server.addr,
+                server.token.clone(),
                 id.clone(),
                 0x9E37_79B9_7F4A_7C15 ^ (n * 7919),
             ))

@@ -43,7 +43,7 @@ async fn a_reader_that_never_reads_is_closed_with_4008_and_costs_bounded_memory(
     let total = (BATCH * BATCHES + 1) as u64;
     let readers: Vec<_> = (0..3)
         .map(|_| {
-            let url = format!("ws://{}/ws/workflow/{id}?after=0", server.addr);
+            let url = server.ws_request(&format!("/ws/workflow/{id}?after=0"), Some(&server.token));
             tokio::spawn(async move {
                 let (ws, _) = tokio_tungstenite::connect_async(url)
                     .await

@@ -82,11 +82,13 @@ async fn events_published_during_replay_arrive_once_with_no_gap() {
         .await;
     let publisher = {
         let http = server.http.clone();
+        let agent = server.agent_token.clone();
         let url = server.url(&format!("/api/workflows/{id}/events"));
         tokio::spawn(async move {
             for n in 0..300 {
                 let response = http
                     .post(&url)
+                    .bearer_auth(&agent)
                     .json(&thinking(n))
                     .send()
                     .await
@@ -272,7 +274,7 @@ async fn user_input_is_appended_acked_and_idempotent_by_client_msg_id() {
     );
     assert_eq!(frames[1]["type"], "user_input");
     assert_eq!(frames[1]["content"], "hello");
-    assert_eq!(frames[1]["user"], "local");
+    assert_eq!(frames[1]["user"], "admin", "inputs name the signed-in user");
 
     // The retry (e.g. after a reconnect) is acked with the same seq and not appended again,
     // over the socket and over HTTP alike.
@@ -437,12 +439,10 @@ async fn a_flooding_client_is_rate_limited_and_closed_while_others_lose_nothing(
 
 #[tokio::test]
 async fn an_upgrade_from_another_sites_page_is_refused_with_403() {
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let server = start_with(|c| c.allowed_origins = vec!["https://app.example.com".into()]).await;
     let id = server.create("external").await;
-    let url = format!("ws://{}/ws/workflow/{id}", server.addr);
     let with_origin = |origin: &str| {
-        let mut request = url.clone().into_client_request().expect("request");
+        let mut request = server.ws_request(&format!("/ws/workflow/{id}"), Some(&server.token));
         request
             .headers_mut()
             .insert("origin", origin.parse().expect("header"));
@@ -487,7 +487,7 @@ async fn open_sockets_and_upgrade_attempts_per_address_are_limited_with_429() {
     second.hello_and_backlog().await;
     let deadline = tokio::time::Instant::now() + common::WAIT;
     loop {
-        let url = format!("ws://{}/ws/workflow/{id}", server.addr);
+        let url = server.ws_request(&format!("/ws/workflow/{id}"), Some(&server.token));
         if tokio_tungstenite::connect_async(url).await.is_ok() {
             break;
         }

@@ -17,6 +17,7 @@ pub struct MemoryStore {
 
 struct Workflow {
     info: WorkflowInfo,
+    owner: String,
     log: Vec<Arc<StoredEvent>>,
     keys: HashMap<IdempotencyKey, u64>,
 }
@@ -33,10 +34,16 @@ impl MemoryStore {
 
 #[async_trait::async_trait]
 impl EventStore for MemoryStore {
-    async fn create_workflow(&self, kind: &str, title: Option<String>) -> Result<WorkflowInfo> {
+    async fn create_workflow(
+        &self,
+        kind: &str,
+        title: Option<String>,
+        owner: &str,
+    ) -> Result<WorkflowInfo> {
         let info = new_workflow(kind, title);
         let workflow = Workflow {
             info: info.clone(),
+            owner: owner.to_owned(),
             log: Vec::new(),
             keys: HashMap::new(),
         };
@@ -48,8 +55,17 @@ impl EventStore for MemoryStore {
         Ok(self.lock().get(id).map(|w| w.info.clone()))
     }
 
-    async fn list_workflows(&self) -> Result<Vec<WorkflowInfo>> {
-        let mut all: Vec<WorkflowInfo> = self.lock().values().map(|w| w.info.clone()).collect();
+    async fn owner(&self, id: &str) -> Result<Option<String>> {
+        Ok(self.lock().get(id).map(|w| w.owner.clone()))
+    }
+
+    async fn list_workflows(&self, owner: Option<&str>) -> Result<Vec<WorkflowInfo>> {
+        let mut all: Vec<WorkflowInfo> = self
+            .lock()
+            .values()
+            .filter(|w| owner.is_none_or(|o| w.owner == o))
+            .map(|w| w.info.clone())
+            .collect();
         all.sort_by(|a, b| b.id.cmp(&a.id));
         Ok(all)
     }

@@ -105,11 +105,18 @@ impl StoredEvent {
 ///   writer lock), so the store need not order concurrent appends to one workflow itself.
 #[async_trait::async_trait]
 pub trait EventStore: Send + Sync + 'static {
-    /// Register a new workflow, `pending`, with an empty log.
-    async fn create_workflow(&self, kind: &str, title: Option<String>) -> Result<WorkflowInfo>;
+    /// Register a new workflow of user `owner`, `pending`, with an empty log.
+    async fn create_workflow(
+        &self,
+        kind: &str,
+        title: Option<String>,
+        owner: &str,
+    ) -> Result<WorkflowInfo>;
     async fn workflow(&self, id: &str) -> Result<Option<WorkflowInfo>>;
-    /// Every workflow, newest first.
-    async fn list_workflows(&self) -> Result<Vec<WorkflowInfo>>;
+    /// The user who owns workflow `id`, if it exists.
+    async fn owner(&self, id: &str) -> Result<Option<String>>;
+    /// The workflows of `owner` (every workflow when `None`), newest first.
+    async fn list_workflows(&self, owner: Option<&str>) -> Result<Vec<WorkflowInfo>>;
     /// Append a batch; returns the stored events, in order.
     async fn append(
         &self,

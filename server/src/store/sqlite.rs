@@ -25,7 +25,7 @@ use crate::error::{LanternError, Result};
 pub const DB_FILE: &str = "lantern.db";
 
 pub struct SqliteStore {
-    /// The only connection that writes.
+    /// The only connection that writes (shared with the accounts; see [`Db`]).
     writer: SqlitePool,
     readers: SqlitePool,
 }
@@ -64,7 +64,15 @@ fn event_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Arc<StoredEvent>> {
     Ok(StoredEvent::from_json(seq, row.try_get("json")?))
 }
 
-impl SqliteStore {
+/// The two pools over `lantern.db`, shared by the event store and the accounts.
+#[derive(Clone)]
+pub struct Db {
+    /// The only connection that writes (see the module doc).
+    pub writer: SqlitePool,
+    pub readers: SqlitePool,
+}
+
+impl Db {
     /// Open (creating if needed) `data_dir/lantern.db` and apply pending migrations.
     pub async fn open(data_dir: &Path, synchronous: &str) -> Result<Self> {
         std::fs::create_dir_all(data_dir).map_err(|e| {
@@ -96,13 +104,32 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// Open the database under `data_dir` just for the event log.
+    pub async fn open(data_dir: &Path, synchronous: &str) -> Result<Self> {
+        Ok(Self::new(&Db::open(data_dir, synchronous).await?))
+    }
+
+    pub fn new(db: &Db) -> Self {
+        Self {
+            writer: db.writer.clone(),
+            readers: db.readers.clone(),
+        }
+    }
+}
+
 #[async_trait::async_trait]
 impl EventStore for SqliteStore {
-    async fn create_workflow(&self, kind: &str, title: Option<String>) -> Result<WorkflowInfo> {
+    async fn create_workflow(
+        &self,
+        kind: &str,
+        title: Option<String>,
+        owner: &str,
+    ) -> Result<WorkflowInfo> {
         let info = new_workflow(kind, title);
         sqlx::query(
-            "INSERT INTO workflows (id, kind, title, status, last_seq, created_at, updated_at)
-             VALUES (?, ?, ?, ?, 0, ?, ?)",
+            "INSERT INTO workflows (id, kind, title, status, last_seq, created_at, updated_at, owner)
+             VALUES (?, ?, ?, ?, 0, ?, ?, ?)",
         )
         .bind(&info.id)
         .bind(&info.kind)
@@ -110,6 +137,7 @@ impl EventStore for SqliteStore {
         .bind(info.status.as_str())
         .bind(&info.created_at)
         .bind(&info.updated_at)
+        .bind(owner)
         .execute(&self.writer)
         .await?;
         Ok(info)
@@ -123,10 +151,29 @@ impl EventStore for SqliteStore {
         row.as_ref().map(info_from_row).transpose()
     }
 
-    async fn list_workflows(&self) -> Result<Vec<WorkflowInfo>> {
-        let rows = sqlx::query("SELECT * FROM workflows ORDER BY id DESC")
-            .fetch_all(&self.readers)
-            .await?;
+    async fn owner(&self, id: &str) -> Result<Option<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT owner FROM workflows WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&self.readers)
+                .await?,
+        )
+    }
+
+    async fn list_workflows(&self, owner: Option<&str>) -> Result<Vec<WorkflowInfo>> {
+        let rows = match owner {
+            Some(owner) => {
+                sqlx::query("SELECT * FROM workflows WHERE owner = ? ORDER BY id DESC")
+                    .bind(owner)
+                    .fetch_all(&self.readers)
+                    .await?
+            }
+            None => {
+                sqlx::query("SELECT * FROM workflows ORDER BY id DESC")
+                    .fetch_all(&self.readers)
+                    .await?
+            }
+        };
         rows.iter().map(info_from_row).collect()
     }
 

@@ -15,13 +15,18 @@ use crate::hub::Hub;
 /// The kinds `POST /api/workflows` accepts.
 pub const KINDS: &[&str] = &["echo", "external"];
 
-/// Create a workflow of `kind` and start it if it is built in.
-pub async fn start(hub: &Arc<Hub>, kind: &str, title: Option<String>) -> Result<WorkflowInfo> {
+/// Create a workflow of `kind` for user `owner` and start it if it is built in.
+pub async fn start(
+    hub: &Arc<Hub>,
+    kind: &str,
+    title: Option<String>,
+    owner: &str,
+) -> Result<WorkflowInfo> {
     match kind {
-        "external" => hub.create(kind, title).await,
+        "external" => hub.create(kind, title, owner).await,
         "echo" => {
             let info = hub
-                .create(kind, title.or_else(|| Some("Echo".into())))
+                .create(kind, title.or_else(|| Some("Echo".into())), owner)
                 .await?;
             echo::spawn(hub.clone(), info.id.clone()).await?;
             Ok(info)

@@ -27,15 +27,12 @@ use axum::{
 use futures::StreamExt;
 
 use super::outbox::Outbox;
+use crate::auth::{Caller, TokenKind};
 use crate::error::LanternError;
 use crate::hub::Feed;
 use crate::limits::{FrameLimiter, Verdict};
 use crate::origin;
 use crate::AppState;
-
-/// Who a subscriber is, for `user_input` events. There are no accounts yet: every viewer is
-/// the local user.
-pub const LOCAL_USER: &str = "local";
 
 /// How long a closing connection may take to send what it has queued.
 const CLOSE_GRACE: Duration = Duration::from_secs(30);
@@ -49,14 +46,18 @@ mod close {
     pub const GOING_AWAY: u16 = 1001;
     pub const TOO_LARGE: u16 = 1009;
     pub const INTERNAL: u16 = 1011;
+    pub const UNAUTHORIZED: u16 = 4001;
     pub const TOO_SLOW: u16 = 4008;
     pub const CURSOR_AHEAD: u16 = 4009;
     pub const RATE_LIMITED: u16 = 4029;
 }
 
-/// The HTTP side: check the workflow exists (404 before the upgrade), then hand over.
+/// The HTTP side, in this order: the Origin (403), the caller (401, or 403 for an agent
+/// token), the workflow (404, also when it is someone else's), the cursor (400), the
+/// per-address and per-user limits (429); then the upgrade.
 pub async fn upgrade(
     State(state): State<AppState>,
+    caller: Result<Caller, LanternError>,
     Path(workflow_id): Path<String>,
     Query(query): Query<HashMap<String, String>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -72,6 +73,13 @@ pub async fn upgrade(
         return LanternError::Forbidden("this page's origin may not open Lantern sockets".into())
             .into_response();
     }
+    let caller = match caller.and_then(|c| c.require(TokenKind::User).map(|()| c)) {
+        Ok(caller) => caller,
+        Err(e) => return e.into_response(),
+    };
+    if let Err(e) = state.hub.check_owner(&workflow_id, &caller.user).await {
+        return e.into_response();
+    }
     let after = match query.get("after").map(|a| a.parse::<u64>()) {
         None => 0,
         Some(Ok(after)) => after,
@@ -84,9 +92,15 @@ pub async fn upgrade(
         Ok((feed, info)) => (feed, info),
         Err(e) => return e.into_response(),
     };
-    let admitted = match state.ip_limits.admit(peer.ip(), Instant::now()) {
-        Ok(admitted) => admitted,
-        Err(refusal) => return LanternError::RateLimited(refusal.to_string()).into_response(),
+    let client_ip = crate::origin::client_ip(peer, &headers, state.config.trust_forwarded);
+    let admitted = match (
+        state.ip_limits.admit(client_ip, Instant::now()),
+        state.user_limits.admit(caller.user.clone(), Instant::now()),
+    ) {
+        (Ok(by_ip), Ok(by_user)) => (by_ip, by_user),
+        (Err(refusal), _) | (_, Err(refusal)) => {
+            return LanternError::RateLimited(refusal.to_string()).into_response()
+        }
     };
     let limit = state.config.client_frame_bytes;
     upgrade
@@ -96,7 +110,7 @@ pub async fn upgrade(
         .max_message_size(limit.max(1))
         .max_frame_size(limit.max(1))
         .on_upgrade(move |socket| async move {
-            serve(socket, state, feed, after).await;
+            serve(socket, state, caller, feed, after).await;
             drop(admitted);
         })
 }
@@ -104,6 +118,8 @@ pub async fn upgrade(
 /// Per-connection state the main loop needs.
 struct Connection {
     state: AppState,
+    /// Who is connected: named in their inputs; its credential's revocation closes us.
+    caller: Caller,
     workflow_id: String,
     outbox: Arc<Outbox>,
     replay_done_sent: bool,
@@ -114,6 +130,7 @@ struct Connection {
 async fn serve(
     socket: WebSocket,
     state: AppState,
+    caller: Caller,
     (mut feed, info): (Feed, app::protocol::WorkflowInfo),
     after: u64,
 ) {
@@ -126,7 +143,9 @@ async fn serve(
         state.config.client_burst,
         Instant::now(),
     );
+    let mut revocations = state.accounts.revocations();
     let mut conn = Connection {
+        caller,
         workflow_id: info.id.clone(),
         state,
         outbox,
@@ -172,6 +191,7 @@ async fn serve(
                 }
             },
             event = feed.next(), if !paused => conn.on_event(event, &feed),
+            revoked = revocations.recv() => conn.on_revocation(revoked).await,
             _ = conn.outbox.drained(), if paused => {}
             _ = ping.tick() => {
                 if conn.peer_is_dead(heartbeat) {
@@ -312,7 +332,7 @@ impl Connection {
                 let result = hub
                     .submit_input(
                         &self.workflow_id,
-                        LOCAL_USER,
+                        &self.caller.user,
                         content,
                         client_msg_id.clone(),
                     )
@@ -326,6 +346,27 @@ impl Connection {
                     Err(e) => self.error_from(&e),
                 }
             }
+        }
+    }
+
+    /// A token or session was revoked: close with 4001 if it was ours. A receiver that fell
+    /// behind the announcements asks the accounts instead.
+    async fn on_revocation(
+        &mut self,
+        revoked: Result<Arc<str>, tokio::sync::broadcast::error::RecvError>,
+    ) {
+        let ours = match revoked {
+            Ok(id) => self.caller.uses(&id),
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => !matches!(
+                self.state.accounts.still_valid(&self.caller).await,
+                Ok(true)
+            ),
+            // The accounts are gone: the server is stopping; other branches end the loop.
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => false,
+        };
+        if ours {
+            self.outbox
+                .close(close::UNAUTHORIZED, "the token or session was revoked");
         }
     }
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
+use server::auth::{Accounts, TokenKind};
 use server::config::Config;
 use tokio::net::TcpStream;
 use tokio_tungstenite::{
@@ -20,9 +21,34 @@ pub const WAIT: Duration = Duration::from_secs(10);
 
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// Sends `Authorization: Bearer <token>` (admin's user token) unless a request sets its own.
     pub http: reqwest::Client,
     /// The server's data dir (a real SQLite file); deleted when the test ends.
     pub data: std::sync::Arc<tempfile::TempDir>,
+    /// The first user's (admin's) user token, from the login URL printed on first start.
+    pub token: String,
+    /// An agent token of admin's.
+    pub agent_token: String,
+    /// In-process servers: the accounts, to mint more tokens directly. `None` for a child
+    /// process, which mints with `lantern token create`.
+    pub accounts: Option<std::sync::Arc<Accounts>>,
+}
+
+/// A client that sends `token` on every request that does not set its own.
+fn client_with(token: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let value = format!("Bearer {token}").parse().expect("header value");
+    headers.insert(reqwest::header::AUTHORIZATION, value);
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+/// The token in a printed `…/login?token=…` URL.
+pub fn token_in(url: &str) -> Option<String> {
+    url.split("token=").nth(1).map(|t| t.trim().to_owned())
 }
 
 pub async fn start() -> TestServer {
@@ -44,18 +70,46 @@ pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestServer {
         ..Config::default()
     };
     tweak(&mut config);
+    let lantern = server::Lantern::start(listener, config)
+        .await
+        .expect("server starts");
+    let token = token_in(&lantern.open_url().expect("url")).expect("first start prints a token");
+    let accounts = lantern.accounts();
+    let agent_token = accounts
+        .create_token("admin", TokenKind::Agent)
+        .await
+        .expect("agent token");
     tokio::spawn(async move {
-        if let Err(e) = server::serve(listener, config).await {
+        if let Err(e) = lantern.run().await {
             panic!("server failed: {e}");
         }
     });
     let server = TestServer {
         addr,
-        http: reqwest::Client::new(),
+        http: client_with(&token),
         data,
+        token,
+        agent_token,
+        accounts: Some(accounts),
     };
     server.wait_until_healthy().await;
     server
+}
+
+/// Run `lantern ARGS` to completion; returns its last line of stdout.
+pub async fn lantern_cli(args: &[&str]) -> Result<String, String> {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_lantern"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .await
+        .expect("run lantern");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if output.status.success() {
+        Ok(stdout.lines().last().unwrap_or("").to_owned())
+    } else {
+        Err(String::from_utf8_lossy(&output.stderr).into_owned())
+    }
 }
 
 /// The `lantern` binary as a child process, on an ephemeral port, on `data_dir`.
@@ -80,22 +134,45 @@ pub async fn spawn_binary(
         .expect("spawn lantern");
     let stdout = child.stdout.take().expect("stdout");
     let mut lines = tokio::io::BufReader::new(stdout).lines();
-    let addr = loop {
+    let (addr, printed_token) = loop {
         let line = tokio::time::timeout(WAIT, lines.next_line())
             .await
             .expect("lantern prints its address")
             .expect("read stdout")
             .expect("lantern exited before printing its address");
         if let Some(rest) = line.split("http://").nth(1) {
-            break rest.trim_end_matches('/').parse().expect("address");
+            let addr = rest.split('/').next().expect("address");
+            break (addr.parse().expect("address"), token_in(rest));
         }
     };
     // Keep draining stdout so the child never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let dir = data.path().to_str().expect("utf-8 path").to_owned();
+    // A restart on an existing data dir prints no token: mint one as an operator would.
+    let token = match printed_token {
+        Some(token) => token,
+        None => lantern_cli(&["token", "create", "--user", "admin", "--data-dir", &dir])
+            .await
+            .expect("token create"),
+    };
+    let agent_token = lantern_cli(&[
+        "token",
+        "create",
+        "--user",
+        "admin",
+        "--agent",
+        "--data-dir",
+        &dir,
+    ])
+    .await
+    .expect("agent token create");
     let server = TestServer {
         addr,
-        http: reqwest::Client::new(),
+        http: client_with(&token),
         data,
+        token,
+        agent_token,
+        accounts: None,
     };
     server.wait_until_healthy().await;
     ServerProcess { child, server }
@@ -120,6 +197,78 @@ impl TestServer {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// A new token for `user` (created if new).
+    pub async fn mint(&self, user: &str, kind: TokenKind) -> String {
+        match &self.accounts {
+            Some(accounts) => accounts.create_token(user, kind).await.expect("mint"),
+            None => {
+                let dir = self.data.path().to_str().expect("utf-8 path");
+                let mut args = vec!["token", "create", "--user", user, "--data-dir", dir];
+                if kind == TokenKind::Agent {
+                    args.push("--agent");
+                }
+                lantern_cli(&args).await.expect("token create")
+            }
+        }
+    }
+
+    /// A request with `token` as its bearer, or with no credential at all.
+    pub fn request_as(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+    ) -> reqwest::RequestBuilder {
+        match token {
+            Some(token) => self.http.request(method, self.url(path)).bearer_auth(token),
+            None => reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client")
+                .request(method, self.url(path)),
+        }
+    }
+
+    /// `GET path` as `token` (or anonymously); the status and the JSON body (or Null).
+    pub async fn get_as(&self, token: Option<&str>, path: &str) -> (u16, Value) {
+        let response = self
+            .request_as(reqwest::Method::GET, path, token)
+            .send()
+            .await
+            .expect("GET");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// `POST path` with a JSON body as `token` (or anonymously).
+    pub async fn post_as(&self, token: Option<&str>, path: &str, body: Value) -> (u16, Value) {
+        let response = self
+            .request_as(reqwest::Method::POST, path, token)
+            .json(&body)
+            .send()
+            .await
+            .expect("POST");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// A WebSocket upgrade request for `path`, carrying `token` as a bearer if given.
+    pub fn ws_request(
+        &self,
+        path: &str,
+        token: Option<&str>,
+    ) -> tungstenite::handshake::client::Request {
+        use tungstenite::client::IntoClientRequest;
+        let mut request = format!("ws://{}{path}", self.addr)
+            .into_client_request()
+            .expect("request");
+        if let Some(token) = token {
+            let value = format!("Bearer {token}").parse().expect("header value");
+            request.headers_mut().insert("authorization", value);
+        }
+        request
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
@@ -147,10 +296,24 @@ impl TestServer {
         body["id"].as_str().expect("id").to_owned()
     }
 
-    /// Publish events over HTTP ingest; returns their seqs.
+    /// `POST /api/workflows/{id}/events` with the agent token: the status and the body.
+    pub async fn ingest(&self, id: &str, events: Value) -> (u16, Value) {
+        self.post_as(
+            Some(&self.agent_token),
+            &format!("/api/workflows/{id}/events"),
+            events,
+        )
+        .await
+    }
+
+    /// Publish events over HTTP ingest (with the agent token); returns their seqs.
     pub async fn publish(&self, id: &str, events: Value) -> Vec<u64> {
         let (status, body) = self
-            .post(&format!("/api/workflows/{id}/events"), events)
+            .post_as(
+                Some(&self.agent_token),
+                &format!("/api/workflows/{id}/events"),
+                events,
+            )
             .await;
         assert_eq!(status, 200, "{body}");
         body["seqs"]
@@ -162,17 +325,25 @@ impl TestServer {
     }
 
     pub async fn subscribe(&self, id: &str, after: u64) -> Client {
-        let url = format!("ws://{}/ws/workflow/{id}?after={after}", self.addr);
-        let (ws, _) = tokio_tungstenite::connect_async(url)
+        self.subscribe_as(&self.token, id, after).await
+    }
+
+    pub async fn subscribe_as(&self, token: &str, id: &str, after: u64) -> Client {
+        let request = self.ws_request(&format!("/ws/workflow/{id}?after={after}"), Some(token));
+        let (ws, _) = tokio_tungstenite::connect_async(request)
             .await
             .expect("upgrade");
         Client { ws }
     }
 
-    /// Try an upgrade that must be refused; returns the HTTP status.
+    /// Try an upgrade (as admin) that must be refused; returns the HTTP status.
     pub async fn refused_upgrade(&self, path: &str) -> u16 {
-        let url = format!("ws://{}{path}", self.addr);
-        match tokio_tungstenite::connect_async(url).await {
+        self.refused_upgrade_as(Some(&self.token), path).await
+    }
+
+    /// Try an upgrade as `token` (or with none) that must be refused; returns the HTTP status.
+    pub async fn refused_upgrade_as(&self, token: Option<&str>, path: &str) -> u16 {
+        match tokio_tungstenite::connect_async(self.ws_request(path, token)).await {
             Err(tungstenite::Error::Http(response)) => response.status().as_u16(),
             Err(e) => panic!("unexpected error {e}"),
             Ok(_) => panic!("upgrade was accepted"),
