@@ -1,9 +1,10 @@
 import { defineConfig } from '@playwright/test';
 import * as path from 'path';
 
-// The release build of Lantern (scripts/test.sh builds it first), on its own port, with the
-// test hooks on (POST /api/test/disconnect drops every subscriber socket) and a short
-// heartbeat so a dead connection is noticed quickly.
+// The release build of Lantern (scripts/test.sh builds it first), started by serve.sh on an
+// empty data dir (a first start: it prints the admin's login URL, which the tests read), on its
+// own port, with the test hooks on (POST /api/test/disconnect drops every subscriber socket)
+// and a short heartbeat so a dead connection is noticed quickly.
 const root = path.resolve(__dirname, '..');
 const port = Number(process.env.LANTERN_E2E_PORT ?? 3100);
 const baseURL = `http://127.0.0.1:${port}`;
@@ -35,7 +36,7 @@ export default defineConfig({
     },
   },
   webServer: {
-    command: `${root}/target/release/lantern serve --addr 127.0.0.1:${port} --heartbeat-ms 2000`,
+    command: `bash ${__dirname}/serve.sh --addr 127.0.0.1:${port} --heartbeat-ms 2000`,
     url: `${baseURL}/healthz`,
     reuseExistingServer: false,
     timeout: 60_000,

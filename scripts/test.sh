@@ -16,5 +16,4 @@ bash scripts/build.sh
 
 echo "== playwright"
 cd end2end
-rm -rf .data   # the server under test starts on an empty data dir
-npx playwright test
+npx playwright test   # its server (end2end/serve.sh) starts on an empty data dir

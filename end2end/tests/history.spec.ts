@@ -1,11 +1,18 @@
 import { test, expect, APIRequestContext } from '@playwright/test';
+import { asAgent, asUser, signIn } from './session';
+
+test.beforeEach(async ({ page }) => signIn(page));
 
 /** An external workflow with three events already in its log. */
 async function workflowWithHistory(request: APIRequestContext): Promise<string> {
-  const created = await request.post('/api/workflows', { data: { kind: 'external', title: 'With history' } });
+  const created = await request.post('/api/workflows', {
+    headers: asUser(),
+    data: { kind: 'external', title: 'With history' },
+  });
   expect(created.status()).toBe(201);
   const { id } = await created.json();
   const published = await request.post(`/api/workflows/${id}/events`, {
+    headers: asAgent(),
     data: [
       { type: 'agent_started', agent: 'writer', task: 'write things' },
       { type: 'agent_thinking', agent: 'writer', content: 'first thought' },
@@ -39,9 +46,11 @@ test('with JavaScript on, the rendered page continues live without duplicating',
   expect(sockets[0].url()).toContain(`/ws/workflow/${id}?after=3`);
   await expect(page.locator('li[data-seq]')).toHaveCount(3);
 
-  await request.post(`/api/workflows/${id}/events`, {
+  const live = await request.post(`/api/workflows/${id}/events`, {
+    headers: asAgent(),
     data: { type: 'agent_thinking', agent: 'writer', content: 'arrived live' },
   });
+  expect(live.ok()).toBeTruthy();
   await expect(page.locator('li[data-seq]')).toHaveCount(4);
   const seqs = await page
     .locator('li[data-seq]')

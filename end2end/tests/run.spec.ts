@@ -1,4 +1,7 @@
 import { test, expect, Page } from '@playwright/test';
+import { signIn } from './session';
+
+test.beforeEach(async ({ page }) => signIn(page));
 
 /** The seqs the page shows, in page order. */
 async function shownSeqs(page: Page): Promise<number[]> {

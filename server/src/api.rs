@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use app::protocol::{AgentEvent, ErrorCode, WorkflowInfo};
+use app::protocol::WorkflowInfo;
 use axum::{
     extract::{rejection::JsonRejection, Path, Query, State},
     http::StatusCode,
@@ -18,7 +18,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::auth::{Caller, TokenKind};
-use crate::error::{error_response, LanternError};
+use crate::error::LanternError;
+use crate::ingest::{self, OneOrMany};
 use crate::AppState;
 
 /// Most events one history request returns.
@@ -174,14 +175,6 @@ fn history_body(events: &[std::sync::Arc<crate::store::StoredEvent>], last_seq: 
         .into_response()
 }
 
-/// One event or an array of them, as agents may post either.
-#[derive(Deserialize)]
-#[serde(untagged)]
-pub enum OneOrMany {
-    Many(Vec<Value>),
-    One(Value),
-}
-
 /// `POST /api/workflows/{id}/events`: agent ingest → `{"seqs":[...]}`, all or nothing.
 pub async fn ingest(
     State(state): State<AppState>,
@@ -192,21 +185,11 @@ pub async fn ingest(
     if let Err(e) = may_use(&state, &caller, TokenKind::Agent, &id).await {
         return e.into_response();
     }
-    let raw = match body(payload) {
-        Ok(OneOrMany::Many(list)) => list,
-        Ok(OneOrMany::One(one)) => vec![one],
+    let events = match body(payload).map(ingest::events) {
+        Ok(Ok(events)) => events,
+        Ok(Err(refused)) => return refused.error.into_response(),
         Err(e) => return e.into_response(),
     };
-    let mut events = Vec::with_capacity(raw.len());
-    for (index, value) in raw.into_iter().enumerate() {
-        match serde_json::from_value::<AgentEvent>(value) {
-            Ok(event) => events.push(event),
-            Err(e) => return error_response(ErrorCode::BadRequest, format!("event {index}: {e}")),
-        }
-    }
-    if events.is_empty() {
-        return error_response(ErrorCode::BadRequest, "no events given");
-    }
     respond(
         state
             .hub

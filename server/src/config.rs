@@ -12,6 +12,9 @@
 //! | `--max-conns-per-ip` | `LANTERN_MAX_CONNS_PER_IP` | `200` | open sockets per client address (over it: HTTP 429 before the upgrade); 0 = no limit |
 //! | `--max-conns-per-user` | `LANTERN_MAX_CONNS_PER_USER` | `100` | open sockets per user (over it: HTTP 429 before the upgrade); 0 = no limit |
 //! | `--conn-attempts-per-ip` | `LANTERN_CONN_ATTEMPTS_PER_IP` | `20` | socket upgrades per second per address, bursts of twice that (over it: HTTP 429); 0 = no limit |
+//! | `--agent-rate` | `LANTERN_AGENT_RATE` | `1000` | agent frames per second (over it: `rate_limited`, then close 4029); 0 = no limit |
+//! | `--agent-burst` | `LANTERN_AGENT_BURST` | `2000` | agent frames allowed in a burst |
+//! | `--agent-grace-secs` | `LANTERN_AGENT_GRACE_SECS` | `30` | how long a running external workflow waits for its agent to reconnect before it is marked `failed` |
 //! | `--agent-frame-bytes` | `LANTERN_AGENT_FRAME_BYTES` | `1048576` | largest agent frame, and largest HTTP ingest body (bigger: 1009 / 413) |
 //! | `--queue-bytes` | `LANTERN_QUEUE_BYTES` | `1048576` | per-connection outgoing queue (over it: close 4008); 0 = no limit |
 //! | `--session-days` | `LANTERN_SESSION_DAYS` | `30` | how long a browser stays signed in |
@@ -54,6 +57,9 @@ pub struct Config {
     pub client_rate: u32,
     pub max_conns_per_ip: u32,
     pub max_conns_per_user: u32,
+    pub agent_rate: u32,
+    pub agent_burst: u32,
+    pub agent_grace_secs: u64,
     /// Largest frame an agent may send; also the largest HTTP ingest body.
     pub agent_frame_bytes: usize,
     pub session_days: u64,
@@ -86,6 +92,9 @@ impl Default for Config {
             client_rate: 50,
             max_conns_per_ip: 200,
             max_conns_per_user: 100,
+            agent_rate: 1000,
+            agent_burst: 2000,
+            agent_grace_secs: 30,
             agent_frame_bytes: 1024 * 1024,
             session_days: 30,
             public_url: None,
@@ -170,6 +179,9 @@ impl Config {
             ("max-conns-per-ip", "LANTERN_MAX_CONNS_PER_IP"),
             ("max-conns-per-user", "LANTERN_MAX_CONNS_PER_USER"),
             ("agent-frame-bytes", "LANTERN_AGENT_FRAME_BYTES"),
+            ("agent-rate", "LANTERN_AGENT_RATE"),
+            ("agent-burst", "LANTERN_AGENT_BURST"),
+            ("agent-grace-secs", "LANTERN_AGENT_GRACE_SECS"),
             ("session-days", "LANTERN_SESSION_DAYS"),
             ("public-url", "LANTERN_PUBLIC_URL"),
             ("trust-forwarded", "LANTERN_TRUST_FORWARDED"),
@@ -219,6 +231,9 @@ impl Config {
             "max-conns-per-ip" => self.max_conns_per_ip = parse(flag, value)?,
             "max-conns-per-user" => self.max_conns_per_user = parse(flag, value)?,
             "agent-frame-bytes" => self.agent_frame_bytes = parse(flag, value)?,
+            "agent-rate" => self.agent_rate = parse(flag, value)?,
+            "agent-burst" => self.agent_burst = parse(flag, value)?,
+            "agent-grace-secs" => self.agent_grace_secs = parse(flag, value)?,
             "session-days" => self.session_days = parse(flag, value)?,
             "public-url" => {
                 let url = value.trim().trim_end_matches('/');

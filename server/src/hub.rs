@@ -13,7 +13,9 @@
 //! up from the store, never skipped.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use app::protocol::{AgentEvent, EventBody, WorkflowInfo, WorkflowStatus, MAX_INPUT_BYTES};
 use tokio::sync::{broadcast, watch};
@@ -28,6 +30,8 @@ use crate::store::{EventStore, IdempotencyKey, NewEvent, StoredEvent};
 const BROADCAST_CAPACITY: usize = 128;
 /// Events read from the store at a time when replaying or catching up: bounds a reader's memory.
 const READ_PAGE: usize = 64;
+/// How long a workflow waits for its agent to come back by default (PROTOCOL.md §3).
+pub const DEFAULT_AGENT_GRACE: Duration = Duration::from_secs(30);
 
 /// One workflow that has been touched since the server started.
 pub struct LiveWorkflow {
@@ -36,6 +40,53 @@ pub struct LiveWorkflow {
     /// lifecycle state, which only an appender may change.
     writer: tokio::sync::Mutex<Lifecycle>,
     events: broadcast::Sender<Arc<StoredEvent>>,
+    /// The `seq` of the last event that is not a `user_input`: inputs after it are the ones
+    /// nobody has answered yet, which a (re)connecting agent is sent first.
+    answered_through: AtomicU64,
+    /// Connected agent sockets, and whose disconnect a grace timer is waiting on.
+    agents: Mutex<AgentPresence>,
+}
+
+/// The agents connected to one workflow.
+#[derive(Default)]
+struct AgentPresence {
+    connected: usize,
+    /// Bumped by every connect: a grace timer started before it is void.
+    generation: u64,
+}
+
+impl LiveWorkflow {
+    fn presence(&self) -> std::sync::MutexGuard<'_, AgentPresence> {
+        self.agents.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// See [`LiveWorkflow::answered_through`].
+    pub fn answered_through(&self) -> u64 {
+        self.answered_through.load(Ordering::Relaxed)
+    }
+}
+
+/// One connected agent socket; dropping it (the socket ended) starts the grace period when it
+/// was the workflow's last agent.
+pub struct AgentGuard {
+    hub: Arc<Hub>,
+    workflow: Arc<LiveWorkflow>,
+}
+
+impl Drop for AgentGuard {
+    fn drop(&mut self) {
+        let generation = {
+            let mut presence = self.workflow.presence();
+            presence.connected = presence.connected.saturating_sub(1);
+            if presence.connected > 0 {
+                return;
+            }
+            presence.generation
+        };
+        let hub = self.hub.clone();
+        let workflow = self.workflow.clone();
+        tokio::spawn(async move { hub.grace_period(workflow, generation).await });
+    }
 }
 
 pub struct Hub {
@@ -45,6 +96,8 @@ pub struct Hub {
     /// Bumped to make every subscriber socket drop its connection at once, as a network fault
     /// would (test hook; see `config.test_hooks`).
     disconnect: watch::Sender<u64>,
+    /// How long a running workflow waits for its agent to come back.
+    agent_grace: Duration,
 }
 
 /// Where a slot of a publish request ends up: appended now, or already in the log.
@@ -55,10 +108,15 @@ enum Slot {
 
 impl Hub {
     pub fn new(store: Arc<dyn EventStore>) -> Arc<Self> {
+        Self::with_agent_grace(store, DEFAULT_AGENT_GRACE)
+    }
+
+    pub fn with_agent_grace(store: Arc<dyn EventStore>, agent_grace: Duration) -> Arc<Self> {
         Arc::new(Self {
             store,
             live: Mutex::default(),
             disconnect: watch::Sender::new(0),
+            agent_grace,
         })
     }
 
@@ -75,7 +133,7 @@ impl Hub {
         owner: &str,
     ) -> Result<WorkflowInfo> {
         let info = self.store.create_workflow(kind, title, owner).await?;
-        self.insert_live(&info.id, Lifecycle::default());
+        self.insert_live(&info.id, Lifecycle::default(), 0);
         Ok(info)
     }
 
@@ -89,20 +147,25 @@ impl Hub {
         }
     }
 
-    fn insert_live(&self, id: &str, lifecycle: Lifecycle) -> Arc<LiveWorkflow> {
+    fn new_live(id: &str, lifecycle: Lifecycle, answered: u64) -> Arc<LiveWorkflow> {
+        Arc::new(LiveWorkflow {
+            id: id.to_owned(),
+            writer: tokio::sync::Mutex::new(lifecycle),
+            events: broadcast::channel(BROADCAST_CAPACITY).0,
+            answered_through: AtomicU64::new(answered),
+            agents: Mutex::default(),
+        })
+    }
+
+    fn insert_live(&self, id: &str, lifecycle: Lifecycle, answered: u64) -> Arc<LiveWorkflow> {
         let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
         live.entry(id.to_owned())
-            .or_insert_with(|| {
-                Arc::new(LiveWorkflow {
-                    id: id.to_owned(),
-                    writer: tokio::sync::Mutex::new(lifecycle),
-                    events: broadcast::channel(BROADCAST_CAPACITY).0,
-                })
-            })
+            .or_insert_with(|| Self::new_live(id, lifecycle, answered))
             .clone()
     }
 
-    /// The live workflow `id`, rebuilt from its log if the hub has not seen it yet.
+    /// The live workflow `id`, rebuilt from its log if the hub has not seen it yet (a finished
+    /// one is rebuilt for the caller alone, not kept).
     pub async fn live(&self, id: &str) -> Result<Arc<LiveWorkflow>> {
         if let Some(found) = self.live.lock().unwrap_or_else(|p| p.into_inner()).get(id) {
             return Ok(found.clone());
@@ -111,16 +174,26 @@ impl Hub {
             return Err(LanternError::WorkflowNotFound(id.to_owned()));
         }
         let mut lifecycle = Lifecycle::default();
+        let mut answered = 0;
         let mut after = 0;
         loop {
             let page = self.store.read(id, after, READ_PAGE).await?;
             let Some(last) = page.last() else { break };
             after = last.seq();
             for event in &page {
-                lifecycle.apply(&event.event()?.body);
+                let body = event.event()?.body;
+                if !matches!(body, EventBody::UserInput { .. }) {
+                    answered = event.seq();
+                }
+                lifecycle.apply(&body);
             }
         }
-        Ok(self.insert_live(id, lifecycle))
+        if lifecycle.is_finished() {
+            // Nothing will be appended: readers need no shared channel, and the map keeps only
+            // workflows that can still change.
+            return Ok(Self::new_live(id, lifecycle, answered));
+        }
+        Ok(self.insert_live(id, lifecycle, answered))
     }
 
     /// Publish producer events (agent socket, HTTP ingest, built-in workflows) as one
@@ -236,6 +309,11 @@ impl Hub {
         };
         *lifecycle = next;
         for event in &stored {
+            if !event.is_user_input() {
+                workflow
+                    .answered_through
+                    .store(event.seq(), Ordering::Relaxed);
+            }
             // No receiver is fine: nobody is watching this workflow right now.
             let _ = workflow.events.send(event.clone());
         }
@@ -276,6 +354,64 @@ impl Hub {
             must_read_store: after < info.last_seq,
         };
         Ok((feed, info))
+    }
+
+    /// An agent connected to workflow `id`; keep the guard for as long as its socket lives.
+    pub async fn agent_connected(self: &Arc<Self>, id: &str) -> Result<(AgentGuard, u64)> {
+        let workflow = self.live(id).await?;
+        {
+            let mut presence = workflow.presence();
+            presence.connected += 1;
+            presence.generation += 1;
+        }
+        let answered = workflow.answered_through();
+        Ok((
+            AgentGuard {
+                hub: self.clone(),
+                workflow,
+            },
+            answered,
+        ))
+    }
+
+    /// Wait out the grace period; if no agent came back meanwhile (and the workflow has not
+    /// finished), close what is open with `ok: false` and mark the workflow `failed`.
+    async fn grace_period(self: Arc<Self>, workflow: Arc<LiveWorkflow>, generation: u64) {
+        tokio::time::sleep(self.agent_grace).await;
+        {
+            let presence = workflow.presence();
+            if presence.connected > 0 || presence.generation != generation {
+                return;
+            }
+        }
+        let status = EventBody::WorkflowStatus {
+            status: WorkflowStatus::Failed,
+            detail: Some(format!(
+                "the agent disconnected and did not come back within {} s",
+                self.agent_grace.as_secs()
+            )),
+        };
+        match self.publish_bodies(&workflow.id, vec![status]).await {
+            // Conflict: it finished meanwhile; not found: it was deleted. Nothing to do.
+            Ok(_) | Err(LanternError::Conflict(_)) | Err(LanternError::WorkflowNotFound(_)) => {}
+            Err(e) => tracing::error!(error = %e, workflow = %workflow.id, "grace period"),
+        }
+    }
+
+    /// After a restart: external workflows that were under way (not finished, something
+    /// published) give their agents the grace period to reconnect.
+    pub async fn await_returning_agents(self: &Arc<Self>) -> Result<usize> {
+        let mut waiting = 0;
+        for info in self.store.list_workflows(None).await? {
+            if info.kind != "external" || info.status.is_terminal() || info.last_seq == 0 {
+                continue;
+            }
+            let workflow = self.live(&info.id).await?;
+            let generation = workflow.presence().generation;
+            tokio::spawn(self.clone().grace_period(workflow, generation));
+            waiting += 1;
+        }
+        Ok(waiting)
     }
 
     fn forget(&self, id: &str) {

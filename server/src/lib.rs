@@ -7,7 +7,7 @@
 //!
 //! - [`config`]: every setting (flag, environment variable, default).
 //! - [`routes`]: the router; no logic beyond extracting and delegating.
-//! - [`api`]: JSON HTTP handlers. [`ws`]: the socket transports.
+//! - [`api`]: JSON HTTP handlers. [`ingest`]: producer JSON → events. [`ws`]: the socket transports.
 //! - [`hub`]: live workflows, ordered appends, feeds. [`lifecycle`]: the §1 invariants.
 //! - [`store`]: the event log behind a trait. [`workflows`]: built-in kinds.
 //! - [`pages`]: what the Leptos server functions call. [`error`]: errors → protocol codes.
@@ -21,6 +21,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod hub;
+pub mod ingest;
 pub mod lifecycle;
 pub mod limits;
 pub mod origin;
@@ -90,7 +91,8 @@ impl Lantern {
     ) -> Result<Self, ServeError> {
         let addr = listener.local_addr()?;
         let db = Db::open(&config.data_dir, &config.sqlite_sync).await?;
-        let hub = Hub::new(event_store(&config, &db));
+        let grace = Duration::from_secs(config.agent_grace_secs);
+        let hub = Hub::with_agent_grace(event_store(&config, &db), grace);
         let session_ttl = Duration::from_secs(config.session_days.saturating_mul(86_400));
         let accounts = Accounts::new(db, session_ttl);
         let first_login = accounts.create_first_user().await?;
@@ -101,6 +103,7 @@ impl Lantern {
                 "marked built-in workflows interrupted by a restart as failed"
             );
         }
+        hub.await_returning_agents().await?;
         if config.retention_days > 0 {
             tokio::spawn(retention::run(hub.clone(), config.retention_days));
         }

@@ -10,7 +10,9 @@ fn fail(code: i32, message: impl std::fmt::Display) -> ! {
 
 #[tokio::main]
 async fn main() {
+    // Logs go to stderr: stdout is for what the user asked for (the URL, a new token).
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "info,tower_http=warn".into()),

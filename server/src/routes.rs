@@ -48,7 +48,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/workflows/{id}/input", post(api::input))
         .route("/api/workflows/{id}/cancel", post(api::cancel))
-        .route("/ws/workflow/{id}", get(ws::subscriber::upgrade));
+        .route("/ws/workflow/{id}", get(ws::subscriber::upgrade))
+        .route("/ws/agent/{id}", get(ws::agent::upgrade));
     if state.config.test_hooks {
         api = api.route("/api/test/disconnect", post(api::test_disconnect));
     }

@@ -565,3 +565,57 @@ async fn first_start_prints_one_login_url_and_later_starts_none() {
         .expect("list");
     assert!(users.contains("admin"), "{users}");
 }
+
+/// Start the binary with `args` on a fresh data dir; returns what it logged (stderr) by the
+/// time it printed its URL, and that URL line.
+async fn startup_output(args: &[&str]) -> (String, String) {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt};
+    let data = tempfile::tempdir().expect("temp dir");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_lantern"))
+        .args(["serve", "--data-dir"])
+        .arg(data.path())
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn");
+    let stdout = child.stdout.take().expect("stdout");
+    let url = tokio::time::timeout(
+        common::WAIT,
+        tokio::io::BufReader::new(stdout).lines().next_line(),
+    )
+    .await
+    .expect("a line in time")
+    .expect("read")
+    .expect("a line");
+    child.kill().await.expect("kill");
+    let mut logged = String::new();
+    let mut stderr = child.stderr.take().expect("stderr");
+    stderr.read_to_string(&mut logged).await.expect("stderr");
+    (logged, url)
+}
+
+#[tokio::test]
+async fn listening_beyond_loopback_without_tls_warns() {
+    let (logged, url) = startup_output(&["--addr", "0.0.0.0:0"]).await;
+    assert!(logged.contains("plain HTTP"), "{logged}");
+    // The printed URL is one a browser on this machine can open.
+    assert!(url.contains("http://127.0.0.1:"), "{url}");
+
+    let (logged, _) = startup_output(&["--addr", "127.0.0.1:0"]).await;
+    assert!(!logged.contains("plain HTTP"), "{logged}");
+    let (logged, url) = startup_output(&[
+        "--addr",
+        "0.0.0.0:0",
+        "--public-url",
+        "https://lantern.example.com",
+    ])
+    .await;
+    assert!(!logged.contains("plain HTTP"), "{logged}");
+    assert!(
+        url.contains("open https://lantern.example.com/login?token=lantern_"),
+        "{url}"
+    );
+}

@@ -81,6 +81,13 @@ impl StoredEvent {
         self.seq
     }
 
+    /// Is this a `user_input` event? Read from the JSON without parsing it: `"type":"user_input"`
+    /// with bare quotes cannot occur inside a JSON string (quotes there are escaped), so the
+    /// text holds it only as the event's own `type` field.
+    pub fn is_user_input(&self) -> bool {
+        self.json.as_str().contains("\"type\":\"user_input\"")
+    }
+
     /// The event's fields.
     pub fn event(&self) -> Result<LoggedEvent> {
         serde_json::from_str(self.json.as_str()).map_err(|e| {

@@ -1,0 +1,44 @@
+// Signing in for the tests: the login URL the server printed on its first start (kept in
+// .data/server.out by serve.sh), the admin token in it, and an agent token minted with
+// `lantern token create --agent` as an operator would.
+import { expect, Page } from '@playwright/test';
+import { execFileSync } from 'child_process';
+import * as fs from 'fs';
+import * as path from 'path';
+
+const dataDir = path.resolve(__dirname, '..', '.data');
+const lantern = path.resolve(__dirname, '..', '..', 'target', 'release', 'lantern');
+
+/** The `/login?token=…` path the server printed (without scheme and host). */
+export function loginPath(): string {
+  const printed = fs.readFileSync(path.join(dataDir, 'server.out'), 'utf8');
+  const url = printed.match(/http:\/\/\S+\/login\?token=\S+/);
+  expect(url, `a login URL in: ${printed}`).not.toBeNull();
+  return new URL(url![0]).pathname + new URL(url![0]).search;
+}
+
+export function adminToken(): string {
+  return new URLSearchParams(loginPath().split('?')[1]).get('token')!;
+}
+
+let agent: string | undefined;
+
+/** An agent token of admin's (minted once per test worker). */
+export function agentToken(): string {
+  agent ??= execFileSync(lantern, ['token', 'create', '--user', 'admin', '--agent', '--data-dir', dataDir], {
+    encoding: 'utf8',
+  })
+    .trim()
+    .split('\n')
+    .pop()!;
+  return agent;
+}
+
+export const asUser = () => ({ Authorization: `Bearer ${adminToken()}` });
+export const asAgent = () => ({ Authorization: `Bearer ${agentToken()}` });
+
+/** Sign the page's browser context in with the printed login link. */
+export async function signIn(page: Page): Promise<void> {
+  await page.goto(loginPath());
+  await expect(page).toHaveURL(/\/$/);
+}

@@ -1,0 +1,91 @@
+//! Producer JSON → events, the same for HTTP ingest and the agent socket: one event or an array
+//! of them (all or nothing), each as in PROTOCOL.md §1 without `seq`, `ts`, `workflow_id`, with
+//! an optional `id`. A bad event is named by its index (in an array) and its `id`, if it had one.
+
+use app::protocol::AgentEvent;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::error::LanternError;
+
+/// One event or an array of them.
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    Many(Vec<Value>),
+    One(Value),
+}
+
+/// Why a batch was refused, and the `id` of the event at fault, if it had one.
+#[derive(Debug)]
+pub struct Refused {
+    pub error: LanternError,
+    pub id: Option<String>,
+}
+
+/// The events of a batch, or why not one of them may be appended.
+pub fn events(batch: OneOrMany) -> Result<Vec<AgentEvent>, Refused> {
+    let (values, numbered) = match batch {
+        OneOrMany::Many(list) => (list, true),
+        OneOrMany::One(one) => (vec![one], false),
+    };
+    if values.is_empty() {
+        return Err(Refused {
+            error: LanternError::BadRequest("no events given".into()),
+            id: None,
+        });
+    }
+    let mut events = Vec::with_capacity(values.len());
+    for (index, value) in values.into_iter().enumerate() {
+        let id = value.get("id").and_then(Value::as_str).map(str::to_owned);
+        match serde_json::from_value::<AgentEvent>(value) {
+            Ok(event) => events.push(event),
+            Err(e) => {
+                let which = if numbered {
+                    format!("event {index}: ")
+                } else {
+                    String::new()
+                };
+                return Err(Refused {
+                    error: LanternError::BadRequest(format!("{which}{e}")),
+                    id,
+                });
+            }
+        }
+    }
+    Ok(events)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(value: Value) -> Result<Vec<AgentEvent>, Refused> {
+        events(serde_json::from_value(value).expect("one or many"))
+    }
+
+    #[test]
+    fn one_event_or_an_array() {
+        let one = json!({ "type": "agent_started", "agent": "a", "id": "e1" });
+        assert_eq!(parse(one.clone()).expect("one").len(), 1);
+        assert_eq!(parse(json!([one.clone(), one])).expect("two").len(), 2);
+    }
+
+    #[test]
+    fn a_bad_event_is_named_by_index_and_id() {
+        let refused = parse(json!([
+            { "type": "agent_started", "agent": "a" },
+            { "type": "agent_thinking", "agent": "a", "id": "e2" }
+        ]))
+        .expect_err("missing content");
+        assert_eq!(refused.id.as_deref(), Some("e2"));
+        assert!(
+            refused.error.to_string().starts_with("event 1: "),
+            "{}",
+            refused.error
+        );
+        assert!(parse(json!([])).is_err());
+        assert!(parse(json!({ "type": "teleport" })).is_err());
+    }
+}

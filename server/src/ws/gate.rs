@@ -1,0 +1,66 @@
+//! What every socket upgrade must pass before it is upgraded, in this order (PROTOCOL.md §2,
+//! §3): the page's `Origin` (403), the caller's token and its kind (401 / 403), the workflow
+//! being the caller's (404, the same answer as for a workflow that does not exist), and the
+//! per-address and per-user connection limits (429).
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+use axum::{
+    http::{
+        header::{HOST, ORIGIN},
+        HeaderMap,
+    },
+    response::{IntoResponse, Response},
+};
+
+use crate::auth::{Caller, TokenKind};
+use crate::error::LanternError;
+use crate::limits::OpenSocket;
+use crate::{origin, AppState};
+
+/// An upgrade that passed: who it is, and its places in the connection limits (freed when
+/// this is dropped, with the connection).
+pub struct Admitted {
+    pub caller: Caller,
+    _by_address: OpenSocket<IpAddr>,
+    _by_user: OpenSocket<String>,
+}
+
+/// Run the checks for an upgrade to workflow `id` that needs a token of `kind`.
+pub async fn admit(
+    state: &AppState,
+    headers: &HeaderMap,
+    peer: SocketAddr,
+    caller: Result<Caller, LanternError>,
+    kind: TokenKind,
+    id: &str,
+) -> Result<Admitted, Response> {
+    let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    if !origin::allowed(header(ORIGIN), header(HOST), &state.config.allowed_origins) {
+        let refusal = "this page's origin may not open Lantern sockets";
+        return Err(LanternError::Forbidden(refusal.into()).into_response());
+    }
+    let caller = caller
+        .and_then(|c| c.require(kind).map(|()| c))
+        .map_err(IntoResponse::into_response)?;
+    state
+        .hub
+        .check_owner(id, &caller.user)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    let now = Instant::now();
+    let address = origin::client_ip(peer, headers, state.config.trust_forwarded);
+    let refused =
+        |r: crate::limits::Refusal| LanternError::RateLimited(r.to_string()).into_response();
+    let by_address = state.ip_limits.admit(address, now).map_err(refused)?;
+    let by_user = state
+        .user_limits
+        .admit(caller.user.clone(), now)
+        .map_err(refused)?;
+    Ok(Admitted {
+        caller,
+        _by_address: by_address,
+        _by_user: by_user,
+    })
+}
