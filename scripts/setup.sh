@@ -3,7 +3,8 @@
 #
 #   scripts/setup.sh          toolchain for building and running (rust target, cargo-leptos,
 #                             wasm-bindgen-cli, wasm-opt from npm)
-#   scripts/setup.sh --test   also what the tests need (Debian chromium, Playwright)
+#   scripts/setup.sh --test   also what the tests need (Debian chromium, Playwright, the
+#                             Python packages of examples/ in target/py-venv)
 #
 # Safe to run again: each step checks first. Works with no terminal (CI).
 set -euo pipefail
@@ -105,5 +106,6 @@ ensure_npm_packages
 ensure_cargo_leptos
 if [ "$WANT_TEST" = 1 ]; then
   ensure_chromium
+  log "python environment for the example agents: $(bash "$ROOT/scripts/py-venv.sh")"
 fi
 log "done"
