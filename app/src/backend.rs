@@ -19,8 +19,16 @@ pub struct Viewer {
 pub trait WorkflowBackend: Send + Sync + 'static {
     /// The viewer's workflows, newest first.
     async fn list_workflows(&self, viewer: &Viewer) -> Result<Vec<WorkflowInfo>, String>;
-    /// Create and start a workflow of a built-in kind.
-    async fn start_workflow(&self, viewer: &Viewer, kind: &str) -> Result<WorkflowInfo, String>;
+    /// Create and start a workflow of a built-in kind, with its input (`search`: the query).
+    async fn start_workflow(
+        &self,
+        viewer: &Viewer,
+        kind: &str,
+        input: Option<serde_json::Value>,
+    ) -> Result<WorkflowInfo, String>;
+    /// Cancel one of the viewer's workflows: open tools and agents are closed, status
+    /// `cancelled`.
+    async fn cancel(&self, viewer: &Viewer, id: &str) -> Result<(), String>;
     /// One of the viewer's workflows with its log so far; `None` when there is no such
     /// workflow or it is someone else's.
     async fn snapshot(&self, viewer: &Viewer, id: &str) -> Result<Option<RunSnapshot>, String>;

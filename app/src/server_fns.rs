@@ -38,7 +38,7 @@ pub async fn list_workflows() -> Result<Vec<WorkflowInfo>, ServerFnError> {
 #[server]
 pub async fn start_echo() -> Result<WorkflowInfo, ServerFnError> {
     backend()?
-        .start_workflow(&viewer()?, "echo")
+        .start_workflow(&viewer()?, "echo", None)
         .await
         .map_err(ServerFnError::new)
 }
@@ -48,6 +48,25 @@ pub async fn start_echo() -> Result<WorkflowInfo, ServerFnError> {
 pub async fn get_snapshot(id: String) -> Result<Option<RunSnapshot>, ServerFnError> {
     backend()?
         .snapshot(&viewer()?, &id)
+        .await
+        .map_err(ServerFnError::new)
+}
+
+/// Start a built-in `search` workflow for `query`.
+#[server]
+pub async fn start_search(query: String) -> Result<WorkflowInfo, ServerFnError> {
+    let input = serde_json::json!({ "query": query });
+    backend()?
+        .start_workflow(&viewer()?, "search", Some(input))
+        .await
+        .map_err(ServerFnError::new)
+}
+
+/// Cancel a workflow: what is open is closed with `ok: false`, status `cancelled`.
+#[server]
+pub async fn cancel_workflow(id: String) -> Result<(), ServerFnError> {
+    backend()?
+        .cancel(&viewer()?, &id)
         .await
         .map_err(ServerFnError::new)
 }

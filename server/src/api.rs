@@ -60,7 +60,6 @@ pub struct CreateWorkflow {
     #[serde(default)]
     title: Option<String>,
     #[serde(default)]
-    #[allow(dead_code)] // kinds that take input (search) come later
     input: Option<Value>,
 }
 
@@ -74,7 +73,14 @@ pub async fn create_workflow(
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };
-    match crate::workflows::start(&state.hub, &request.kind, request.title, &caller.user).await {
+    let started = crate::workflows::start(
+        &state.builtins,
+        &request.kind,
+        request.title,
+        request.input.as_ref(),
+        &caller.user,
+    );
+    match started.await {
         Ok(info) => (StatusCode::CREATED, Json(info)).into_response(),
         Err(e) => e.into_response(),
     }

@@ -24,7 +24,7 @@ settings (flag, environment variable, default): --addr LANTERN_ADDR 127.0.0.1:30
 --data-dir LANTERN_DATA_DIR ./data, --heartbeat-ms, --client-frame-bytes, --client-rate,
 --client-burst, --agent-frame-bytes, --agent-rate, --agent-burst, --agent-grace-secs, --queue-bytes, --allowed-origins, --max-conns-per-ip,
 --max-conns-per-user, --conn-attempts-per-ip, --session-days, --public-url, --trust-forwarded,
---site-root, --store sqlite|memory, --sqlite-sync normal|full, --retention-days.
+--corpus, --tool-timeout-ms, --site-root, --store sqlite|memory, --sqlite-sync normal|full, --retention-days.
 Each --some-flag also reads LANTERN_SOME_FLAG; see docs/PROTOCOL.md for what each does.";
 
 /// What the command line asks for.

@@ -20,6 +20,8 @@
 //! | `--session-days` | `LANTERN_SESSION_DAYS` | `30` | how long a browser stays signed in |
 //! | `--public-url` | `LANTERN_PUBLIC_URL` | (none) | the URL people reach Lantern at, e.g. `https://lantern.example.com` behind a TLS proxy: its origin may open sockets, the login URL uses it, `https` makes the cookie `Secure` and silences the plain-HTTP warning |
 //! | `--trust-forwarded` | `LANTERN_TRUST_FORWARDED` | `false` | take the client address from the proxy's `X-Forwarded-For` (only behind a proxy that sets it) |
+//! | `--corpus` | `LANTERN_CORPUS` | (Lantern's own docs, built in) | folder whose `.md` and `.txt` files the `search` workflow searches |
+//! | `--tool-timeout-ms` | `LANTERN_TOOL_TIMEOUT_MS` | `10000` | longest a built-in workflow's tool call may run before it fails (`ok: false`) |
 //! | `--site-root` | `LEPTOS_SITE_ROOT` | `target/site` | the built WASM, CSS and assets |
 //! | `--store` | `LANTERN_STORE` | `sqlite` | `sqlite` (durable, in the data dir) or `memory` (nothing kept) |
 //! | `--sqlite-sync` | `LANTERN_SQLITE_SYNC` | `normal` | `normal`: a commit survives `kill -9`; `full`: also a power cut |
@@ -74,6 +76,9 @@ pub struct Config {
     pub allowed_origins: Vec<String>,
     pub client_burst: u32,
     pub site_root: PathBuf,
+    /// Documents for the `search` workflow; `None` = Lantern's own docs.
+    pub corpus: Option<PathBuf>,
+    pub tool_timeout_ms: u64,
     pub store: StoreKind,
     pub sqlite_sync: String,
     pub retention_days: u64,
@@ -103,6 +108,8 @@ impl Default for Config {
             allowed_origins: Vec::new(),
             client_burst: 100,
             site_root: PathBuf::from("target/site"),
+            corpus: None,
+            tool_timeout_ms: 10_000,
             store: StoreKind::Sqlite,
             sqlite_sync: "normal".into(),
             retention_days: 30,
@@ -189,6 +196,8 @@ impl Config {
             ("allowed-origins", "LANTERN_ALLOWED_ORIGINS"),
             ("client-burst", "LANTERN_CLIENT_BURST"),
             ("site-root", "LEPTOS_SITE_ROOT"),
+            ("corpus", "LANTERN_CORPUS"),
+            ("tool-timeout-ms", "LANTERN_TOOL_TIMEOUT_MS"),
             ("store", "LANTERN_STORE"),
             ("sqlite-sync", "LANTERN_SQLITE_SYNC"),
             ("retention-days", "LANTERN_RETENTION_DAYS"),
@@ -258,6 +267,8 @@ impl Config {
             }
             "client-burst" => self.client_burst = parse(flag, value)?,
             "site-root" => self.site_root = PathBuf::from(value),
+            "corpus" => self.corpus = Some(PathBuf::from(value)),
+            "tool-timeout-ms" => self.tool_timeout_ms = parse(flag, value)?,
             "store" => self.store = parse(flag, value)?,
             "sqlite-sync" => match value {
                 "normal" | "full" | "extra" | "off" => self.sqlite_sync = value.to_owned(),

@@ -48,6 +48,8 @@ use store::sqlite::Db;
 #[derive(Clone, FromRef)]
 pub struct AppState {
     pub hub: Arc<Hub>,
+    /// What the built-in workflows run with (the hub, the search corpus, tool limits).
+    pub builtins: Arc<workflows::Builtins>,
     pub config: Arc<Config>,
     pub accounts: Arc<Accounts>,
     /// Open sockets and upgrade attempts per client address.
@@ -65,6 +67,8 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
     #[error("{0}")]
     Storage(#[from] error::LanternError),
+    #[error("{0}")]
+    Corpus(String),
 }
 
 /// The configured event store, on the shared database when it is SQLite.
@@ -108,6 +112,12 @@ impl Lantern {
             tokio::spawn(retention::run(hub.clone(), config.retention_days));
         }
         tokio::spawn(accounts.clone().watch_revocations());
+        let builtins = Arc::new(workflows::Builtins {
+            hub: hub.clone(),
+            corpus: Arc::new(open_corpus(&config).await?),
+            tool_timeout: Duration::from_millis(config.tool_timeout_ms.max(1)),
+            test_hooks: config.test_hooks,
+        });
         if !addr.ip().is_loopback() && !config.public_url_is_https() {
             tracing::warn!(
                 %addr,
@@ -118,6 +128,7 @@ impl Lantern {
         }
         let state = AppState {
             hub,
+            builtins,
             ip_limits: limits::IpLimits::new(
                 "address",
                 config.max_conns_per_ip,
@@ -164,6 +175,18 @@ impl Lantern {
         .await?;
         Ok(())
     }
+}
+
+/// Index the `search` workflow's documents (on a blocking thread: a big folder takes a while).
+async fn open_corpus(config: &Config) -> Result<workflows::corpus::Corpus, ServeError> {
+    let dir = config.corpus.clone();
+    let built = tokio::task::spawn_blocking(move || match dir {
+        Some(dir) => workflows::corpus::Corpus::from_dir(&dir),
+        None => workflows::corpus::Corpus::embedded(),
+    })
+    .await
+    .map_err(|e| ServeError::Corpus(e.to_string()))?;
+    built.map_err(|e| ServeError::Corpus(e.to_string()))
 }
 
 fn leptos_options(config: &Config, addr: SocketAddr) -> LeptosOptions {

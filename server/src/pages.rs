@@ -6,36 +6,50 @@ use std::sync::Arc;
 use app::backend::{Viewer, WorkflowBackend};
 use app::protocol::{RunSnapshot, WorkflowInfo};
 
-use crate::hub::Hub;
+use crate::workflows::Builtins;
 
 /// Events read from the store per query while building a snapshot.
 const PAGE: usize = 1000;
 
-pub struct HubBackend(pub Arc<Hub>);
+pub struct HubBackend(pub Arc<Builtins>);
 
 #[async_trait::async_trait]
 impl WorkflowBackend for HubBackend {
     async fn list_workflows(&self, viewer: &Viewer) -> Result<Vec<WorkflowInfo>, String> {
         self.0
+            .hub
             .store()
             .list_workflows(Some(&viewer.user))
             .await
             .map_err(|e| e.to_string())
     }
 
-    async fn start_workflow(&self, viewer: &Viewer, kind: &str) -> Result<WorkflowInfo, String> {
-        crate::workflows::start(&self.0, kind, None, &viewer.user)
+    async fn start_workflow(
+        &self,
+        viewer: &Viewer,
+        kind: &str,
+        input: Option<serde_json::Value>,
+    ) -> Result<WorkflowInfo, String> {
+        crate::workflows::start(&self.0, kind, None, input.as_ref(), &viewer.user)
             .await
             .map_err(|e| e.to_string())
     }
 
+    async fn cancel(&self, viewer: &Viewer, id: &str) -> Result<(), String> {
+        let hub = &self.0.hub;
+        hub.check_owner(id, &viewer.user)
+            .await
+            .map_err(|e| e.to_string())?;
+        hub.cancel(id).await.map(|_| ()).map_err(|e| e.to_string())
+    }
+
     async fn snapshot(&self, viewer: &Viewer, id: &str) -> Result<Option<RunSnapshot>, String> {
-        match self.0.check_owner(id, &viewer.user).await {
+        match self.0.hub.check_owner(id, &viewer.user).await {
             Ok(()) => {}
             Err(crate::error::LanternError::WorkflowNotFound(_)) => return Ok(None),
             Err(e) => return Err(e.to_string()),
         }
-        let store = self.0.store();
+        let store = self.0.hub.store();
         let Some(workflow) = store.workflow(id).await.map_err(|e| e.to_string())? else {
             return Ok(None);
         };

@@ -21,7 +21,7 @@ use crate::pages::HubBackend;
 use crate::{api, auth, ws, AppState};
 
 pub fn router(state: AppState) -> Router {
-    let backend: Backend = Arc::new(HubBackend(state.hub.clone()));
+    let backend: Backend = Arc::new(HubBackend(state.builtins.clone()));
     let options = state.leptos_options.clone();
     let pages = Router::new()
         .route("/login", post(auth::web::login_form))

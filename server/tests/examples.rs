@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::process::Stdio;
 
@@ -64,28 +64,10 @@ async fn succeeds(mut child: tokio::process::Child) {
     assert!(status.success(), "the example failed: {status}");
 }
 
-/// The workflow's whole log, checked against the §1 invariants; returns it.
+/// The workflow's whole log, checked against the §1 invariants and completed; returns it.
 async fn checked_log(server: &TestServer, id: &str) -> Vec<Value> {
-    let (_, history) = server.get(&format!("/api/workflows/{id}/events")).await;
-    let events = history["events"].as_array().expect("events").clone();
-    let seqs = common::seqs(&events);
-    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
-    let mut open_calls = HashSet::new();
-    let mut open_agents = HashMap::new();
-    for event in &events {
-        let field = |name: &str| event[name].as_str().unwrap_or_default().to_owned();
-        match event["type"].as_str().expect("type") {
-            "tool_executing" => assert!(open_calls.insert(field("call_id"))),
-            "tool_completed" => assert!(open_calls.remove(&field("call_id"))),
-            "agent_started" => assert!(open_agents.insert(field("agent"), ()).is_none()),
-            "agent_completed" => assert!(open_agents.remove(&field("agent")).is_some()),
-            _ => {}
-        }
-    }
-    assert!(
-        open_calls.is_empty() && open_agents.is_empty(),
-        "all closed"
-    );
+    let events = server.log(id).await;
+    common::assert_invariants(&events);
     let last = events.last().expect("events");
     assert_eq!(
         (last["type"].as_str(), last["status"].as_str()),

@@ -1,18 +1,21 @@
-//! `/`: the workflows, newest first, and a button that starts an `echo` workflow.
+//! `/`: the workflows, newest first; a form that starts a `search`, and a button that starts
+//! an `echo` workflow.
 
 use leptos::prelude::*;
 use leptos_router::hooks::use_navigate;
 
 use crate::components::workflow_list::WorkflowList;
-use crate::server_fns::{list_workflows, StartEcho};
+use crate::server_fns::{list_workflows, StartEcho, StartSearch};
 
 #[component]
 pub fn HomePage() -> impl IntoView {
     let start = ServerAction::<StartEcho>::new();
+    let search = ServerAction::<StartSearch>::new();
     let workflows = Resource::new(move || start.version().get(), |_| list_workflows());
     let navigate = use_navigate();
     Effect::new(move |_| {
-        if let Some(Ok(info)) = start.value().get() {
+        let started = search.value().get().or_else(|| start.value().get());
+        if let Some(Ok(info)) = started {
             navigate(&format!("/w/{}", info.id), Default::default());
         }
     });
@@ -20,8 +23,29 @@ pub fn HomePage() -> impl IntoView {
         <section class="home">
             <h1>"Workflows"</h1>
             <p class="tagline">"Start a workflow and watch every agent and tool live."</p>
+            <ActionForm action=search attr:class="search-form">
+                <input
+                    type="search"
+                    name="query"
+                    required
+                    maxlength="1000"
+                    placeholder="Ask the docs, e.g. how do reconnects work?"
+                    aria-label="Search question"
+                    data-testid="query"
+                />
+                <button type="submit" class="primary" data-testid="start-search">
+                    "Search"
+                </button>
+            </ActionForm>
+            {move || {
+                search
+                    .value()
+                    .get()
+                    .and_then(Result::err)
+                    .map(|e| view! { <p class="error">{e.to_string()}</p> })
+            }}
             <ActionForm action=start>
-                <button type="submit" class="primary" data-testid="start-echo">
+                <button type="submit" data-testid="start-echo">
                     "Start an echo workflow"
                 </button>
             </ActionForm>

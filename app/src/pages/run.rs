@@ -7,7 +7,7 @@ use leptos_router::hooks::use_params_map;
 
 use crate::components::{
     connection_badge::ConnectionBadge, event_list::EventList, input_box::InputBox,
-    status_badge::StatusBadge,
+    run_controls::RunControls, status_badge::StatusBadge,
 };
 use crate::protocol::{EventBody, RunSnapshot};
 use crate::server_fns::get_snapshot;
@@ -75,6 +75,12 @@ fn LiveRun(snapshot: RunSnapshot) -> impl IntoView {
             <h1>{title}</h1>
             <StatusBadge status=status/>
             <ConnectionBadge socket/>
+            <RunControls
+                socket
+                workflow_id=workflow.id.clone()
+                status=status
+                can_finish=workflow.kind != "external"
+            />
         </div>
         <p class="run-id">{workflow.id.clone()} " · " {workflow.kind.clone()}</p>
         <EventList socket/>

@@ -1,27 +1,80 @@
-//! Built-in workflow kinds. Each runs as a tokio task that talks to the hub like any agent:
-//! it publishes events and follows the workflow's feed for user input.
+//! Built-in workflow kinds. Each runs as a tokio task that talks to the hub like any agent: it
+//! publishes events and follows the workflow's log for user input ([`inbox`]). The task
+//! outlives its viewers: closing every browser does not stop it.
 //!
 //! - [`echo`]: interactive; answers each input with thinking, a small tool call and a reply.
+//! - [`search`]: analyze → search → synthesize → report over the [`corpus`], with follow-ups.
+//! - [`tools`]: running a tool call (timeout, panic → `ok: false`). [`inbox`]: user input.
 
+pub mod corpus;
 pub mod echo;
+pub mod inbox;
+pub mod search;
+pub mod tools;
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use app::protocol::WorkflowInfo;
+use app::protocol::{EventBody, WorkflowInfo};
+use serde_json::Value;
 
 use crate::error::{LanternError, Result};
 use crate::hub::Hub;
 
 /// The kinds `POST /api/workflows` accepts.
-pub const KINDS: &[&str] = &["echo", "external"];
+pub const KINDS: &[&str] = &["echo", "search", "external"];
+
+/// Longest `search` query.
+const MAX_QUERY_CHARS: usize = 1000;
+
+/// What the built-in workflows run with.
+pub struct Builtins {
+    pub hub: Arc<Hub>,
+    /// The documents `search` looks in.
+    pub corpus: Arc<corpus::Corpus>,
+    /// How long one tool call may run before it is failed.
+    pub tool_timeout: Duration,
+    /// Lets tests make a tool panic or stall (see [`search::TEST_PANIC`]).
+    pub test_hooks: bool,
+}
+
+impl Builtins {
+    /// Publish one event of workflow `id`.
+    pub async fn publish(&self, id: &str, body: EventBody) -> Result<()> {
+        self.hub.publish_bodies(id, vec![body]).await?;
+        Ok(())
+    }
+}
+
+/// The `query` of a `search` workflow's input.
+fn search_query(input: Option<&Value>) -> Result<String> {
+    let query = input
+        .and_then(|i| i.get("query"))
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .unwrap_or_default();
+    if query.is_empty() {
+        return Err(LanternError::BadRequest(
+            "a search needs input {\"query\":\"...\"}".into(),
+        ));
+    }
+    if query.chars().count() > MAX_QUERY_CHARS {
+        return Err(LanternError::BadRequest(format!(
+            "a query is at most {MAX_QUERY_CHARS} characters"
+        )));
+    }
+    Ok(query.to_owned())
+}
 
 /// Create a workflow of `kind` for user `owner` and start it if it is built in.
 pub async fn start(
-    hub: &Arc<Hub>,
+    builtins: &Arc<Builtins>,
     kind: &str,
     title: Option<String>,
+    input: Option<&Value>,
     owner: &str,
 ) -> Result<WorkflowInfo> {
+    let hub = &builtins.hub;
     match kind {
         "external" => hub.create(kind, title, owner).await,
         "echo" => {
@@ -29,6 +82,14 @@ pub async fn start(
                 .create(kind, title.or_else(|| Some("Echo".into())), owner)
                 .await?;
             echo::spawn(hub.clone(), info.id.clone()).await?;
+            Ok(info)
+        }
+        "search" => {
+            let query = search_query(input)?;
+            let info = hub
+                .create(kind, title.or_else(|| Some(query.clone())), owner)
+                .await?;
+            search::spawn(builtins.clone(), info.id.clone(), query).await?;
             Ok(info)
         }
         other => Err(LanternError::BadRequest(format!(

@@ -456,3 +456,45 @@ pub fn seqs(events: &[Value]) -> Vec<u64> {
         .map(|e| e["seq"].as_u64().expect("seq"))
         .collect()
 }
+
+impl TestServer {
+    /// Workflow `id`'s whole log (as admin).
+    pub async fn log(&self, id: &str) -> Vec<Value> {
+        let (status, history) = self.get(&format!("/api/workflows/{id}/events")).await;
+        assert_eq!(status, 200, "{history}");
+        history["events"].as_array().expect("events").clone()
+    }
+}
+
+/// PROTOCOL.md §1 holds for a whole log: seqs 1..n; every tool call and agent opened is closed
+/// exactly once; nothing after a terminal status.
+pub fn assert_invariants(events: &[Value]) {
+    use std::collections::HashSet;
+    assert_eq!(seqs(events), (1..=events.len() as u64).collect::<Vec<_>>());
+    let mut open_calls = HashSet::new();
+    let mut open_agents = HashSet::new();
+    let mut finished = false;
+    for event in events {
+        assert!(!finished, "an event after the terminal status: {event}");
+        let field = |name: &str| event[name].as_str().unwrap_or_default().to_owned();
+        match event["type"].as_str().expect("type") {
+            "tool_executing" => assert!(open_calls.insert(field("call_id")), "{event}"),
+            "tool_completed" => assert!(open_calls.remove(&field("call_id")), "{event}"),
+            "agent_started" => assert!(open_agents.insert(field("agent")), "{event}"),
+            "agent_completed" => assert!(open_agents.remove(&field("agent")), "{event}"),
+            "workflow_status" => {
+                finished = matches!(
+                    field("status").as_str(),
+                    "completed" | "failed" | "cancelled"
+                )
+            }
+            _ => {}
+        }
+    }
+    if finished {
+        assert!(
+            open_calls.is_empty() && open_agents.is_empty(),
+            "all closed at the end"
+        );
+    }
+}
