@@ -13,5 +13,9 @@ if [ -f "$stamp" ] && [ -x target/release/lantern ] &&
   echo "[build] release build is up to date"
   exit 0
 fi
+# The stamp takes the time the build started: a source saved during the build is newer than
+# it, so the next run builds again.
+mkdir -p target
+started=$(mktemp target/.release-build-started.XXXXXX)
 cargo leptos build --release
-touch "$stamp"
+mv "$started" "$stamp"

@@ -83,9 +83,13 @@ impl Drop for AgentGuard {
             }
             presence.generation
         };
+        // No runtime: the server itself is being torn down; nothing is left to wait for.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
         let hub = self.hub.clone();
         let workflow = self.workflow.clone();
-        tokio::spawn(async move { hub.grace_period(workflow, generation).await });
+        runtime.spawn(async move { hub.grace_period(workflow, generation).await });
     }
 }
 

@@ -72,7 +72,12 @@ fn summary(body: &EventBody) -> String {
             format!("{mark} {tool} in {duration_ms} ms {result}")
         }
         EventBody::SearchResults { query, results } => {
-            format!("{} results for “{query}”", results.len())
+            let sources: Vec<&str> = results.iter().map(|r| r.source.as_str()).collect();
+            format!(
+                "{} results for “{query}”: {}",
+                results.len(),
+                sources.join(", ")
+            )
         }
         EventBody::AgentCompleted { ok, summary, .. } => {
             let mark = if *ok { "done" } else { "failed" };
