@@ -244,6 +244,41 @@ pub async fn cancel(
     respond(state.hub.cancel(&id).await.map(|seq| json!({ "seq": seq })))
 }
 
+/// `GET /api/v1/websocket/stats`: what is connected and what has flowed, as numbers.
+pub async fn stats(State(state): State<AppState>, caller: Caller) -> Response {
+    use crate::metrics::ConnectionKind::{Agent, Subscriber};
+    if let Err(e) = caller.require(TokenKind::User) {
+        return e.into_response();
+    }
+    let metrics = state.hub.metrics();
+    let (subscribers, agents) = (metrics.connections(Subscriber), metrics.connections(Agent));
+    Json(json!({
+        "connections": subscribers + agents,
+        "subscriber_connections": subscribers,
+        "agent_connections": agents,
+        "unique_users": state.user_limits.keys_open(),
+        "active_workflows": state.hub.active_workflows(),
+        "events_appended": metrics.events_appended.get(),
+        "events_delivered": metrics.events_delivered.get(),
+    }))
+    .into_response()
+}
+
+/// `GET /metrics`: the same and more, in the Prometheus text format.
+pub async fn metrics(State(state): State<AppState>, caller: Caller) -> Response {
+    if let Err(e) = caller.require(TokenKind::User) {
+        return e.into_response();
+    }
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.hub.metrics().prometheus_text(),
+    )
+        .into_response()
+}
+
 /// `GET /healthz`.
 pub async fn healthz() -> &'static str {
     "ok"

@@ -22,6 +22,7 @@ use tokio::sync::{broadcast, watch};
 
 use crate::error::{LanternError, Result};
 use crate::lifecycle::Lifecycle;
+use crate::metrics::Metrics;
 use crate::store::{EventStore, IdempotencyKey, NewEvent, StoredEvent};
 
 /// How many events a reader may be behind the live broadcast before it is caught up from
@@ -102,6 +103,8 @@ pub struct Hub {
     disconnect: watch::Sender<u64>,
     /// How long a running workflow waits for its agent to come back.
     agent_grace: Duration,
+    /// Appends counted and timed here; the sockets count the rest.
+    metrics: Arc<Metrics>,
 }
 
 /// Where a slot of a publish request ends up: appended now, or already in the log.
@@ -112,16 +115,30 @@ enum Slot {
 
 impl Hub {
     pub fn new(store: Arc<dyn EventStore>) -> Arc<Self> {
-        Self::with_agent_grace(store, DEFAULT_AGENT_GRACE)
+        Self::build(store, DEFAULT_AGENT_GRACE, Metrics::new())
     }
 
-    pub fn with_agent_grace(store: Arc<dyn EventStore>, agent_grace: Duration) -> Arc<Self> {
+    pub fn build(
+        store: Arc<dyn EventStore>,
+        agent_grace: Duration,
+        metrics: Arc<Metrics>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             store,
             live: Mutex::default(),
             disconnect: watch::Sender::new(0),
             agent_grace,
+            metrics,
         })
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Workflows that can still change and were touched since the server started.
+    pub fn active_workflows(&self) -> usize {
+        self.live.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
     pub fn store(&self) -> &Arc<dyn EventStore> {
@@ -266,6 +283,7 @@ impl Hub {
         id: &str,
         items: Vec<(Option<IdempotencyKey>, EventBody)>,
     ) -> Result<Vec<u64>> {
+        let started = std::time::Instant::now();
         let workflow = self.live(id).await?;
         let mut lifecycle = workflow.writer.lock().await;
         let mut next = lifecycle.clone();
@@ -320,6 +338,12 @@ impl Hub {
             }
             // No receiver is fine: nobody is watching this workflow right now.
             let _ = workflow.events.send(event.clone());
+        }
+        if !stored.is_empty() {
+            self.metrics.events_appended.inc_by(stored.len() as u64);
+            self.metrics
+                .append_seconds
+                .observe(started.elapsed().as_secs_f64());
         }
         if lifecycle.is_finished() {
             // Nothing can be appended any more; current feeds keep their own handle, and a

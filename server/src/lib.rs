@@ -14,6 +14,7 @@
 //! - [`retention`]: deletes finished workflows past their retention age.
 //! - [`auth`]: tokens, sessions, login, who may see what. [`cli`]: the command line.
 //! - [`limits`]: frame rates and connection counts. [`origin`]: the cross-site upgrade guard.
+//! - [`metrics`]: counters and gauges for the stats endpoint and `/metrics`.
 
 pub mod api;
 pub mod auth;
@@ -24,6 +25,7 @@ pub mod hub;
 pub mod ingest;
 pub mod lifecycle;
 pub mod limits;
+pub mod metrics;
 pub mod origin;
 pub mod pages;
 pub mod retention;
@@ -96,7 +98,7 @@ impl Lantern {
         let addr = listener.local_addr()?;
         let db = Db::open(&config.data_dir, &config.sqlite_sync).await?;
         let grace = Duration::from_secs(config.agent_grace_secs);
-        let hub = Hub::with_agent_grace(event_store(&config, &db), grace);
+        let hub = Hub::build(event_store(&config, &db), grace, metrics::Metrics::new());
         let session_ttl = Duration::from_secs(config.session_days.saturating_mul(86_400));
         let accounts = Accounts::new(db, session_ttl);
         let first_login = accounts.create_first_user().await?;

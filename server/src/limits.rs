@@ -161,6 +161,12 @@ impl<K: std::hash::Hash + Eq + Clone> ConnLimits<K> {
         })
     }
 
+    /// How many keys have at least one socket open (e.g. users connected right now).
+    pub fn keys_open(&self) -> usize {
+        let by_key = self.by_key.lock().unwrap_or_else(|p| p.into_inner());
+        by_key.values().filter(|s| s.open > 0).count()
+    }
+
     /// Admit one more socket for `key`, or say why not. The guard releases it when dropped.
     pub fn admit(self: &Arc<Self>, key: K, now: Instant) -> Result<OpenSocket<K>, Refusal> {
         let mut by_key = self.by_key.lock().unwrap_or_else(|p| p.into_inner());

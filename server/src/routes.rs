@@ -34,6 +34,8 @@ pub fn router(state: AppState) -> Router {
         .layer(from_fn_with_state(state.clone(), auth::web::page_guard));
     let mut api = Router::new()
         .route("/healthz", get(api::healthz))
+        .route("/api/v1/websocket/stats", get(api::stats))
+        .route("/metrics", get(api::metrics))
         .route("/logout", post(auth::web::logout))
         .route(
             "/api/workflows",

@@ -17,6 +17,7 @@ use axum::{
 use crate::auth::{Caller, TokenKind};
 use crate::error::LanternError;
 use crate::limits::OpenSocket;
+use crate::metrics::{ConnectionGauge, ConnectionKind};
 use crate::{origin, AppState};
 
 /// An upgrade that passed: who it is, and its places in the connection limits (freed when
@@ -25,6 +26,8 @@ pub struct Admitted {
     pub caller: Caller,
     _by_address: OpenSocket<IpAddr>,
     _by_user: OpenSocket<String>,
+    /// Counted in the open connections until the connection ends.
+    _counted: ConnectionGauge,
 }
 
 /// Run the checks for an upgrade to workflow `id` that needs a token of `kind`.
@@ -58,9 +61,14 @@ pub async fn admit(
         .user_limits
         .admit(caller.user.clone(), now)
         .map_err(refused)?;
+    let counted = state.hub.metrics().open(match kind {
+        TokenKind::User => ConnectionKind::Subscriber,
+        TokenKind::Agent => ConnectionKind::Agent,
+    });
     Ok(Admitted {
         caller,
         _by_address: by_address,
         _by_user: by_user,
+        _counted: counted,
     })
 }

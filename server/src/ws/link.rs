@@ -53,7 +53,8 @@ impl Link {
     }
 
     pub fn push(&self, message: Message) {
-        if self.outbox.push(message).is_err() {
+        if self.outbox.push(message).is_err() && !self.outbox.is_closing() {
+            self.state.hub.metrics().slow_consumer_closes.inc();
             self.outbox
                 .close(close::TOO_SLOW, "too slow; resume with after");
         }
@@ -95,6 +96,7 @@ impl Link {
             }
             Verdict::Limit => false,
             Verdict::Close => {
+                self.state.hub.metrics().rate_limit_closes.inc();
                 self.outbox.close(close::RATE_LIMITED, "rate limited");
                 false
             }

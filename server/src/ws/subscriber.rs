@@ -81,6 +81,8 @@ struct Connection {
     link: Link,
     workflow_id: String,
     replay_done_sent: bool,
+    /// The `after` the backlog started from (a replay of nothing is not counted).
+    replayed_from: u64,
 }
 
 async fn serve(
@@ -99,6 +101,7 @@ async fn serve(
         link: Link::new(state, admitted.caller.clone(), rate, burst),
         workflow_id: info.id.clone(),
         replay_done_sent: false,
+        replayed_from: after,
     };
     let writer = tokio::spawn(conn.link.outbox.clone().write_to(sink));
     let heartbeat = conn.link.heartbeat();
@@ -157,6 +160,9 @@ impl Connection {
     fn maybe_replay_done(&mut self, feed: &Feed) {
         if !self.replay_done_sent && feed.backlog_done() {
             self.replay_done_sent = true;
+            if feed.cursor() > self.replayed_from {
+                self.link.state.hub.metrics().replays.inc();
+            }
             self.link.send(&ServerFrame::ReplayDone {
                 last_seq: feed.cursor(),
             });
@@ -171,6 +177,7 @@ impl Connection {
         match event {
             Ok(Some(event)) => {
                 self.link.push(Message::Text(event.json.clone()));
+                self.link.state.hub.metrics().events_delivered.inc();
                 self.maybe_replay_done(feed);
             }
             Ok(None) => self
