@@ -101,6 +101,8 @@ pub struct Hub {
     /// Bumped to make every subscriber socket drop its connection at once, as a network fault
     /// would (test hook; see `config.test_hooks`).
     disconnect: watch::Sender<u64>,
+    /// Set once when the server begins to shut down: every socket closes with 1001.
+    shutting_down: watch::Sender<bool>,
     /// How long a running workflow waits for its agent to come back.
     agent_grace: Duration,
     /// Appends counted and timed here; the sockets count the rest.
@@ -127,6 +129,7 @@ impl Hub {
             store,
             live: Mutex::default(),
             disconnect: watch::Sender::new(0),
+            shutting_down: watch::Sender::new(false),
             agent_grace,
             metrics,
         })
@@ -480,6 +483,16 @@ impl Hub {
     /// A receiver that changes when every subscriber socket must drop its connection.
     pub fn disconnect_signal(&self) -> watch::Receiver<u64> {
         self.disconnect.subscribe()
+    }
+
+    /// A receiver that turns true when the server begins to shut down.
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutting_down.subscribe()
+    }
+
+    /// Begin shutting down: every socket closes with 1001 (clients resume after the restart).
+    pub fn begin_shutdown(&self) {
+        self.shutting_down.send_replace(true);
     }
 
     /// Make every subscriber socket drop its connection without a close frame (test hook).

@@ -15,6 +15,7 @@
 //! - [`auth`]: tokens, sessions, login, who may see what. [`cli`]: the command line.
 //! - [`limits`]: frame rates and connection counts. [`origin`]: the cross-site upgrade guard.
 //! - [`metrics`]: counters and gauges for the stats endpoint and `/metrics`.
+//! - [`shutdown`]: the signals that stop the server, and how long stopping may take.
 
 pub mod api;
 pub mod auth;
@@ -30,6 +31,7 @@ pub mod origin;
 pub mod pages;
 pub mod retention;
 pub mod routes;
+pub mod shutdown;
 pub mod store;
 pub mod workflows;
 pub mod ws;
@@ -167,14 +169,42 @@ impl Lantern {
         self.state.accounts.clone()
     }
 
-    /// Serve requests until the process ends.
+    /// Serve requests until SIGTERM or SIGINT, then shut down ([`Lantern::run_until`]).
     pub async fn run(self) -> Result<(), ServeError> {
+        self.run_until(shutdown::signal()).await
+    }
+
+    /// Serve requests until `stop` resolves; then stop accepting, close every socket with 1001,
+    /// let requests under way (and their appends) finish, and return — within
+    /// [`shutdown::LIMIT`] of `stop` even if some peer will not let go.
+    pub async fn run_until(
+        self,
+        stop: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
+        let hub = self.state.hub.clone();
         let app = routes::router(self.state);
-        axum::serve(
+        let (stopped, on_stop) = tokio::sync::oneshot::channel::<()>();
+        let serving = axum::serve(
             self.listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
         )
-        .await?;
+        .with_graceful_shutdown(async move {
+            stop.await;
+            tracing::info!("shutting down: closing sockets with 1001");
+            hub.begin_shutdown();
+            let _ = stopped.send(());
+        });
+        let give_up = async {
+            if on_stop.await.is_ok() {
+                tokio::time::sleep(shutdown::LIMIT).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            served = std::future::IntoFuture::into_future(serving) => served?,
+            () = give_up => tracing::warn!("connections still open after the shutdown limit; exiting"),
+        }
         Ok(())
     }
 }

@@ -241,3 +241,44 @@ async fn retention_deletes_only_finished_workflows_past_the_cutoff() {
     assert!(store.workflow(&done).await.expect("get").is_none());
     assert!(store.workflow(&running).await.expect("get").is_some());
 }
+
+#[tokio::test]
+async fn sigterm_closes_every_socket_with_1001_and_exits_cleanly() {
+    let data = Arc::new(tempfile::tempdir().expect("temp dir"));
+    let mut process = spawn_binary(data.clone(), &[]).await;
+    let server = &process.server;
+    let id = server.create("external").await;
+    server
+        .publish(
+            &id,
+            serde_json::json!({ "type": "agent_started", "agent": "a" }),
+        )
+        .await;
+    let mut viewer = server.subscribe(&id, 0).await;
+    viewer.hello_and_backlog().await;
+    let agent_path = format!("/ws/agent/{id}");
+    let (agent, _) =
+        tokio_tungstenite::connect_async(server.ws_request(&agent_path, Some(&server.agent_token)))
+            .await
+            .expect("agent");
+    let mut agent = common::Client { ws: agent };
+
+    let pid = process.child.id().expect("pid").to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    assert_eq!(viewer.until_end().await.0, common::Ended::Closed(1001));
+    assert_eq!(agent.until_end().await.0, common::Ended::Closed(1001));
+    let status = tokio::time::timeout(std::time::Duration::from_secs(15), process.child.wait())
+        .await
+        .expect("exits within the shutdown limit")
+        .expect("wait");
+    assert!(status.success(), "{status}");
+
+    // Nothing was lost: a new server on the same data dir has the log.
+    let again = spawn_binary(data, &[]).await;
+    let (_, workflow) = again.server.get(&format!("/api/workflows/{id}")).await;
+    assert_eq!(workflow["last_seq"], 1);
+}

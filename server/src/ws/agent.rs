@@ -88,6 +88,7 @@ async fn serve(
     let (rate, burst) = (state.config.agent_rate, state.config.agent_burst);
     let hub = state.hub.clone();
     let mut revocations = state.accounts.revocations();
+    let mut shutdown = hub.shutdown_signal();
     let mut link = Link::new(state, admitted.caller.clone(), rate, burst);
     let writer = tokio::spawn(link.outbox.clone().write_to(sink));
     // Held until the connection ends: while any agent holds one, no grace period runs.
@@ -128,6 +129,7 @@ async fn serve(
             event = inputs.next(), if link.outbox.has_room() => forward_input(&link, event),
             _ = link.outbox.drained(), if !link.outbox.has_room() => {}
             revoked = revocations.recv() => link.on_revocation(revoked).await,
+            () = super::shutdown_begun(&mut shutdown) => link.shutting_down(),
             _ = ping.tick() => {
                 if link.peer_is_dead() {
                     writer.abort();

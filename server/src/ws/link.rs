@@ -131,6 +131,12 @@ impl Link {
         }
     }
 
+    /// The server is shutting down: close with 1001 so the peer reconnects later.
+    pub fn shutting_down(&self) {
+        self.outbox
+            .close(close::GOING_AWAY, "server shutting down; reconnect");
+    }
+
     /// A token or session was revoked: close with 4001 if it was ours. A receiver that fell
     /// behind the announcements asks the accounts instead.
     pub async fn on_revocation(&mut self, revoked: Result<Arc<str>, RecvError>) {

@@ -60,6 +60,14 @@ pub async fn finish_closing(
     let _ = tokio::time::timeout(CLOSE_ANSWER_WAIT, answered).await;
 }
 
+/// Resolves once the server has begun to shut down (see [`crate::hub::Hub::begin_shutdown`]).
+pub async fn shutdown_begun(signal: &mut tokio::sync::watch::Receiver<bool>) {
+    // The borrow `wait_for` returns is dropped here, not carried across the caller's awaits.
+    if signal.wait_for(|down| *down).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
 /// The close code for a read error: 1009 when the peer's frame was over the size limit.
 pub fn read_error_close(error: &axum::Error) -> (u16, &'static str) {
     if error.to_string().contains("too long") {

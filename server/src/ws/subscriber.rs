@@ -97,6 +97,7 @@ async fn serve(
     let (rate, burst) = (state.config.client_rate, state.config.client_burst);
     let mut revocations = state.accounts.revocations();
     let mut disconnect = state.hub.disconnect_signal();
+    let mut shutdown = state.hub.shutdown_signal();
     let mut conn = Connection {
         link: Link::new(state, admitted.caller.clone(), rate, burst),
         workflow_id: info.id.clone(),
@@ -142,6 +143,7 @@ async fn serve(
             },
             event = feed.next(), if !paused => conn.on_event(event, &feed),
             revoked = revocations.recv() => conn.link.on_revocation(revoked).await,
+            () = super::shutdown_begun(&mut shutdown) => conn.link.shutting_down(),
             _ = conn.link.outbox.drained(), if paused => {}
             _ = ping.tick() => {
                 if conn.link.peer_is_dead() {

@@ -80,7 +80,7 @@ pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestServer {
         .await
         .expect("agent token");
     tokio::spawn(async move {
-        if let Err(e) = lantern.run().await {
+        if let Err(e) = lantern.run_until(std::future::pending()).await {
             panic!("server failed: {e}");
         }
     });
