@@ -20,12 +20,7 @@ usage:
   lantern token revoke TOKEN [--data-dir DIR]
   lantern token list [--data-dir DIR]
 
-settings (flag, environment variable, default): --addr LANTERN_ADDR 127.0.0.1:3000,
---data-dir LANTERN_DATA_DIR ./data, --heartbeat-ms, --client-frame-bytes, --client-rate,
---client-burst, --agent-frame-bytes, --agent-rate, --agent-burst, --agent-grace-secs, --queue-bytes, --allowed-origins, --max-conns-per-ip,
---max-conns-per-user, --conn-attempts-per-ip, --session-days, --public-url, --trust-forwarded,
---corpus, --tool-timeout-ms, --site-root, --store sqlite|memory, --sqlite-sync normal|full, --retention-days.
-Each --some-flag also reads LANTERN_SOME_FLAG; see docs/PROTOCOL.md for what each does.";
+Every setting is listed below; docs/PROTOCOL.md says what each guarantees.";
 
 /// What the command line asks for.
 #[derive(Debug, PartialEq, Eq)]

@@ -31,6 +31,175 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+/// One setting: its flag, its environment variable, its default as documented, what it does.
+pub struct Setting {
+    pub flag: &'static str,
+    pub env: &'static str,
+    pub default: &'static str,
+    pub help: &'static str,
+}
+
+/// Every setting (the table above, for `lantern --help`).
+pub const SETTINGS: &[Setting] = &[
+    Setting {
+        flag: "addr",
+        env: "LANTERN_ADDR",
+        default: "127.0.0.1:3000",
+        help: "where to listen",
+    },
+    Setting {
+        flag: "data-dir",
+        env: "LANTERN_DATA_DIR",
+        default: "./data",
+        help: "where data lives",
+    },
+    Setting {
+        flag: "heartbeat-ms",
+        env: "LANTERN_HEARTBEAT_MS",
+        default: "15000",
+        help: "ping period; hello.heartbeat_ms",
+    },
+    Setting {
+        flag: "client-frame-bytes",
+        env: "LANTERN_CLIENT_FRAME_BYTES",
+        default: "65536",
+        help: "largest subscriber frame (bigger: close 1009)",
+    },
+    Setting {
+        flag: "client-rate",
+        env: "LANTERN_CLIENT_RATE",
+        default: "50",
+        help: "subscriber frames per second (over it: rate_limited, then close 4029); 0 = no limit",
+    },
+    Setting {
+        flag: "client-burst",
+        env: "LANTERN_CLIENT_BURST",
+        default: "100",
+        help: "subscriber frames allowed in a burst",
+    },
+    Setting {
+        flag: "allowed-origins",
+        env: "LANTERN_ALLOWED_ORIGINS",
+        default: "(none)",
+        help: "comma-separated origins, besides the server's own, whose pages may open sockets",
+    },
+    Setting {
+        flag: "max-conns-per-ip",
+        env: "LANTERN_MAX_CONNS_PER_IP",
+        default: "200",
+        help: "open sockets per client address (over it: HTTP 429 before the upgrade); 0 = no limit",
+    },
+    Setting {
+        flag: "max-conns-per-user",
+        env: "LANTERN_MAX_CONNS_PER_USER",
+        default: "100",
+        help: "open sockets per user (over it: HTTP 429 before the upgrade); 0 = no limit",
+    },
+    Setting {
+        flag: "conn-attempts-per-ip",
+        env: "LANTERN_CONN_ATTEMPTS_PER_IP",
+        default: "20",
+        help: "socket upgrades per second per address, bursts of twice that (over it: HTTP 429); 0 = no limit",
+    },
+    Setting {
+        flag: "agent-rate",
+        env: "LANTERN_AGENT_RATE",
+        default: "1000",
+        help: "agent frames per second (over it: rate_limited, then close 4029); 0 = no limit",
+    },
+    Setting {
+        flag: "agent-burst",
+        env: "LANTERN_AGENT_BURST",
+        default: "2000",
+        help: "agent frames allowed in a burst",
+    },
+    Setting {
+        flag: "agent-grace-secs",
+        env: "LANTERN_AGENT_GRACE_SECS",
+        default: "30",
+        help: "how long a running external workflow waits for its agent to reconnect before it is marked failed",
+    },
+    Setting {
+        flag: "agent-frame-bytes",
+        env: "LANTERN_AGENT_FRAME_BYTES",
+        default: "1048576",
+        help: "largest agent frame, and largest HTTP ingest body (bigger: 1009 / 413)",
+    },
+    Setting {
+        flag: "queue-bytes",
+        env: "LANTERN_QUEUE_BYTES",
+        default: "1048576",
+        help: "per-connection outgoing queue (over it: close 4008); 0 = no limit",
+    },
+    Setting {
+        flag: "session-days",
+        env: "LANTERN_SESSION_DAYS",
+        default: "30",
+        help: "how long a browser stays signed in",
+    },
+    Setting {
+        flag: "public-url",
+        env: "LANTERN_PUBLIC_URL",
+        default: "(none)",
+        help: "the URL people reach Lantern at, e.g. https://lantern.example.com behind a TLS proxy: its origin may open sockets, the login URL uses it, https makes the cookie Secure and silences the plain-HTTP warning",
+    },
+    Setting {
+        flag: "trust-forwarded",
+        env: "LANTERN_TRUST_FORWARDED",
+        default: "false",
+        help: "take the client address from the proxy's X-Forwarded-For (only behind a proxy that sets it)",
+    },
+    Setting {
+        flag: "corpus",
+        env: "LANTERN_CORPUS",
+        default: "(Lantern's own docs, built in)",
+        help: "folder whose .md and .txt files the search workflow searches",
+    },
+    Setting {
+        flag: "tool-timeout-ms",
+        env: "LANTERN_TOOL_TIMEOUT_MS",
+        default: "10000",
+        help: "longest a built-in workflow's tool call may run before it fails (ok: false)",
+    },
+    Setting {
+        flag: "site-root",
+        env: "LEPTOS_SITE_ROOT",
+        default: "target/site",
+        help: "the built WASM, CSS and assets",
+    },
+    Setting {
+        flag: "store",
+        env: "LANTERN_STORE",
+        default: "sqlite",
+        help: "sqlite (durable, in the data dir) or memory (nothing kept)",
+    },
+    Setting {
+        flag: "sqlite-sync",
+        env: "LANTERN_SQLITE_SYNC",
+        default: "normal",
+        help: "normal: a commit survives kill -9; full: also a power cut",
+    },
+    Setting {
+        flag: "retention-days",
+        env: "LANTERN_RETENTION_DAYS",
+        default: "30",
+        help: "finished workflows idle this long are deleted; 0 = keep forever",
+    },
+];
+
+/// `lantern serve --help`: every setting with its variable, default and meaning.
+pub fn help_text() -> String {
+    let mut out = String::from("settings (each flag also reads its environment variable):\n");
+    for s in SETTINGS {
+        out.push_str(&format!(
+            "  --{} VALUE   [{}; default {}]\n      {}\n",
+            s.flag, s.env, s.default, s.help
+        ));
+    }
+    out.push_str("  LANTERN_TEST_HOOKS=1   (environment only) test-only endpoints and behaviours; off by default\n");
+    out
+}
+
 /// Which [`EventStore`](crate::store::EventStore) holds the logs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StoreKind {
@@ -176,32 +345,7 @@ impl Config {
         flags: &[(String, String)],
     ) -> Result<Self, ConfigError> {
         let mut config = Self::default();
-        let settings = [
-            ("addr", "LANTERN_ADDR"),
-            ("data-dir", "LANTERN_DATA_DIR"),
-            ("heartbeat-ms", "LANTERN_HEARTBEAT_MS"),
-            ("client-frame-bytes", "LANTERN_CLIENT_FRAME_BYTES"),
-            ("queue-bytes", "LANTERN_QUEUE_BYTES"),
-            ("client-rate", "LANTERN_CLIENT_RATE"),
-            ("max-conns-per-ip", "LANTERN_MAX_CONNS_PER_IP"),
-            ("max-conns-per-user", "LANTERN_MAX_CONNS_PER_USER"),
-            ("agent-frame-bytes", "LANTERN_AGENT_FRAME_BYTES"),
-            ("agent-rate", "LANTERN_AGENT_RATE"),
-            ("agent-burst", "LANTERN_AGENT_BURST"),
-            ("agent-grace-secs", "LANTERN_AGENT_GRACE_SECS"),
-            ("session-days", "LANTERN_SESSION_DAYS"),
-            ("public-url", "LANTERN_PUBLIC_URL"),
-            ("trust-forwarded", "LANTERN_TRUST_FORWARDED"),
-            ("conn-attempts-per-ip", "LANTERN_CONN_ATTEMPTS_PER_IP"),
-            ("allowed-origins", "LANTERN_ALLOWED_ORIGINS"),
-            ("client-burst", "LANTERN_CLIENT_BURST"),
-            ("site-root", "LEPTOS_SITE_ROOT"),
-            ("corpus", "LANTERN_CORPUS"),
-            ("tool-timeout-ms", "LANTERN_TOOL_TIMEOUT_MS"),
-            ("store", "LANTERN_STORE"),
-            ("sqlite-sync", "LANTERN_SQLITE_SYNC"),
-            ("retention-days", "LANTERN_RETENTION_DAYS"),
-        ];
+        let settings: Vec<(&str, &str)> = SETTINGS.iter().map(|s| (s.flag, s.env)).collect();
         if let Some((flag, value)) = flags
             .iter()
             .find(|(f, _)| !settings.iter().any(|(s, _)| s == f))
@@ -310,6 +454,26 @@ mod tests {
         assert_eq!(config.queue_bytes, 2048);
         assert_eq!(config.heartbeat_ms, 15_000);
         assert!(!config.test_hooks);
+    }
+
+    #[test]
+    fn every_documented_setting_takes_its_documented_default() {
+        for setting in SETTINGS {
+            let mut config = Config::default();
+            let default = setting.default;
+            // Settings without a value by default (none, or computed) are skipped.
+            if default.starts_with('(') {
+                continue;
+            }
+            config
+                .set(setting.flag, default)
+                .unwrap_or_else(|e| panic!("--{} {default}: {e}", setting.flag));
+        }
+        let help = help_text();
+        assert!(SETTINGS
+            .iter()
+            .all(|s| help.contains(&format!("--{} ", s.flag))));
+        assert!(SETTINGS.len() >= 24, "{}", SETTINGS.len());
     }
 
     #[test]

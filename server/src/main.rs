@@ -21,7 +21,7 @@ async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let command = cli::parse(&args).unwrap_or_else(|e| fail(2, format!("{e}\n{USAGE}")));
     match command {
-        Command::Help => println!("{USAGE}"),
+        Command::Help => println!("{USAGE}\n\n{}", server::config::help_text()),
         Command::Serve(flags) => serve(&flags).await,
         token => match cli::run_token_command(token, |k| std::env::var(k).ok()).await {
             Ok(output) => println!("{output}"),
