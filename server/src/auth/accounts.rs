@@ -82,6 +82,25 @@ pub struct TokenSummary {
     pub revoked_at: Option<String>,
 }
 
+/// The caller a looked-up credential row (`secret_hash`, `token_id`, `user`, `kind`) names,
+/// if `secret` is the one it was made with.
+fn caller_if_matching(
+    row: Option<sqlx::sqlite::SqliteRow>,
+    secret: &str,
+    session_id: Option<&str>,
+) -> Result<Option<Caller>> {
+    let Some(row) = row else { return Ok(None) };
+    if !tokens::matches(row.try_get("secret_hash")?, secret) {
+        return Ok(None);
+    }
+    Ok(Some(Caller {
+        user: row.try_get("user")?,
+        kind: TokenKind::from_db(row.try_get("kind")?)?,
+        token_id: row.try_get("token_id")?,
+        session_id: session_id.map(str::to_owned),
+    }))
+}
+
 pub struct Accounts {
     db: Db,
     session_ttl: Duration,
@@ -196,21 +215,13 @@ impl Accounts {
             return Ok(None);
         };
         let row = sqlx::query(
-            "SELECT secret_hash, user, kind FROM tokens WHERE id = ? AND revoked_at IS NULL",
+            "SELECT secret_hash, id AS token_id, user, kind FROM tokens
+             WHERE id = ? AND revoked_at IS NULL",
         )
         .bind(id)
         .fetch_optional(&self.db.readers)
         .await?;
-        let Some(row) = row else { return Ok(None) };
-        if !tokens::matches(row.try_get("secret_hash")?, secret) {
-            return Ok(None);
-        }
-        Ok(Some(Caller {
-            user: row.try_get("user")?,
-            kind: TokenKind::from_db(row.try_get("kind")?)?,
-            token_id: id.to_owned(),
-            session_id: None,
-        }))
+        caller_if_matching(row, secret, None)
     }
 
     /// Sign a user in: a new session for `caller`'s token; returns the cookie value.
@@ -254,16 +265,7 @@ impl Accounts {
         .bind(now_rfc3339())
         .fetch_optional(&self.db.readers)
         .await?;
-        let Some(row) = row else { return Ok(None) };
-        if !tokens::matches(row.try_get("secret_hash")?, secret) {
-            return Ok(None);
-        }
-        Ok(Some(Caller {
-            user: row.try_get("user")?,
-            kind: TokenKind::from_db(row.try_get("kind")?)?,
-            token_id: row.try_get("token_id")?,
-            session_id: Some(id.to_owned()),
-        }))
+        caller_if_matching(row, secret, Some(id))
     }
 
     /// Sign out: the session ends, and its open sockets are closed.

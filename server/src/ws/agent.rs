@@ -24,7 +24,7 @@ use axum::{
         ConnectInfo, Path, Query, State,
     },
     http::HeaderMap,
-    response::{IntoResponse, Response},
+    response::Response,
 };
 use futures::StreamExt;
 use serde_json::Value;
@@ -61,13 +61,9 @@ pub async fn upgrade(
         Ok(admitted) => admitted,
         Err(refused) => return refused,
     };
-    let after = match query.get("after").map(|a| a.parse::<u64>()) {
-        None => None,
-        Some(Ok(after)) => Some(after),
-        Some(Err(_)) => {
-            let e = LanternError::BadRequest("after must be a non-negative integer".into());
-            return e.into_response();
-        }
+    let after = match gate::after(&query) {
+        Ok(after) => after,
+        Err(refused) => return refused,
     };
     let limit = state.config.agent_frame_bytes.max(1);
     upgrade

@@ -72,3 +72,14 @@ pub async fn admit(
         _counted: counted,
     })
 }
+
+/// The `after` cursor of an upgrade's query, if given; a malformed one is HTTP 400.
+pub fn after(query: &std::collections::HashMap<String, String>) -> Result<Option<u64>, Response> {
+    query
+        .get("after")
+        .map(|a| a.parse::<u64>())
+        .transpose()
+        .map_err(|_| {
+            LanternError::BadRequest("after must be a non-negative integer".into()).into_response()
+        })
+}

@@ -54,13 +54,9 @@ pub async fn upgrade(
         Ok(admitted) => admitted,
         Err(refused) => return refused,
     };
-    let after = match query.get("after").map(|a| a.parse::<u64>()) {
-        None => 0,
-        Some(Ok(after)) => after,
-        Some(Err(_)) => {
-            let e = LanternError::BadRequest("after must be a non-negative integer".into());
-            return e.into_response();
-        }
+    let after = match gate::after(&query) {
+        Ok(after) => after.unwrap_or(0),
+        Err(refused) => return refused,
     };
     let feed = match state.hub.feed(&workflow_id, after).await {
         Ok((feed, info)) => (feed, info),
