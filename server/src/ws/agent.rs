@@ -24,7 +24,7 @@ use axum::{
         ConnectInfo, Path, Query, State,
     },
     http::HeaderMap,
-    response::Response,
+    response::{IntoResponse, Response},
 };
 use futures::StreamExt;
 use serde_json::Value;
@@ -63,7 +63,7 @@ pub async fn upgrade(
     };
     let after = match gate::after(&query) {
         Ok(after) => after,
-        Err(refused) => return refused,
+        Err(e) => return e.into_response(),
     };
     let limit = state.config.agent_frame_bytes.max(1);
     upgrade

@@ -73,13 +73,13 @@ pub async fn admit(
     })
 }
 
-/// The `after` cursor of an upgrade's query, if given; a malformed one is HTTP 400.
-pub fn after(query: &std::collections::HashMap<String, String>) -> Result<Option<u64>, Response> {
+/// The `after` cursor of an upgrade's query, if given; a malformed one is `bad_request` (400).
+pub fn after(
+    query: &std::collections::HashMap<String, String>,
+) -> Result<Option<u64>, LanternError> {
     query
         .get("after")
         .map(|a| a.parse::<u64>())
         .transpose()
-        .map_err(|_| {
-            LanternError::BadRequest("after must be a non-negative integer".into()).into_response()
-        })
+        .map_err(|_| LanternError::BadRequest("after must be a non-negative integer".into()))
 }

@@ -56,7 +56,7 @@ pub async fn upgrade(
     };
     let after = match gate::after(&query) {
         Ok(after) => after.unwrap_or(0),
-        Err(refused) => return refused,
+        Err(e) => return e.into_response(),
     };
     let feed = match state.hub.feed(&workflow_id, after).await {
         Ok((feed, info)) => (feed, info),
