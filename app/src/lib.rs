@@ -2,15 +2,26 @@
 //!
 //! - [`protocol`]: the wire types of PROTOCOL.md (pure serde).
 //! - [`socket`]: the run page's connection: a pure state machine and the gloo-net driver.
+//! - [`run_model`]: the run page's picture of a workflow (steps, agent cards, tool rows),
+//!   folded from the log event by event; [`markdown`]: agent Markdown to safe HTML;
+//!   [`time`]: timestamps, durations and ages for people.
+//! - [`live_list`]: the home page's workflow list, kept live over Server-Sent Events.
 //! - [`server_fns`]: the server functions the pages call (list and start workflows).
 //! - `backend` (`ssr` only): the trait the server implements for those functions.
 //! - [`pages`]: one module per route; [`components`]: what the user sees on them.
 
+// Leptos views are nested generic types; the run page's is deeper than rustc's default limit.
+#![recursion_limit = "256"]
+
 pub mod components;
+pub mod live_list;
+pub mod markdown;
 pub mod pages;
 pub mod protocol;
+pub mod run_model;
 pub mod server_fns;
 pub mod socket;
+pub mod time;
 
 #[cfg(feature = "ssr")]
 pub mod backend;

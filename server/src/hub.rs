@@ -25,6 +25,9 @@ use crate::lifecycle::Lifecycle;
 use crate::metrics::Metrics;
 use crate::store::{EventStore, IdempotencyKey, NewEvent, StoredEvent};
 
+/// How many list changes a workflow-list stream may be behind before it re-reads the list.
+const LIST_CHANGES_CAPACITY: usize = 256;
+
 /// How many events a reader may be behind the live broadcast before it is caught up from
 /// the store instead. The channel keeps this many recent events alive, so it is kept small:
 /// falling behind costs a store read, never memory.
@@ -107,6 +110,9 @@ pub struct Hub {
     agent_grace: Duration,
     /// Appends counted and timed here; the sockets count the rest.
     metrics: Arc<Metrics>,
+    /// The id of each workflow created or whose status changed, for the live workflow lists
+    /// (`/sse/workflows`). Ids only: each listener reads what it may see from the store.
+    list_changes: broadcast::Sender<Arc<str>>,
 }
 
 /// Where a slot of a publish request ends up: appended now, or already in the log.
@@ -132,7 +138,14 @@ impl Hub {
             shutting_down: watch::Sender::new(false),
             agent_grace,
             metrics,
+            list_changes: broadcast::channel(LIST_CHANGES_CAPACITY).0,
         })
+    }
+
+    /// Ids of workflows created or whose status changed from now on. A receiver that lags
+    /// must re-read the whole list (it cannot know what it missed).
+    pub fn list_changes(&self) -> broadcast::Receiver<Arc<str>> {
+        self.list_changes.subscribe()
     }
 
     pub fn metrics(&self) -> &Arc<Metrics> {
@@ -158,6 +171,7 @@ impl Hub {
     ) -> Result<WorkflowInfo> {
         let info = self.store.create_workflow(kind, title, owner).await?;
         self.insert_live(&info.id, Lifecycle::default(), 0);
+        let _ = self.list_changes.send(info.id.as_str().into());
         Ok(info)
     }
 
@@ -327,6 +341,9 @@ impl Hub {
             slots.push(Slot::InBatch(batch.len()));
             batch.push(NewEvent { body, key });
         }
+        let status_changes = batch
+            .iter()
+            .any(|e| matches!(e.body, EventBody::WorkflowStatus { .. }));
         let stored = if batch.is_empty() {
             Vec::new()
         } else {
@@ -341,6 +358,10 @@ impl Hub {
             }
             // No receiver is fine: nobody is watching this workflow right now.
             let _ = workflow.events.send(event.clone());
+        }
+        if status_changes {
+            // Nobody listening is fine.
+            let _ = self.list_changes.send(id.into());
         }
         if !stored.is_empty() {
             self.metrics.events_appended.inc_by(stored.len() as u64);

@@ -8,6 +8,7 @@
 //! - [`config`]: every setting (flag, environment variable, default).
 //! - [`routes`]: the router; no logic beyond extracting and delegating.
 //! - [`api`]: JSON HTTP handlers. [`ingest`]: producer JSON → events. [`ws`]: the socket transports.
+//! - [`list_stream`]: the live workflow list (`/sse/workflows`, Server-Sent Events).
 //! - [`hub`]: live workflows, ordered appends, feeds. [`lifecycle`]: the §1 invariants.
 //! - [`store`]: the event log behind a trait. [`workflows`]: built-in kinds.
 //! - [`pages`]: what the Leptos server functions call. [`error`]: errors → protocol codes.
@@ -26,6 +27,7 @@ pub mod hub;
 pub mod ingest;
 pub mod lifecycle;
 pub mod limits;
+pub mod list_stream;
 pub mod metrics;
 pub mod origin;
 pub mod pages;

@@ -18,7 +18,7 @@ use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 
 use crate::pages::HubBackend;
-use crate::{api, auth, ws, AppState};
+use crate::{api, auth, list_stream, ws, AppState};
 
 pub fn router(state: AppState) -> Router {
     let backend: Backend = Arc::new(HubBackend(state.builtins.clone()));
@@ -50,6 +50,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/workflows/{id}/input", post(api::input))
         .route("/api/workflows/{id}/cancel", post(api::cancel))
+        .route("/sse/workflows", get(list_stream::workflows))
         .route("/ws/workflow/{id}", get(ws::subscriber::upgrade))
         .route("/ws/agent/{id}", get(ws::agent::upgrade));
     if state.config.test_hooks {

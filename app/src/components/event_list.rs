@@ -1,30 +1,45 @@
-//! The log as it arrives: one row per event, each carrying its `seq`, then the inputs that are
-//! still waiting for the server's ack.
+//! The raw event log as it arrives: one row per event, each carrying its `seq` and type.
 
 use leptos::prelude::*;
 
 use crate::protocol::{EventBody, LoggedEvent};
 use crate::socket::WorkflowSocket;
 
+/// Rows the log renders at first; "show earlier" adds this many more each time.
+pub const LOG_ROWS_SHOWN: usize = 200;
+
+/// The raw log behind a toggle (a `<details>`, so it opens with the keyboard and without
+/// JavaScript): every event with its `seq`, the newest [`LOG_ROWS_SHOWN`] rendered (a
+/// 10,000-event run does not put 10,000 rows in the page), earlier ones on demand.
 #[component]
-pub fn EventList(socket: WorkflowSocket) -> impl IntoView {
+pub fn RawLog(socket: WorkflowSocket) -> impl IntoView {
+    let shown = RwSignal::new(LOG_ROWS_SHOWN);
+    let total = move || socket.events.with(Vec::len);
+    let hidden = move || total().saturating_sub(shown.get());
     view! {
-        <ol class="events" data-testid="events">
-            <For each=move || socket.events.get() key=|e| e.seq let:event>
-                <EventRow event/>
-            </For>
-            <For each=move || socket.pending.get() key=|p| p.client_msg_id.clone() let:input>
-                <li class="event pending" data-testid="pending-input">
-                    <span class="seq">"…"</span>
-                    <span class="type">"user_input"</span>
-                    <span class="text">{input.content}" (sending)"</span>
-                </li>
-            </For>
-        </ol>
+        <details class="raw-log" data-testid="raw-log">
+            <summary data-testid="toggle-log">{move || format!("Raw event log ({} events)", total())}</summary>
+            <Show when=move || { hidden() > 0 }>
+                <button type="button" class="link earlier" data-testid="earlier-events"
+                    on:click=move |_| shown.update(|n| *n += LOG_ROWS_SHOWN)>
+                    {move || format!("show earlier events ({} hidden)", hidden())}
+                </button>
+            </Show>
+            <ol class="events" data-testid="events">
+                <For
+                    each=move || socket.events.with(|e| e[e.len().saturating_sub(shown.get())..].to_vec())
+                    key=|e| e.seq
+                    let:event
+                >
+                    <EventRow event/>
+                </For>
+            </ol>
+        </details>
         <Show when=move || socket.last_error.get().is_some()>
-            <p class="error" data-testid="server-error">{move || socket.last_error.get()}</p>
+            <p class="error" role="alert" data-testid="server-error">{move || socket.last_error.get()}</p>
         </Show>
     }
+    .into_any()
 }
 
 #[component]

@@ -1,5 +1,5 @@
-//! `/`: the workflows, newest first; a form that starts a `search`, and a button that starts
-//! an `echo` workflow.
+//! `/`: the workflows, newest first and live; a form that starts a `search`, and a button that
+//! starts an `echo` workflow.
 
 use leptos::prelude::*;
 use leptos_router::hooks::use_navigate;
@@ -11,7 +11,8 @@ use crate::server_fns::{list_workflows, StartEcho, StartSearch};
 pub fn HomePage() -> impl IntoView {
     let start = ServerAction::<StartEcho>::new();
     let search = ServerAction::<StartSearch>::new();
-    let workflows = Resource::new(move || start.version().get(), |_| list_workflows());
+    // Read once; the list then follows the server's live stream (see `WorkflowList`).
+    let workflows = Resource::new(|| (), |_| list_workflows());
     let navigate = use_navigate();
     Effect::new(move |_| {
         let started = search.value().get().or_else(|| start.value().get());

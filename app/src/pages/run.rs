@@ -6,10 +6,12 @@ use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
 
 use crate::components::{
-    connection_badge::ConnectionBadge, event_list::EventList, input_box::InputBox,
-    run_controls::RunControls, status_badge::StatusBadge,
+    clock::use_clock, conversation::Conversation, event_list::RawLog, input_box::InputBox,
+    report::Reports, run_header::RunHeader, search_results::SearchResults, step_rail::StepRail,
+    task_card::TaskCards,
 };
-use crate::protocol::{EventBody, RunSnapshot};
+use crate::protocol::{LoggedEvent, RunSnapshot};
+use crate::run_model::RunModel;
 use crate::server_fns::get_snapshot;
 use crate::socket::use_workflow_socket;
 
@@ -45,45 +47,42 @@ pub fn RunPage() -> impl IntoView {
     }
 }
 
-/// The live view of one existing workflow: header, connection, events, input. It starts from
-/// the snapshot the server rendered, and its socket resumes right after the snapshot's last
-/// event: nothing is shown twice, nothing is skipped.
+/// The live view of one existing workflow. It starts from the snapshot the server rendered,
+/// and its socket resumes right after the snapshot's last event: nothing is shown twice,
+/// nothing is skipped. The [`RunModel`] is folded from the socket's log one new event at a
+/// time; every panel below renders from it.
 #[component]
 fn LiveRun(snapshot: RunSnapshot) -> impl IntoView {
     let RunSnapshot { workflow, events } = snapshot;
+    let model = RwSignal::new(RunModel::from_events(&events));
+    let folded = StoredValue::new(events.len());
     let socket = use_workflow_socket(workflow.id.clone(), events);
+    Effect::new(move |_| socket.events.with(|events| fold_new(model, folded, events)));
     let initial_status = workflow.status;
     // The newest workflow_status in the log is the truth; until one arrives, the API's.
-    let status = Memo::new(move |_| {
-        socket.events.with(|events| {
-            events
-                .iter()
-                .rev()
-                .find_map(|e| match e.body {
-                    EventBody::WorkflowStatus { status, .. } => Some(status),
-                    _ => None,
-                })
-                .unwrap_or(initial_status)
-        })
-    });
-    let title = workflow
-        .title
-        .clone()
-        .unwrap_or_else(|| format!("{} workflow", workflow.kind));
+    let status = Memo::new(move |_| model.with(|m| m.status).unwrap_or(initial_status));
+    let clock = use_clock(1000);
+    // Each panel's view type is erased: together they are too deep a type for rustc.
+    let input_status = Signal::derive(move || Some(status.get()));
     view! {
-        <div class="run-header">
-            <h1>{title}</h1>
-            <StatusBadge status=status/>
-            <ConnectionBadge socket/>
-            <RunControls
-                socket
-                workflow_id=workflow.id.clone()
-                status=status
-                can_finish=workflow.kind != "external"
-            />
-        </div>
-        <p class="run-id">{workflow.id.clone()} " · " {workflow.kind.clone()}</p>
-        <EventList socket/>
-        <InputBox socket status=Signal::derive(move || Some(status.get()))/>
+        {view! { <RunHeader workflow socket model status clock/> }.into_any()}
+        {view! { <StepRail model/> }.into_any()}
+        {view! { <TaskCards model/> }.into_any()}
+        {view! { <SearchResults model/> }.into_any()}
+        {view! { <Reports model/> }.into_any()}
+        {view! { <Conversation model socket/> }.into_any()}
+        {view! { <InputBox socket status=input_status/> }.into_any()}
+        {view! { <RawLog socket/> }.into_any()}
     }
+}
+
+/// Fold the events the model has not seen; rebuild it when the log was reset (4009).
+fn fold_new(model: RwSignal<RunModel>, folded: StoredValue<usize>, events: &[LoggedEvent]) {
+    let done = folded.get_value();
+    if events.len() < done {
+        model.set(RunModel::from_events(events));
+    } else if events.len() > done {
+        model.update(|m| events[done..].iter().for_each(|e| m.apply(e)));
+    }
+    folded.set_value(events.len());
 }

@@ -27,7 +27,8 @@ pub(super) fn spawn(
     handle
 }
 
-/// Dial, stay connected as long as the socket lives, wait out the backoff, repeat.
+/// Dial, stay connected as long as the socket lives, wait out the backoff, repeat. One loop,
+/// so one timer: a drop is handled once, whatever the browser reports about it.
 async fn run(
     workflow_id: String,
     resume_after: u64,
@@ -36,17 +37,29 @@ async fn run(
 ) {
     let mut machine = SocketMachine::new(Backoff::default()).resuming_after(resume_after);
     loop {
+        if machine.is_offline() {
+            wait_online(&mut machine, &w, &mut commands).await;
+        }
         machine.connecting();
         w.state.set(machine.state().clone());
-        let close_code = match WebSocket::open(&socket_url(&workflow_id, machine.last_seq())) {
+        let ended = match WebSocket::open(&socket_url(&workflow_id, machine.last_seq())) {
             Ok(ws) => connected(ws, &mut machine, &w, &mut commands).await,
-            Err(_) => None,
+            Err(_) => Ended::Closed(None),
         };
-        match machine.on_closed(close_code, js_sys::Math::random()) {
+        let code = match ended {
+            Ended::Offline => {
+                machine.went_offline();
+                w.state.set(machine.state().clone());
+                continue;
+            }
+            Ended::Closed(code) => code,
+        };
+        match machine.on_closed(code, js_sys::Math::random(), now_ms()) {
             AfterClose::Stop => {
                 w.state.set(machine.state().clone());
                 return;
             }
+            AfterClose::AlreadyHandled => {}
             AfterClose::Retry {
                 delay_ms,
                 reset_log,
@@ -62,7 +75,19 @@ async fn run(
     }
 }
 
-/// Sleep `delay_ms`, still taking the user's input (queued) and "retry now".
+/// The driver's clock (ms since the epoch).
+fn now_ms() -> f64 {
+    js_sys::Date::now()
+}
+
+/// Queue an input typed while no socket is up.
+fn queue(machine: &mut SocketMachine, w: &SocketWriters, client_msg_id: String, content: String) {
+    machine.queue_input(client_msg_id, content);
+    w.pending.set(machine.pending().to_vec());
+}
+
+/// Sleep `delay_ms`, still taking the user's input (queued) and "retry now"; going offline
+/// ends the wait (the loop then waits for the network instead).
 async fn wait_out(
     delay_ms: u64,
     machine: &mut SocketMachine,
@@ -75,13 +100,43 @@ async fn wait_out(
             _ = timer => return,
             command = commands.next() => match command {
                 Some(Command::Input { client_msg_id, content }) => {
-                    machine.queue_input(client_msg_id, content);
-                    w.pending.set(machine.pending().to_vec());
+                    queue(machine, w, client_msg_id, content)
+                }
+                Some(Command::Offline) => {
+                    machine.went_offline();
+                    w.state.set(machine.state().clone());
+                    return;
                 }
                 Some(Command::RetryNow) | None => return,
             },
         }
     }
+}
+
+/// Offline: dial nothing until the browser is back online (or the user asks to retry).
+async fn wait_online(
+    machine: &mut SocketMachine,
+    w: &SocketWriters,
+    commands: &mut UnboundedReceiver<Command>,
+) {
+    while let Some(command) = commands.next().await {
+        match command {
+            Command::Input {
+                client_msg_id,
+                content,
+            } => queue(machine, w, client_msg_id, content),
+            Command::Offline => {}
+            Command::RetryNow => return,
+        }
+    }
+}
+
+/// How a connection ended.
+enum Ended {
+    /// The socket closed with this code (`None`: no clean close, or a dead heartbeat).
+    Closed(Option<u16>),
+    /// The browser went offline; the socket was dropped on purpose.
+    Offline,
 }
 
 /// What woke the connected loop.
@@ -91,16 +146,18 @@ enum Wake {
     HeartbeatDue,
 }
 
-/// Pump one open socket until it closes; returns its close code (`None`: no clean close).
+/// Pump one open socket until it ends.
 async fn connected(
     ws: WebSocket,
     machine: &mut SocketMachine,
     w: &SocketWriters,
     commands: &mut UnboundedReceiver<Command>,
-) -> Option<u16> {
+) -> Ended {
     let (mut sink, stream) = ws.split();
     let mut stream = stream.fuse();
     let mut heartbeat = TimeoutFuture::new(machine.heartbeat_ms() as u32).fuse();
+    // How many pending inputs the page shows; other arms set the signal themselves.
+    let mut pending_shown = machine.pending().len();
     loop {
         let wake = futures::select! {
             frame = stream.next() => Wake::Frame(frame),
@@ -108,9 +165,14 @@ async fn connected(
             _ = heartbeat => Wake::HeartbeatDue,
         };
         let outgoing: Vec<ClientFrame> = match wake {
-            Wake::Frame(Some(Ok(Message::Text(text)))) => match machine.on_text(&text) {
+            Wake::Frame(Some(Ok(Message::Text(text)))) => match machine.on_text(&text, now_ms()) {
                 Incoming::Event(event) => {
                     w.events.update(|events| events.push(event));
+                    // An acked input leaves the pending list once its event is held.
+                    if machine.pending().len() != pending_shown {
+                        pending_shown = machine.pending().len();
+                        w.pending.set(machine.pending().to_vec());
+                    }
                     vec![]
                 }
                 Incoming::Hello { resend } => {
@@ -120,6 +182,7 @@ async fn connected(
                     resend
                 }
                 Incoming::Acked { .. } => {
+                    pending_shown = machine.pending().len();
                     w.pending.set(machine.pending().to_vec());
                     vec![]
                 }
@@ -127,33 +190,35 @@ async fn connected(
                     w.last_error.set(Some(message));
                     vec![]
                 }
-                Incoming::Resync => return None,
+                Incoming::Resync => return Ended::Closed(None),
                 Incoming::Ignored => vec![],
             },
             Wake::Frame(Some(Ok(Message::Bytes(_)))) => vec![],
             Wake::Frame(Some(Err(WebSocketError::ConnectionClose(event)))) => {
-                return Some(event.code)
+                return Ended::Closed(Some(event.code))
             }
             // An `error` event; the `close` event follows it.
             Wake::Frame(Some(Err(_))) => vec![],
-            Wake::Frame(None) => return None,
+            Wake::Frame(None) => return Ended::Closed(None),
             Wake::Command(Some(Command::Input {
                 client_msg_id,
                 content,
             })) => {
                 let frame = machine.queue_input(client_msg_id, content);
+                pending_shown = machine.pending().len();
                 w.pending.set(machine.pending().to_vec());
                 vec![frame]
             }
             Wake::Command(Some(Command::RetryNow)) => vec![],
-            Wake::Command(None) => return Some(1000),
+            Wake::Command(Some(Command::Offline)) => return Ended::Offline,
+            Wake::Command(None) => return Ended::Closed(Some(1000)),
             Wake::HeartbeatDue => {
                 heartbeat = TimeoutFuture::new(machine.heartbeat_ms() as u32).fuse();
                 match machine.heartbeat_tick(new_client_msg_id()) {
                     Some(frame) => vec![frame],
                     // The last heartbeat went unanswered for a whole period: the socket is dead
                     // even if the browser has not noticed. Drop it and reconnect.
-                    None => return None,
+                    None => return Ended::Closed(None),
                 }
             }
         };
@@ -162,7 +227,7 @@ async fn connected(
                 continue;
             };
             if sink.send(Message::Text(text)).await.is_err() {
-                return None;
+                return Ended::Closed(None);
             }
         }
     }

@@ -8,42 +8,60 @@
 use crate::protocol::{ClientFrame, LoggedEvent, ServerFrame, ServerMessage};
 
 /// What the page shows about the connection.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum ConnectionState {
     /// Dialling the server (first attempt, or a retry whose delay has run out).
     Connecting,
     /// `hello` received: events flow as they are appended.
     Live,
-    /// Dropped; the next attempt (`attempt`, from 1) starts after `delay_ms`.
-    Reconnecting { attempt: u32, delay_ms: u64 },
+    /// Dropped; the next attempt (`attempt`, from 1) starts after `delay_ms`, at `retry_at_ms`
+    /// (the driver's clock), so the badge can count down.
+    Reconnecting {
+        attempt: u32,
+        delay_ms: u64,
+        retry_at_ms: f64,
+    },
+    /// The browser says it has no network: no dialling until it is back (or "retry now").
+    Offline,
     /// Given up for good (the workflow is gone, or the page was left).
     Closed { reason: String },
 }
 
 impl ConnectionState {
-    /// A short word for CSS classes and tests: `connecting`, `live`, `reconnecting`, `closed`.
+    /// A short word for CSS classes and tests: `connecting`, `live`, `reconnecting`,
+    /// `offline`, `closed`.
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Connecting => "connecting",
             Self::Live => "live",
             Self::Reconnecting { .. } => "reconnecting",
+            Self::Offline => "offline",
             Self::Closed { .. } => "closed",
         }
     }
 
-    /// What a person reads in the connection badge.
-    pub fn describe(&self) -> String {
+    /// What a person reads in the connection badge at time `now_ms` (the driver's clock): the
+    /// reconnect delay counts down in whole seconds.
+    pub fn describe(&self, now_ms: f64) -> String {
         match self {
             Self::Connecting => "connecting…".into(),
             Self::Live => "live".into(),
-            Self::Reconnecting { attempt, delay_ms } => {
-                format!(
-                    "reconnecting in {:.1}s (attempt {attempt})",
-                    *delay_ms as f64 / 1000.0
-                )
+            Self::Reconnecting {
+                attempt,
+                retry_at_ms,
+                ..
+            } => {
+                let left = ((retry_at_ms - now_ms) / 1000.0).ceil().max(0.0) as u64;
+                format!("reconnecting in {left}s (attempt {attempt})")
             }
+            Self::Offline => "offline".into(),
             Self::Closed { reason } => format!("closed: {reason}"),
         }
+    }
+
+    /// Whether a "retry now" button makes sense.
+    pub fn can_retry(&self) -> bool {
+        matches!(self, Self::Reconnecting { .. } | Self::Offline)
     }
 }
 
@@ -87,17 +105,25 @@ impl Backoff {
 }
 
 impl Default for Backoff {
-    /// 500 ms doubling up to 30 s.
+    /// 500 ms doubling up to 20 s.
     fn default() -> Self {
-        Self::new(500, 30_000)
+        Self::new(500, 20_000)
     }
 }
 
-/// An input the user typed that the server has not acknowledged yet.
+/// A connection must stay live this long before the backoff starts again from its base: a
+/// server that accepts and then drops at once must not be redialled at the base rate forever.
+pub const STABLE_MS: f64 = 5_000.0;
+
+/// An input the user typed that is not in the client's log yet.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PendingInput {
     pub client_msg_id: String,
     pub content: String,
+    /// The `seq` the server acked it with; `None` while unacknowledged (it is resent after each
+    /// reconnect). Kept until the log holds that `seq`, so the message never blinks out between
+    /// the ack and its event.
+    pub acked_seq: Option<u64>,
 }
 
 impl PendingInput {
@@ -134,6 +160,9 @@ pub enum AfterClose {
     Retry { delay_ms: u64, reset_log: bool },
     /// Stop for good; the state is `Closed`.
     Stop,
+    /// This close was already handled (a second report of the same drop, e.g. `error` then
+    /// `close`): no second timer.
+    AlreadyHandled,
 }
 
 /// One workflow socket's client-side state.
@@ -149,6 +178,11 @@ pub struct SocketMachine {
     awaited_heartbeat: Option<String>,
     /// Period announced by the server's `hello`; the driver ticks at this rate.
     heartbeat_ms: u64,
+    /// A dial is under way or a socket open: the only time a close may schedule a retry.
+    dialing: bool,
+    /// When the current connection went live (driver clock), to tell a stable connection from
+    /// one that drops right after `hello`.
+    live_since: Option<f64>,
 }
 
 /// Close codes after which reconnecting cannot help.
@@ -171,6 +205,8 @@ impl SocketMachine {
             pending: Vec::new(),
             awaited_heartbeat: None,
             heartbeat_ms: 15_000,
+            dialing: false,
+            live_since: None,
         }
     }
 
@@ -201,6 +237,20 @@ impl SocketMachine {
     pub fn connecting(&mut self) {
         self.state = ConnectionState::Connecting;
         self.awaited_heartbeat = None;
+        self.dialing = true;
+        self.live_since = None;
+    }
+
+    /// The browser went offline: the socket is dropped (by the driver) and nothing is dialled
+    /// until it is back online. Events held and inputs pending are kept.
+    pub fn went_offline(&mut self) {
+        self.state = ConnectionState::Offline;
+        self.dialing = false;
+        self.live_since = None;
+    }
+
+    pub fn is_offline(&self) -> bool {
+        self.state == ConnectionState::Offline
     }
 
     /// Queue an input; the returned frame is to be sent now if the socket is live. It stays
@@ -209,17 +259,18 @@ impl SocketMachine {
         let input = PendingInput {
             client_msg_id,
             content,
+            acked_seq: None,
         };
         let frame = input.frame();
         self.pending.push(input);
         frame
     }
 
-    /// Handle one text frame from the server.
-    pub fn on_text(&mut self, text: &str) -> Incoming {
+    /// Handle one text frame from the server, received at `now_ms` (driver clock).
+    pub fn on_text(&mut self, text: &str, now_ms: f64) -> Incoming {
         match serde_json::from_str::<ServerMessage>(text) {
             Ok(ServerMessage::Event(event)) => self.on_event(event),
-            Ok(ServerMessage::Control(frame)) => self.on_control(frame),
+            Ok(ServerMessage::Control(frame)) => self.on_control(frame, now_ms),
             Err(_) => Incoming::ServerError {
                 message: "the server sent a frame this page does not understand".into(),
             },
@@ -234,16 +285,24 @@ impl SocketMachine {
             return Incoming::Resync;
         }
         self.last_seq = event.seq;
+        let held = self.last_seq;
+        self.pending
+            .retain(|p| p.acked_seq.is_none_or(|acked| acked > held));
         Incoming::Event(event)
     }
 
-    fn on_control(&mut self, frame: ServerFrame) -> Incoming {
+    fn on_control(&mut self, frame: ServerFrame, now_ms: f64) -> Incoming {
         match frame {
             ServerFrame::Hello { heartbeat_ms, .. } => {
                 self.state = ConnectionState::Live;
-                self.backoff.reset();
+                self.live_since = Some(now_ms);
                 self.heartbeat_ms = heartbeat_ms.max(1);
-                let resend = self.pending.iter().map(PendingInput::frame).collect();
+                let resend = self
+                    .pending
+                    .iter()
+                    .filter(|p| p.acked_seq.is_none())
+                    .map(PendingInput::frame)
+                    .collect();
                 Incoming::Hello { resend }
             }
             ServerFrame::Ack {
@@ -251,7 +310,12 @@ impl SocketMachine {
                 seq,
                 ..
             } => {
-                self.pending.retain(|p| p.client_msg_id != id);
+                let held = self.last_seq;
+                for input in self.pending.iter_mut().filter(|p| p.client_msg_id == id) {
+                    input.acked_seq = Some(seq);
+                }
+                self.pending
+                    .retain(|p| p.acked_seq.is_none_or(|acked| acked > held));
                 Incoming::Acked {
                     client_msg_id: id,
                     seq,
@@ -278,11 +342,23 @@ impl SocketMachine {
         Some(ClientFrame::Heartbeat { correlation_id })
     }
 
-    /// The socket closed (or never opened: `code` is `None`). `random` is uniform in `[0, 1)`.
-    pub fn on_closed(&mut self, code: Option<u16>, random: f64) -> AfterClose {
+    /// The socket closed (or never opened: `code` is `None`) at `now_ms` (driver clock).
+    /// `random` is uniform in `[0, 1)`.
+    pub fn on_closed(&mut self, code: Option<u16>, random: f64, now_ms: f64) -> AfterClose {
+        if !self.dialing {
+            return AfterClose::AlreadyHandled;
+        }
+        self.dialing = false;
         if let Some(reason) = code.and_then(is_final_close) {
             self.close(reason);
             return AfterClose::Stop;
+        }
+        if self
+            .live_since
+            .take()
+            .is_some_and(|since| now_ms - since >= STABLE_MS)
+        {
+            self.backoff.reset();
         }
         let reset_log = code == Some(4009);
         if reset_log {
@@ -292,6 +368,7 @@ impl SocketMachine {
         self.state = ConnectionState::Reconnecting {
             attempt: self.backoff.failures(),
             delay_ms,
+            retry_at_ms: now_ms + delay_ms as f64,
         };
         AfterClose::Retry {
             delay_ms,
@@ -301,6 +378,7 @@ impl SocketMachine {
 
     /// Stop for good (also when the page that owns the socket goes away).
     pub fn close(&mut self, reason: &str) {
+        self.dialing = false;
         self.state = ConnectionState::Closed {
             reason: reason.into(),
         };
@@ -357,17 +435,19 @@ mod tests {
     }
 
     #[test]
-    fn hello_makes_live_and_resets_backoff() {
+    fn backoff_resets_only_after_a_stable_connection() {
         let mut m = SocketMachine::new(Backoff::new(100, 1000));
+        m.connecting();
         assert_eq!(
-            m.on_closed(None, 1.0),
+            m.on_closed(None, 1.0, 0.0),
             AfterClose::Retry {
                 delay_ms: 100,
                 reset_log: false
             }
         );
+        m.connecting();
         assert_eq!(
-            m.on_closed(Some(1006), 1.0),
+            m.on_closed(Some(1006), 1.0, 50.0),
             AfterClose::Retry {
                 delay_ms: 200,
                 reset_log: false
@@ -377,17 +457,31 @@ mod tests {
             m.state(),
             &ConnectionState::Reconnecting {
                 attempt: 2,
-                delay_ms: 200
+                delay_ms: 200,
+                retry_at_ms: 250.0
             }
         );
+        // Live, but dropped 1 s later: not stable, the backoff keeps growing.
         m.connecting();
         assert_eq!(m.state().kind(), "connecting");
-        assert!(matches!(m.on_text(&hello()), Incoming::Hello { .. }));
+        assert!(matches!(
+            m.on_text(&hello(), 1_000.0),
+            Incoming::Hello { .. }
+        ));
         assert_eq!(m.state(), &ConnectionState::Live);
         assert_eq!(m.heartbeat_ms(), 1000);
-        // The next drop starts again from the base delay.
         assert_eq!(
-            m.on_closed(Some(1006), 1.0),
+            m.on_closed(Some(1006), 1.0, 2_000.0),
+            AfterClose::Retry {
+                delay_ms: 400,
+                reset_log: false
+            }
+        );
+        // Live for STABLE_MS: the next drop starts again from the base delay.
+        m.connecting();
+        m.on_text(&hello(), 10_000.0);
+        assert_eq!(
+            m.on_closed(Some(1006), 1.0, 10_000.0 + STABLE_MS),
             AfterClose::Retry {
                 delay_ms: 100,
                 reset_log: false
@@ -396,12 +490,49 @@ mod tests {
     }
 
     #[test]
+    fn one_drop_schedules_one_retry() {
+        let mut m = SocketMachine::new(Backoff::new(100, 1000));
+        m.connecting();
+        // The browser reports `error`, then `close`, for the same socket.
+        assert!(matches!(
+            m.on_closed(None, 1.0, 0.0),
+            AfterClose::Retry { .. }
+        ));
+        assert_eq!(
+            m.on_closed(Some(1006), 1.0, 1.0),
+            AfterClose::AlreadyHandled
+        );
+        assert_eq!(m.backoff.failures(), 1);
+    }
+
+    #[test]
+    fn offline_waits_without_dialling_and_keeps_what_it_holds() {
+        let mut m = SocketMachine::new(Backoff::default());
+        m.connecting();
+        m.on_text(&hello(), 0.0);
+        m.on_text(&event_text(1), 0.0);
+        m.queue_input("m1".into(), "typed offline".into());
+        m.went_offline();
+        assert!(m.is_offline());
+        assert_eq!(m.state().describe(0.0), "offline");
+        assert!(m.state().can_retry());
+        // The dropped socket's close is not a second drop.
+        assert_eq!(m.on_closed(None, 0.5, 0.0), AfterClose::AlreadyHandled);
+        m.connecting();
+        let Incoming::Hello { resend } = m.on_text(&hello(), 0.0) else {
+            panic!("hello")
+        };
+        assert_eq!(resend.len(), 1);
+        assert_eq!(m.last_seq(), 1);
+    }
+
+    #[test]
     fn events_are_deduped_by_seq_and_advance_the_cursor() {
         let mut m = SocketMachine::new(Backoff::default());
-        assert!(matches!(m.on_text(&event_text(1)), Incoming::Event(e) if e.seq == 1));
-        assert!(matches!(m.on_text(&event_text(2)), Incoming::Event(e) if e.seq == 2));
-        assert_eq!(m.on_text(&event_text(2)), Incoming::Ignored);
-        assert_eq!(m.on_text(&event_text(1)), Incoming::Ignored);
+        assert!(matches!(m.on_text(&event_text(1), 0.0), Incoming::Event(e) if e.seq == 1));
+        assert!(matches!(m.on_text(&event_text(2), 0.0), Incoming::Event(e) if e.seq == 2));
+        assert_eq!(m.on_text(&event_text(2), 0.0), Incoming::Ignored);
+        assert_eq!(m.on_text(&event_text(1), 0.0), Incoming::Ignored);
         assert_eq!(m.last_seq(), 2);
     }
 
@@ -409,15 +540,15 @@ mod tests {
     fn resuming_after_a_rendered_snapshot_skips_what_it_holds() {
         let mut m = SocketMachine::new(Backoff::default()).resuming_after(5);
         assert_eq!(m.last_seq(), 5);
-        assert_eq!(m.on_text(&event_text(5)), Incoming::Ignored);
-        assert!(matches!(m.on_text(&event_text(6)), Incoming::Event(e) if e.seq == 6));
+        assert_eq!(m.on_text(&event_text(5), 0.0), Incoming::Ignored);
+        assert!(matches!(m.on_text(&event_text(6), 0.0), Incoming::Event(e) if e.seq == 6));
     }
 
     #[test]
     fn a_gap_asks_for_a_resync_without_moving_the_cursor() {
         let mut m = SocketMachine::new(Backoff::default());
-        m.on_text(&event_text(1));
-        assert_eq!(m.on_text(&event_text(3)), Incoming::Resync);
+        m.on_text(&event_text(1), 0.0);
+        assert_eq!(m.on_text(&event_text(3), 0.0), Incoming::Resync);
         assert_eq!(m.last_seq(), 1);
     }
 
@@ -432,22 +563,30 @@ mod tests {
                 client_msg_id: "m1".into()
             }
         );
-        let Incoming::Hello { resend } = m.on_text(&hello()) else {
+        let Incoming::Hello { resend } = m.on_text(&hello(), 0.0) else {
             panic!("hello")
         };
         assert_eq!(resend, vec![frame]);
         let ack = r#"{"type":"ack","client_msg_id":"m1","seq":4}"#;
         assert_eq!(
-            m.on_text(ack),
+            m.on_text(ack, 0.0),
             Incoming::Acked {
                 client_msg_id: "m1".into(),
                 seq: 4
             }
         );
-        let Incoming::Hello { resend } = m.on_text(&hello()) else {
+        // Acked but its event not held yet: shown as delivered, not resent.
+        assert_eq!(m.pending()[0].acked_seq, Some(4));
+        let Incoming::Hello { resend } = m.on_text(&hello(), 0.0) else {
             panic!("hello")
         };
         assert!(resend.is_empty());
+        for seq in 1..=3 {
+            m.on_text(&event_text(seq), 0.0);
+        }
+        assert_eq!(m.pending().len(), 1);
+        m.on_text(&event_text(4), 0.0);
+        assert!(m.pending().is_empty(), "its event is in the log now");
     }
 
     #[test]
@@ -455,26 +594,34 @@ mod tests {
         let mut m = SocketMachine::new(Backoff::default());
         assert!(m.heartbeat_tick("h1".into()).is_some());
         assert_eq!(m.heartbeat_tick("h2".into()), None);
-        m.on_text(r#"{"type":"heartbeat_response","correlation_id":"h1"}"#);
+        m.on_text(
+            r#"{"type":"heartbeat_response","correlation_id":"h1"}"#,
+            0.0,
+        );
         assert!(m.heartbeat_tick("h3".into()).is_some());
         // A stale answer does not clear the one awaited.
-        m.on_text(r#"{"type":"heartbeat_response","correlation_id":"h1"}"#);
+        m.on_text(
+            r#"{"type":"heartbeat_response","correlation_id":"h1"}"#,
+            0.0,
+        );
         assert_eq!(m.heartbeat_tick("h4".into()), None);
     }
 
     #[test]
     fn final_close_codes_stop_and_4009_resets_the_log() {
         let mut m = SocketMachine::new(Backoff::new(100, 1000));
-        m.on_text(&event_text(1));
+        m.on_text(&event_text(1), 0.0);
+        m.connecting();
         assert_eq!(
-            m.on_closed(Some(4009), 0.0),
+            m.on_closed(Some(4009), 0.0, 0.0),
             AfterClose::Retry {
                 delay_ms: 0,
                 reset_log: true
             }
         );
         assert_eq!(m.last_seq(), 0);
-        assert_eq!(m.on_closed(Some(4004), 0.0), AfterClose::Stop);
+        m.connecting();
+        assert_eq!(m.on_closed(Some(4004), 0.0, 0.0), AfterClose::Stop);
         assert_eq!(
             m.state(),
             &ConnectionState::Closed {
@@ -488,8 +635,12 @@ mod tests {
         let s = ConnectionState::Reconnecting {
             attempt: 3,
             delay_ms: 2500,
+            retry_at_ms: 12_500.0,
         };
-        assert_eq!(s.describe(), "reconnecting in 2.5s (attempt 3)");
+        assert_eq!(s.describe(10_000.0), "reconnecting in 3s (attempt 3)");
+        assert_eq!(s.describe(11_600.0), "reconnecting in 1s (attempt 3)");
+        assert_eq!(s.describe(13_000.0), "reconnecting in 0s (attempt 3)");
         assert_eq!(s.kind(), "reconnecting");
+        assert!(!ConnectionState::Live.can_retry());
     }
 }

@@ -28,8 +28,11 @@ pub(crate) enum Command {
         client_msg_id: String,
         content: String,
     },
-    /// Skip the rest of the backoff delay and dial now.
+    /// Skip the rest of the backoff delay and dial now (the "retry now" button, the browser's
+    /// `online` event, the tab becoming visible again).
     RetryNow,
+    /// The browser's `offline` event: drop the socket, dial nothing until `RetryNow`.
+    Offline,
 }
 
 /// The signals a page reads, and the two things it can ask for.
@@ -120,9 +123,49 @@ fn start(
 ) -> Option<futures::channel::mpsc::UnboundedSender<Command>> {
     let (tx, rx) = futures::channel::mpsc::unbounded();
     let stop = driver::spawn(workflow_id, resume_after, writers, rx);
-    // Unmounting the page aborts the loop, which drops (and so closes) the socket and its timer.
-    on_cleanup(move || stop.abort());
+    let listeners = browser_listeners(&tx);
+    // Unmounting the page aborts the loop, which drops (and so closes) the socket and its
+    // timer, and removes the window listeners.
+    on_cleanup(move || {
+        stop.abort();
+        for listener in listeners {
+            listener.remove();
+        }
+    });
     Some(tx)
+}
+
+/// The browser's own hints about the network: `offline` drops the socket at once (never claim
+/// `live` on a socket the browser knows is cut), `online` and a tab becoming visible again
+/// retry at once instead of waiting out the backoff.
+#[cfg(feature = "hydrate")]
+fn browser_listeners(
+    tx: &futures::channel::mpsc::UnboundedSender<Command>,
+) -> Vec<leptos::leptos_dom::helpers::WindowListenerHandle> {
+    use leptos::leptos_dom::helpers::window_event_listener_untyped;
+    let on = |name: &str, command: fn() -> Command| {
+        let tx = tx.clone();
+        window_event_listener_untyped(name, move |_| {
+            let _ = tx.unbounded_send(command());
+        })
+    };
+    let visible = {
+        let tx = tx.clone();
+        window_event_listener_untyped("visibilitychange", move |_| {
+            if document().visibility_state() == web_sys::VisibilityState::Visible {
+                let _ = tx.unbounded_send(Command::RetryNow);
+            }
+        })
+    };
+    // Opened while already offline: say so instead of dialling into nothing.
+    if !window().navigator().on_line() {
+        let _ = tx.unbounded_send(Command::Offline);
+    }
+    vec![
+        on("offline", || Command::Offline),
+        on("online", || Command::RetryNow),
+        visible,
+    ]
 }
 
 #[cfg(not(feature = "hydrate"))]

@@ -1,0 +1,159 @@
+//! One card per agent run: its task, what it is thinking (the latest thoughts), its tool calls
+//! one row each, its answer, and how long it took. A card with many tool calls shows the
+//! latest [`TOOL_ROWS_SHOWN`] and a button for earlier ones, so a long run stays fast.
+
+use leptos::prelude::*;
+
+use crate::run_model::{AgentCard, Progress, RunModel, ToolRow};
+use crate::time::format_duration;
+
+/// Tool rows a card renders before older ones are collapsed behind a button.
+pub const TOOL_ROWS_SHOWN: usize = 50;
+
+#[component]
+pub fn TaskCards(model: RwSignal<RunModel>) -> impl IntoView {
+    let count = Memo::new(move |_| model.with(|m| m.agents.len()));
+    let count = move || count.get();
+    view! {
+        <section class="task-cards" aria-label="Agents">
+            <Show when=move || { count() == 0 }>
+                <p class="notice">"No agent has started yet."</p>
+            </Show>
+            <For each=move || 0..count() key=|i| *i let:i>
+                <TaskCard model i/>
+            </For>
+        </section>
+    }
+}
+
+/// One field of card `i`, as a memo: it notifies only when that field changes, so an event
+/// for another card (or another field) re-renders nothing here and open disclosures stay open.
+fn card_field<T: Clone + PartialEq + Send + Sync + 'static>(
+    model: RwSignal<RunModel>,
+    i: usize,
+    field: impl Fn(&AgentCard) -> T + Send + Sync + 'static,
+    missing: T,
+) -> Memo<T> {
+    let missing = std::sync::Arc::new(missing);
+    Memo::new(move |_| model.with(|m| m.agents.get(i).map_or_else(|| (*missing).clone(), &field)))
+}
+
+#[component]
+fn TaskCard(model: RwSignal<RunModel>, i: usize) -> impl IntoView {
+    let agent = card_field(model, i, |c| c.agent.clone(), String::new());
+    let task = card_field(model, i, |c| c.task.clone(), None);
+    let progress = card_field(model, i, |c| c.progress, Progress::Running);
+    let duration = card_field(model, i, |c| c.duration_ms.map(format_duration), None);
+    let response = card_field(model, i, |c| c.response.clone(), None);
+    let summary = card_field(model, i, |c| c.summary.clone(), None);
+    let thoughts = card_field(model, i, |c| c.thoughts.clone(), Vec::new());
+    let thought_count = card_field(model, i, |c| c.thought_count, 0);
+    let rows = card_field(model, i, |c| c.tools.len(), 0);
+    let shown = RwSignal::new(TOOL_ROWS_SHOWN);
+    let first_shown = move || rows.get().saturating_sub(shown.get());
+    view! {
+        <article class=move || format!("task-card card-{}", progress.get().as_str())
+            data-testid="task-card" data-agent=agent
+            data-progress=move || progress.get().as_str()>
+            <header class="card-head">
+                <ProgressMark progress/>
+                <h3 class="agent-name">{agent}</h3>
+                <span class="card-duration" data-testid="agent-duration">{duration}</span>
+            </header>
+            {move || task.get().map(|t| view! { <p class="task">{t}</p> })}
+            <Show when=move || { thought_count.get() > 0 }>
+                <details class="thoughts">
+                    <summary data-testid="thinking">
+                        <span class="thinking-label">"thinking"</span>" "
+                        {move || thoughts.with(|t| t.last().cloned())}
+                    </summary>
+                    <ol class="thought-list">
+                        {move || thoughts.get().into_iter().map(|t| view! { <li>{t}</li> }).collect_view()}
+                    </ol>
+                    <p class="notice">
+                        {move || format!("{} thoughts in all; the raw log has every one.", thought_count.get())}
+                    </p>
+                </details>
+            </Show>
+            <Show when=move || { first_shown() > 0 }>
+                <button type="button" class="link earlier" data-testid="earlier-tools"
+                    on:click=move |_| shown.update(|n| *n += TOOL_ROWS_SHOWN)>
+                    {move || format!("show earlier tool calls ({} hidden)", first_shown())}
+                </button>
+            </Show>
+            <ul class="tool-rows">
+                <For each=move || first_shown()..rows.get() key=|j| *j let:j>
+                    <ToolRowView model i j/>
+                </For>
+            </ul>
+            {move || response.get().map(|r| view! {
+                <p class="response" data-testid="agent-response">{r}</p>
+            })}
+            {move || summary.get().map(|s| view! { <p class="summary">{s}</p> })}
+        </article>
+    }
+    .into_any()
+}
+
+/// One tool call. The `<details>` stays put (open stays open); its parts follow the row's memo.
+#[component]
+fn ToolRowView(model: RwSignal<RunModel>, i: usize, j: usize) -> impl IntoView {
+    let row =
+        Memo::new(move |_| model.with(|m| m.agents.get(i).and_then(|c| c.tools.get(j)).cloned()));
+    let progress =
+        Memo::new(move |_| row.with(|r| r.as_ref().map_or(Progress::Running, |r| r.progress)));
+    let running = move || progress.get() == Progress::Running;
+    let field =
+        move |f: fn(&ToolRow) -> Option<String>| move || row.with(|r| r.as_ref().and_then(f));
+    let message = field(|r| r.message.clone());
+    let duration = field(|r| r.duration_ms.map(|ms| format_duration(ms as f64)));
+    let fraction = move || row.with(|r| r.as_ref().and_then(|r| r.fraction));
+    let input = field(|r| Some(pretty(&r.input)));
+    let result = move || {
+        row.with(|r| {
+            r.as_ref().and_then(|r| match (&r.output, &r.error) {
+                (_, Some(e)) => Some(("error", e.clone())),
+                (Some(o), None) => Some(("output", pretty(o))),
+                _ => None,
+            })
+        })
+    };
+    view! {
+        <li class=move || format!("tool-row tool-{}", progress.get().as_str()) data-testid="tool-row"
+            data-progress=move || progress.get().as_str()>
+            <details>
+                <summary>
+                    <ProgressMark progress/>
+                    <code class="tool-name">{field(|r| Some(r.tool.clone()))}</code>
+                    {move || message().filter(|_| running()).map(|m| view! { <span class="tool-message">{m}</span> })}
+                    {move || fraction().filter(|_| running()).map(|f| view! {
+                        <progress max="1" value=f aria-label="tool progress"></progress>
+                    })}
+                    {move || duration().map(|d| view! { <span class="tool-duration">{d}</span> })}
+                </summary>
+                <div class="tool-io">
+                    <h4>"input"</h4>
+                    <pre>{input}</pre>
+                    {move || result().map(|(label, text)| view! { <h4>{label}</h4><pre>{text}</pre> })}
+                </div>
+            </details>
+        </li>
+    }
+    .into_any()
+}
+
+/// A spinner while running, ✓ when done, ✗ when failed.
+#[component]
+fn ProgressMark(#[prop(into)] progress: Signal<Progress>) -> impl IntoView {
+    view! {
+        {move || match progress.get() {
+            Progress::Running => view! { <span class="spinner" role="img" aria-label="running"></span> }.into_any(),
+            Progress::Done => view! { <span class="mark ok" role="img" aria-label="done">"✓"</span> }.into_any(),
+            Progress::Failed => view! { <span class="mark bad" role="img" aria-label="failed">"✗"</span> }.into_any(),
+        }}
+    }
+}
+
+fn pretty(value: &serde_json::Value) -> String {
+    serde_json::to_string_pretty(value).unwrap_or_default()
+}
