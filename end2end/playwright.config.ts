@@ -5,7 +5,6 @@ import * as path from 'path';
 // empty data dir (a first start: it prints the admin's login URL, which the tests read), on its
 // own port, with the test hooks on (POST /api/test/disconnect drops every subscriber socket)
 // and a short heartbeat so a dead connection is noticed quickly.
-const root = path.resolve(__dirname, '..');
 const port = Number(process.env.LANTERN_E2E_PORT ?? 3100);
 const baseURL = `http://127.0.0.1:${port}`;
 
@@ -41,7 +40,6 @@ export default defineConfig({
     reuseExistingServer: false,
     timeout: 60_000,
     env: {
-      LEPTOS_SITE_ROOT: `${root}/target/site`,
       LANTERN_TEST_HOOKS: '1',
       LANTERN_DATA_DIR: `${__dirname}/.data`,
       RUST_LOG: 'warn',

@@ -17,5 +17,9 @@ fi
 # it, so the next run builds again.
 mkdir -p target
 started=$(mktemp target/.release-build-started.XXXXXX)
-cargo leptos build --release
+# The WASM, JS and CSS first, then the server with them compiled in (feature `embed-site`,
+# server/src/site.rs): target/release/lantern then runs from any directory on its own.
+# (One `cargo leptos build` would build both at once, so the server could embed a stale site.)
+cargo leptos build --release --frontend-only
+cargo leptos build --release --server-only --bin-features embed-site
 mv "$started" "$stamp"

@@ -10,5 +10,5 @@ export CARGO_HOME=${CARGO_HOME:-$HOME/.cargo}
 export PATH="$CARGO_HOME/bin:$PWD/end2end/node_modules/.bin:$PATH"
 
 bash scripts/build.sh
-export LEPTOS_SITE_ROOT="$PWD/target/site"
+# The pages, WASM and CSS are inside the binary (see scripts/build.sh).
 exec ./target/release/lantern serve "$@"

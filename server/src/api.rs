@@ -260,6 +260,10 @@ pub async fn stats(State(state): State<AppState>, caller: Caller) -> Response {
         "active_workflows": state.hub.active_workflows(),
         "events_appended": metrics.events_appended.get(),
         "events_delivered": metrics.events_delivered.get(),
+        "replays": metrics.replays.get(),
+        "slow_consumer_closes": metrics.slow_consumer_closes.get(),
+        "rate_limit_closes": metrics.rate_limit_closes.get(),
+        "dead_peer_closes": metrics.dead_peer_closes.get(),
     }))
     .into_response()
 }

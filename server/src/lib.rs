@@ -17,6 +17,7 @@
 //! - [`limits`]: frame rates and connection counts. [`origin`]: the cross-site upgrade guard.
 //! - [`metrics`]: counters and gauges for the stats endpoint and `/metrics`.
 //! - [`shutdown`]: the signals that stop the server, and how long stopping may take.
+//! - [`site`]: the static files (embedded in release builds), then the pages.
 
 pub mod api;
 pub mod auth;
@@ -34,6 +35,7 @@ pub mod pages;
 pub mod retention;
 pub mod routes;
 pub mod shutdown;
+pub mod site;
 pub mod store;
 pub mod workflows;
 pub mod ws;

@@ -24,8 +24,13 @@ pub struct Metrics {
     pub replays: IntCounter,
     pub slow_consumer_closes: IntCounter,
     pub rate_limit_closes: IntCounter,
+    /// Sockets dropped because the peer missed two pings (PROTOCOL.md §4).
+    pub dead_peer_closes: IntCounter,
     /// Time from the start of an append (lock, checks, store) to its broadcast.
     pub append_seconds: Histogram,
+    /// Time from an event's append (serialized, then committed) to it being queued on a
+    /// subscriber's socket, per subscriber (live events only; replays are not timed).
+    pub fanout_seconds: Histogram,
     connections: IntGauge,
     by_kind: IntGaugeVec,
 }
@@ -55,11 +60,18 @@ impl Metrics {
         let buckets = vec![
             0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5,
         ];
-        let append_seconds = Histogram::with_opts(
-            HistogramOpts::new("lantern_append_seconds", "durable append latency").buckets(buckets),
-        )
-        .unwrap_or_else(|e| panic!("metric: {e}"));
-        let _ = registry.register(Box::new(append_seconds.clone()));
+        let histogram = |name: &str, help: &str| {
+            let histogram =
+                Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets.clone()))
+                    .unwrap_or_else(|e| panic!("metric {name}: {e}"));
+            let _ = registry.register(Box::new(histogram.clone()));
+            histogram
+        };
+        let append_seconds = histogram("lantern_append_seconds", "durable append latency");
+        let fanout_seconds = histogram(
+            "lantern_fanout_seconds",
+            "from an event's append to it being queued on each subscriber socket",
+        );
         Arc::new(Self {
             events_appended: counter(
                 &registry,
@@ -86,7 +98,13 @@ impl Metrics {
                 "lantern_rate_limit_closes_total",
                 "sockets closed 4029 (rate limited)",
             ),
+            dead_peer_closes: counter(
+                &registry,
+                "lantern_dead_peer_closes_total",
+                "sockets dropped after the peer missed two pings",
+            ),
             append_seconds,
+            fanout_seconds,
             connections,
             by_kind,
             registry,

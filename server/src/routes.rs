@@ -18,7 +18,7 @@ use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 
 use crate::pages::HubBackend;
-use crate::{api, auth, list_stream, ws, AppState};
+use crate::{api, auth, list_stream, site, ws, AppState};
 
 pub fn router(state: AppState) -> Router {
     let backend: Backend = Arc::new(HubBackend(state.builtins.clone()));
@@ -57,7 +57,7 @@ pub fn router(state: AppState) -> Router {
         api = api.route("/api/test/disconnect", post(api::test_disconnect));
     }
     api.merge(pages)
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .fallback(site::files_then_pages)
         .layer(from_fn_with_state(
             state.accounts.clone(),
             auth::authenticate,

@@ -36,7 +36,8 @@ async fn stats_and_metrics_count_sockets_users_and_events() {
     assert_eq!(
         zero,
         json!({ "connections": 0, "subscriber_connections": 0, "agent_connections": 0,
-                "unique_users": 0, "active_workflows": 0, "events_appended": 0, "events_delivered": 0 })
+                "unique_users": 0, "active_workflows": 0, "events_appended": 0, "events_delivered": 0,
+                "replays": 0, "slow_consumer_closes": 0, "rate_limit_closes": 0, "dead_peer_closes": 0 })
     );
     let id = server.create("external").await;
     let bob = server.mint("bob", TokenKind::User).await;
@@ -104,6 +105,9 @@ async fn stats_and_metrics_count_sockets_users_and_events() {
         "lantern_events_appended_total 3",
         "lantern_events_delivered_total 6",
         "lantern_connections 4",
+        // Each live delivery is timed: 3 events × 2 viewers.
+        "lantern_fanout_seconds_count 6",
+        "lantern_dead_peer_closes_total 0",
     ] {
         assert!(text.contains(line), "{line} not in:\n{text}");
     }

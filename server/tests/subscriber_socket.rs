@@ -161,6 +161,9 @@ async fn a_peer_that_never_answers_pings_is_dropped() {
             break;
         }
     }
+    let (status, stats) = server.get("/api/v1/websocket/stats").await;
+    assert_eq!(status, 200);
+    assert_eq!(stats["dead_peer_closes"], 1, "{stats}");
 }
 
 /// The plain TCP stream under a non-TLS client.

@@ -57,6 +57,9 @@ pub struct StoredEvent {
     seq: u64,
     /// The event as JSON text, shared (not copied) by every send.
     pub json: Utf8Bytes,
+    /// When it was appended, for events fresh from an append (not read back from storage):
+    /// what the fan-out latency is measured from.
+    pub appended_at: Option<std::time::Instant>,
 }
 
 impl StoredEvent {
@@ -66,6 +69,7 @@ impl StoredEvent {
         Arc::new(Self {
             seq: event.seq,
             json: json.into(),
+            appended_at: Some(std::time::Instant::now()),
         })
     }
 
@@ -74,6 +78,7 @@ impl StoredEvent {
         Arc::new(Self {
             seq,
             json: json.into(),
+            appended_at: None,
         })
     }
 

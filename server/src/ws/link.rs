@@ -76,6 +76,7 @@ impl Link {
     pub fn peer_is_dead(&mut self) -> bool {
         let heartbeat = self.heartbeat();
         if self.last_seen.elapsed() > heartbeat * 2 + heartbeat / 2 {
+            self.state.hub.metrics().dead_peer_closes.inc();
             return true;
         }
         self.push(Message::Ping(Default::default()));

@@ -175,7 +175,13 @@ impl Connection {
         match event {
             Ok(Some(event)) => {
                 self.link.push(Message::Text(event.json.clone()));
-                self.link.state.hub.metrics().events_delivered.inc();
+                let metrics = self.link.state.hub.metrics();
+                metrics.events_delivered.inc();
+                if let Some(appended) = event.appended_at {
+                    metrics
+                        .fanout_seconds
+                        .observe(appended.elapsed().as_secs_f64());
+                }
                 self.maybe_replay_done(feed);
             }
             Ok(None) => self
