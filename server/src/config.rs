@@ -26,6 +26,7 @@
 //! | `--store` | `LANTERN_STORE` | `sqlite` | `sqlite` (durable, in the data dir) or `memory` (nothing kept) |
 //! | `--sqlite-sync` | `LANTERN_SQLITE_SYNC` | `normal` | `normal`: a commit survives `kill -9`; `full`: also a power cut |
 //! | `--retention-days` | `LANTERN_RETENTION_DAYS` | `30` | finished workflows idle this long are deleted; 0 = keep forever |
+//! | `--log-format` | `LANTERN_LOG_FORMAT` | `human` | `human` (readable lines) or `json` (one object per line, with the request, socket and workflow spans); the level comes from `RUST_LOG` |
 //! | — | `LANTERN_TEST_HOOKS=1` | off | enables `POST /api/test/disconnect` (drops every subscriber socket) |
 
 use std::net::SocketAddr;
@@ -185,6 +186,12 @@ pub const SETTINGS: &[Setting] = &[
         default: "30",
         help: "finished workflows idle this long are deleted; 0 = keep forever",
     },
+    Setting {
+        flag: "log-format",
+        env: "LANTERN_LOG_FORMAT",
+        default: "human",
+        help: "human (readable lines) or json (one object per line, with the request, socket and workflow spans); the level comes from RUST_LOG",
+    },
 ];
 
 /// `lantern serve --help`: every setting with its variable, default and meaning.
@@ -251,6 +258,7 @@ pub struct Config {
     pub store: StoreKind,
     pub sqlite_sync: String,
     pub retention_days: u64,
+    pub log_format: LogFormat,
     /// Endpoints that only tests may use (fault injection). Off unless asked for.
     pub test_hooks: bool,
 }
@@ -282,7 +290,27 @@ impl Default for Config {
             store: StoreKind::Sqlite,
             sqlite_sync: "normal".into(),
             retention_days: 30,
+            log_format: LogFormat::Human,
             test_hooks: false,
+        }
+    }
+}
+
+/// How log lines are written (to stderr).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "human" => Ok(Self::Human),
+            "json" => Ok(Self::Json),
+            _ => Err("expected human or json".into()),
         }
     }
 }
@@ -425,6 +453,7 @@ impl Config {
                 }
             },
             "retention-days" => self.retention_days = parse(flag, value)?,
+            "log-format" => self.log_format = parse(flag, value)?,
             _ => {
                 return Err(ConfigError {
                     name: flag.into(),

@@ -18,6 +18,7 @@
 //! - [`metrics`]: counters and gauges for the stats endpoint and `/metrics`.
 //! - [`shutdown`]: the signals that stop the server, and how long stopping may take.
 //! - [`site`]: the static files (embedded in release builds), then the pages.
+//! - [`request_log`]: request ids and the span each request is handled in.
 
 pub mod api;
 pub mod auth;
@@ -32,6 +33,7 @@ pub mod list_stream;
 pub mod metrics;
 pub mod origin;
 pub mod pages;
+pub mod request_log;
 pub mod retention;
 pub mod routes;
 pub mod shutdown;

@@ -1,7 +1,7 @@
 //! `lantern`: parse the command line ([`server::cli`]) and hand over.
 
 use server::cli::{self, Command, USAGE};
-use server::config::Config;
+use server::config::{Config, LogFormat};
 
 fn fail(code: i32, message: impl std::fmt::Display) -> ! {
     eprintln!("lantern: {message}");
@@ -10,29 +10,44 @@ fn fail(code: i32, message: impl std::fmt::Display) -> ! {
 
 #[tokio::main]
 async fn main() {
-    // Logs go to stderr: stdout is for what the user asked for (the URL, a new token).
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,tower_http=warn".into()),
-        )
-        .init();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let command = cli::parse(&args).unwrap_or_else(|e| fail(2, format!("{e}\n{USAGE}")));
     match command {
         Command::Help => println!("{USAGE}\n\n{}", server::config::help_text()),
         Command::Serve(flags) => serve(&flags).await,
-        token => match cli::run_token_command(token, |k| std::env::var(k).ok()).await {
-            Ok(output) => println!("{output}"),
-            Err(e) => fail(1, e),
-        },
+        token => {
+            start_logging(LogFormat::Human);
+            match cli::run_token_command(token, |k| std::env::var(k).ok()).await {
+                Ok(output) => println!("{output}"),
+                Err(e) => fail(1, e),
+            }
+        }
+    }
+}
+
+/// Logs go to stderr: stdout is for what the user asked for (the URL, a new token). The level
+/// comes from `RUST_LOG` (default: info, tower_http's per-request lines at warn).
+fn start_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,tower_http=warn".into());
+    let lines = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter);
+    match format {
+        LogFormat::Human => lines.init(),
+        // Each line carries its span and all the spans around it (request id, socket, workflow).
+        LogFormat::Json => lines
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .init(),
     }
 }
 
 async fn serve(flags: &[(String, String)]) {
     let config = Config::load(|k| std::env::var(k).ok(), flags)
         .unwrap_or_else(|e| fail(2, format!("{e}\n{USAGE}")));
+    start_logging(config.log_format);
     let listener = match tokio::net::TcpListener::bind(config.addr).await {
         Ok(listener) => listener,
         Err(e) => fail(1, format!("cannot listen on {}: {e}", config.addr)),

@@ -16,9 +16,13 @@ use axum::{
 };
 use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, LeptosRoutes};
+use tower_http::{
+    request_id::{PropagateRequestIdLayer, SetRequestIdLayer},
+    trace::TraceLayer,
+};
 
 use crate::pages::HubBackend;
-use crate::{api, auth, list_stream, site, ws, AppState};
+use crate::{api, auth, list_stream, request_log, site, ws, AppState};
 
 pub fn router(state: AppState) -> Router {
     let backend: Backend = Arc::new(HubBackend(state.builtins.clone()));
@@ -62,5 +66,10 @@ pub fn router(state: AppState) -> Router {
             state.accounts.clone(),
             auth::authenticate,
         ))
+        // Outermost last: the id is set first, then the request's span opens around the rest,
+        // and the id is copied onto the response.
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(TraceLayer::new_for_http().make_span_with(request_log::request_span))
+        .layer(SetRequestIdLayer::x_request_id(request_log::RequestIds))
         .with_state(state)
 }

@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 use std::time::Instant;
+use tracing::Instrument;
 
 use app::protocol::{EventBody, WorkflowStatus};
 use serde_json::json;
@@ -19,12 +20,14 @@ const TOOL: &str = "text_stats";
 /// Start the workflow's task. Returns once the task follows the feed, so no input is missed.
 pub async fn spawn(hub: Arc<Hub>, workflow_id: String) -> Result<()> {
     let (feed, _) = hub.feed(&workflow_id, 0).await?;
-    tokio::spawn(async move {
+    let span = tracing::info_span!("workflow", id = %workflow_id, kind = "echo");
+    let task = async move {
         if let Err(e) = run(&hub, &workflow_id, feed).await {
             // A conflict here means the workflow was cancelled under us: nothing to report.
-            tracing::debug!(workflow = %workflow_id, error = %e, "echo workflow stopped");
+            tracing::debug!(error = %e, "echo workflow stopped");
         }
-    });
+    };
+    tokio::spawn(task.instrument(span));
     Ok(())
 }
 

@@ -10,6 +10,7 @@
 //! agent and its node are closed with the error first).
 
 use std::sync::Arc;
+use tracing::Instrument;
 
 use app::protocol::{EventBody, NodeStatus, WorkflowStatus};
 use serde_json::{json, Value};
@@ -36,12 +37,14 @@ const STOP_WORDS: &[&str] = &[
 /// Start the workflow's task. Returns once it follows the log, so no input is missed.
 pub async fn spawn(builtins: Arc<Builtins>, id: String, query: String) -> Result<()> {
     let (feed, _) = builtins.hub.feed(&id, 0).await?;
-    tokio::spawn(async move {
+    let span = tracing::info_span!("workflow", id = %id, kind = "search");
+    let task = async move {
         if let Err(e) = run(&builtins, &id, Inbox::new(feed), query).await {
             // A conflict means the workflow ended under us (cancelled): nothing to report.
-            tracing::debug!(workflow = %id, error = %e, "search workflow stopped");
+            tracing::debug!(error = %e, "search workflow stopped");
         }
-    });
+    };
+    tokio::spawn(task.instrument(span));
     Ok(())
 }
 

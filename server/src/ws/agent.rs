@@ -16,6 +16,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use tracing::Instrument;
 
 use app::protocol::{ErrorCode, ServerFrame};
 use axum::{
@@ -66,10 +67,19 @@ pub async fn upgrade(
         Err(e) => return e.into_response(),
     };
     let limit = state.config.agent_frame_bytes.max(1);
+    // Made here, inside the request's span, so the socket's log lines name that request.
+    let span = tracing::info_span!(
+        "socket",
+        kind = "agent",
+        workflow = %workflow_id,
+        user = %admitted.caller.user,
+    );
     upgrade
         .max_message_size(limit)
         .max_frame_size(limit)
-        .on_upgrade(move |socket| serve(socket, state, admitted, workflow_id, after))
+        .on_upgrade(move |socket| {
+            serve(socket, state, admitted, workflow_id, after).instrument(span)
+        })
 }
 
 async fn serve(
@@ -80,6 +90,7 @@ async fn serve(
     workflow_id: String,
     after: Option<u64>,
 ) {
+    tracing::debug!(?after, "socket open");
     let (sink, mut stream) = socket.split();
     let (rate, burst) = (state.config.agent_rate, state.config.agent_burst);
     let hub = state.hub.clone();
@@ -135,6 +146,7 @@ async fn serve(
         }
     }
     super::finish_closing(writer, stream).await;
+    tracing::debug!("socket closed");
     drop((attended, admitted));
 }
 

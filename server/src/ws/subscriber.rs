@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use tracing::Instrument;
 
 use app::protocol::{ClientFrame, ErrorCode, ServerFrame};
 use axum::{
@@ -63,13 +64,20 @@ pub async fn upgrade(
         Err(e) => return e.into_response(),
     };
     let limit = state.config.client_frame_bytes;
+    // Made here, inside the request's span, so the socket's log lines name that request.
+    let span = tracing::info_span!(
+        "socket",
+        kind = "subscriber",
+        workflow = %workflow_id,
+        user = %admitted.caller.user,
+    );
     upgrade
         // Idle sockets cost their read buffer; the default 128 KiB dominates memory per socket.
         .read_buffer_size(4 * 1024)
         .write_buffer_size(16 * 1024)
         .max_message_size(limit.max(1))
         .max_frame_size(limit.max(1))
-        .on_upgrade(move |socket| serve(socket, state, admitted, feed, after))
+        .on_upgrade(move |socket| serve(socket, state, admitted, feed, after).instrument(span))
 }
 
 /// Per-connection state the main loop needs.
@@ -89,6 +97,7 @@ async fn serve(
     (mut feed, info): (Feed, app::protocol::WorkflowInfo),
     after: u64,
 ) {
+    tracing::debug!(after, "socket open");
     let (sink, mut stream) = socket.split();
     let (rate, burst) = (state.config.client_rate, state.config.client_burst);
     let mut revocations = state.accounts.revocations();
@@ -151,6 +160,7 @@ async fn serve(
         }
     }
     super::finish_closing(writer, stream).await;
+    tracing::debug!("socket closed");
     drop(admitted);
 }
 
