@@ -14,6 +14,9 @@ cargo test --workspace --locked
 echo "== release build (cargo leptos build --release)"
 bash scripts/build.sh
 
+echo "== benchmark smoke run (bench/: seconds; fails only if an event is lost or reordered)"
+cargo run --locked --quiet -p lantern-bench -- --quick --out target/bench-smoke.md
+
 echo "== playwright"
 cd end2end
 npx playwright test   # its server (end2end/serve.sh) starts on an empty data dir

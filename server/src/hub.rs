@@ -308,9 +308,15 @@ impl Hub {
         let mut slots = Vec::with_capacity(items.len());
         let mut keys_in_batch: HashMap<IdempotencyKey, usize> = HashMap::new();
         let numbered = items.len() > 1;
+        let keys: Vec<&IdempotencyKey> = items.iter().filter_map(|(k, _)| k.as_ref()).collect();
+        let in_log = if keys.is_empty() {
+            HashMap::new()
+        } else {
+            self.store.seqs_of_keys(id, &keys).await?
+        };
         for (index, (key, body)) in items.into_iter().enumerate() {
             if let Some(key) = &key {
-                if let Some(seq) = self.store.seq_of_key(id, key).await? {
+                if let Some(&seq) = in_log.get(key) {
                     slots.push(Slot::Existing(seq));
                     continue;
                 }

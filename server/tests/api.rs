@@ -148,6 +148,29 @@ async fn a_retried_event_id_is_not_appended_twice() {
 }
 
 #[tokio::test]
+async fn a_large_batch_with_retried_and_new_ids_appends_only_the_new_ones() {
+    // More ids than one lookup statement holds (the store checks them in chunks).
+    let server = start().await;
+    let id = server.create("external").await;
+    let event = |n: usize| json!({"type": "agent_thinking", "agent": "a", "content": "x", "id": format!("e{n}")});
+    let first: Vec<Value> = (0..450).map(event).collect();
+    let seqs_first = server.publish(&id, Value::Array(first)).await;
+    assert_eq!(seqs_first, (1..=450).collect::<Vec<u64>>());
+    // The same 450 again, with 50 new ones between them and a repeat inside the batch.
+    let mut again: Vec<Value> = (0..500).map(event).collect();
+    again.push(event(470));
+    let seqs_again = server.publish(&id, Value::Array(again)).await;
+    let mut expected: Vec<u64> = (1..=500).collect();
+    expected.push(471);
+    assert_eq!(
+        seqs_again, expected,
+        "old ids keep their seqs, new ones follow"
+    );
+    let (_, workflow) = server.get(&format!("/api/workflows/{id}")).await;
+    assert_eq!(workflow["last_seq"], 500);
+}
+
+#[tokio::test]
 async fn invariant_violations_are_409_and_append_nothing() {
     let server = start().await;
     let id = server.create("external").await;

@@ -120,11 +120,19 @@ impl EventStore for MemoryStore {
         Ok(workflow.log[start..].iter().take(limit).cloned().collect())
     }
 
-    async fn seq_of_key(&self, workflow_id: &str, key: &IdempotencyKey) -> Result<Option<u64>> {
-        Ok(self
-            .lock()
-            .get(workflow_id)
-            .and_then(|w| w.keys.get(key).copied()))
+    async fn seqs_of_keys(
+        &self,
+        workflow_id: &str,
+        keys: &[&IdempotencyKey],
+    ) -> Result<HashMap<IdempotencyKey, u64>> {
+        let all = self.lock();
+        let Some(workflow) = all.get(workflow_id) else {
+            return Ok(HashMap::new());
+        };
+        Ok(keys
+            .iter()
+            .filter_map(|key| Some(((*key).clone(), *workflow.keys.get(*key)?)))
+            .collect())
     }
 
     async fn delete_finished_before(&self, cutoff: &str) -> Result<Vec<String>> {

@@ -8,6 +8,7 @@
 pub mod memory;
 pub mod sqlite;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use app::protocol::{EventBody, LoggedEvent, WorkflowInfo};
@@ -142,8 +143,13 @@ pub trait EventStore: Send + Sync + 'static {
         after: u64,
         limit: usize,
     ) -> Result<Vec<Arc<StoredEvent>>>;
-    /// The `seq` an event with this retry key was appended at, if any.
-    async fn seq_of_key(&self, workflow_id: &str, key: &IdempotencyKey) -> Result<Option<u64>>;
+    /// The `seq` each of these retry keys was appended at, for those already in the log
+    /// (one lookup for a whole batch: a publisher's retries are checked in one round trip).
+    async fn seqs_of_keys(
+        &self,
+        workflow_id: &str,
+        keys: &[&IdempotencyKey],
+    ) -> Result<HashMap<IdempotencyKey, u64>>;
     /// Delete finished workflows (terminal status) last updated before `cutoff` (RFC 3339),
     /// with their events; returns their ids.
     async fn delete_finished_before(&self, cutoff: &str) -> Result<Vec<String>>;

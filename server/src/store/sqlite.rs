@@ -7,6 +7,7 @@
 //! default) a committed event survives the process being killed (`kill -9`); with
 //! `--sqlite-sync full` it also survives a power cut, at the cost of an fsync per commit.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use app::protocol::{EventBody, LoggedEvent, WorkflowInfo, WorkflowStatus};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::Row;
+use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::{new_workflow, now_rfc3339, EventStore, IdempotencyKey, NewEvent, StoredEvent};
 use crate::error::{LanternError, Result};
@@ -28,6 +29,21 @@ pub struct SqliteStore {
     /// The only connection that writes (shared with the accounts; see [`Db`]).
     writer: SqlitePool,
     readers: SqlitePool,
+}
+
+/// Rows (or `IN` values) per statement: few round trips, far below SQLite's 32,766 variables.
+const ROWS_PER_STATEMENT: usize = 200;
+
+/// The values of `keys` of one kind (event ids, or client message ids).
+fn key_values<'k>(keys: &[&'k IdempotencyKey], event_ids: bool) -> Vec<&'k str> {
+    keys.iter()
+        .filter_map(|key| match (key, event_ids) {
+            (IdempotencyKey::EventId(id), true) | (IdempotencyKey::ClientMsgId(id), false) => {
+                Some(id.as_str())
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 impl From<sqlx::Error> for LanternError {
@@ -192,6 +208,8 @@ impl EventStore for SqliteStore {
         let mut status = status_from_db(row.try_get::<&str, _>("status")?)?;
         let ts = now_rfc3339();
         let mut stored = Vec::with_capacity(events.len());
+        // Each event's retry keys (event id, client message id), beside `stored`.
+        let mut keys = Vec::with_capacity(events.len());
         for new in events {
             last_seq += 1;
             if let EventBody::WorkflowStatus { status: s, .. } = &new.body {
@@ -202,23 +220,31 @@ impl EventStore for SqliteStore {
                 Some(IdempotencyKey::ClientMsgId(id)) => (None, Some(id.as_str())),
                 None => (None, None),
             };
-            let event = StoredEvent::new(&LoggedEvent {
+            keys.push((
+                event_id.map(str::to_owned),
+                client_msg_id.map(str::to_owned),
+            ));
+            stored.push(StoredEvent::new(&LoggedEvent {
                 seq: last_seq,
                 ts: ts.clone(),
                 workflow_id: workflow_id.to_owned(),
                 body: new.body,
+            }));
+        }
+        // Many rows per statement: each statement is a round trip to SQLite's thread.
+        let rows: Vec<usize> = (0..stored.len()).collect();
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let mut insert = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO events (workflow_id, seq, json, event_id, client_msg_id) ",
+            );
+            insert.push_values(chunk, |mut row, &i| {
+                row.push_bind(workflow_id)
+                    .push_bind(stored[i].seq() as i64)
+                    .push_bind(stored[i].json.as_str())
+                    .push_bind(keys[i].0.as_deref())
+                    .push_bind(keys[i].1.as_deref());
             });
-            sqlx::query(
-                "INSERT INTO events (workflow_id, seq, json, event_id, client_msg_id) VALUES (?, ?, ?, ?, ?)",
-            )
-            .bind(workflow_id)
-            .bind(last_seq as i64)
-            .bind(event.json.as_str())
-            .bind(event_id)
-            .bind(client_msg_id)
-            .execute(&mut *tx)
-            .await?;
-            stored.push(event);
+            insert.build().execute(&mut *tx).await?;
         }
         sqlx::query("UPDATE workflows SET last_seq = ?, status = ?, updated_at = ? WHERE id = ?")
             .bind(last_seq as i64)
@@ -264,19 +290,41 @@ impl EventStore for SqliteStore {
         Ok(ids)
     }
 
-    async fn seq_of_key(&self, workflow_id: &str, key: &IdempotencyKey) -> Result<Option<u64>> {
-        let (column, value) = match key {
-            IdempotencyKey::EventId(id) => ("event_id", id),
-            IdempotencyKey::ClientMsgId(id) => ("client_msg_id", id),
-        };
-        // Read through the writer: the caller holds the workflow's writer lock and must see
-        // every event committed before it.
-        let sql = format!("SELECT seq FROM events WHERE workflow_id = ? AND {column} = ?");
-        let seq: Option<i64> = sqlx::query_scalar(&sql)
-            .bind(workflow_id)
-            .bind(value)
-            .fetch_optional(&self.writer)
-            .await?;
-        Ok(seq.map(|s| s as u64))
+    async fn seqs_of_keys(
+        &self,
+        workflow_id: &str,
+        keys: &[&IdempotencyKey],
+    ) -> Result<HashMap<IdempotencyKey, u64>> {
+        let mut found = HashMap::new();
+        for (column, wanted) in [
+            ("event_id", key_values(keys, true)),
+            ("client_msg_id", key_values(keys, false)),
+        ] {
+            for chunk in wanted.chunks(ROWS_PER_STATEMENT) {
+                // Read through the writer: the caller holds the workflow's writer lock and must
+                // see every event committed before it.
+                let mut query = QueryBuilder::<Sqlite>::new(format!(
+                    "SELECT {column} AS key, seq FROM events WHERE workflow_id = "
+                ));
+                query.push_bind(workflow_id);
+                query.push(format!(" AND {column} IN ("));
+                let mut values = query.separated(", ");
+                for value in chunk {
+                    values.push_bind(*value);
+                }
+                values.push_unseparated(")");
+                for row in query.build().fetch_all(&self.writer).await? {
+                    let key: String = row.try_get("key")?;
+                    let seq = row.try_get::<i64, _>("seq")? as u64;
+                    let key = if column == "event_id" {
+                        IdempotencyKey::EventId(key)
+                    } else {
+                        IdempotencyKey::ClientMsgId(key)
+                    };
+                    found.insert(key, seq);
+                }
+            }
+        }
+        Ok(found)
     }
 }

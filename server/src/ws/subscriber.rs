@@ -73,7 +73,8 @@ pub async fn upgrade(
     );
     upgrade
         // Idle sockets cost their read buffer; the default 128 KiB dominates memory per socket.
-        .read_buffer_size(4 * 1024)
+        // A viewer sends only small frames (inputs, heartbeats), so 512 bytes is plenty.
+        .read_buffer_size(512)
         .write_buffer_size(16 * 1024)
         .max_message_size(limit.max(1))
         .max_frame_size(limit.max(1))

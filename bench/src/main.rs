@@ -1,0 +1,345 @@
+//! `lantern-bench`: Lantern's load generator. One command runs every scenario against the
+//! release binary and, in the same run, against a minimal in-memory WebSocket broadcast (the
+//! baseline, [`baseline`]: our stand-in for what this machine can do at all), and writes a
+//! Markdown table of absolute figures, ratios to the baseline, the issue's targets and the
+//! machine's load.
+//!
+//! - [`target`]: starting either server as its own process; subscribers that check order and
+//!   exactly-once delivery; publishers; memory and CPU from `/proc`.
+//! - [`scenarios`]: fan-out, many workflows, publish, idle sockets, reconnect storm, latency.
+//! - [`pages`]: server-side render time of a run page and the size of the WASM.
+//!
+//! ```text
+//! lantern-bench [--quick] [--lantern target/release/lantern] [--site target/site] [--out FILE]
+//! lantern-bench baseline ADDR      (the baseline server; the bench starts it itself)
+//! ```
+//! Exits 1 when any scenario lost, duplicated or reordered an event (or failed otherwise):
+//! such a run is a failure, not a figure. `--quick` is the seconds-long smoke run CI makes.
+
+mod baseline;
+mod pages;
+mod scenarios;
+mod target;
+
+use std::path::PathBuf;
+
+use scenarios::{Figure, Sizes};
+use target::{Kind, Target};
+
+struct Options {
+    quick: bool,
+    /// Run only the rows whose name contains this (e.g. `publish`).
+    only: Option<String>,
+    lantern: PathBuf,
+    site: PathBuf,
+    out: Option<PathBuf>,
+}
+
+fn options(args: &[String]) -> Result<Options, String> {
+    let mut options = Options {
+        quick: false,
+        only: None,
+        lantern: PathBuf::from("target/release/lantern"),
+        site: PathBuf::from("target/site"),
+        out: None,
+    };
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().cloned().ok_or(format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--quick" => options.quick = true,
+            "--only" => options.only = Some(value()?),
+            "--lantern" => options.lantern = PathBuf::from(value()?),
+            "--site" => options.site = PathBuf::from(value()?),
+            "--out" => options.out = Some(PathBuf::from(value()?)),
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    Ok(options)
+}
+
+/// How a row's figure is judged.
+#[derive(Clone, Copy)]
+enum Goal {
+    /// Lantern ÷ baseline at least this.
+    RatioAtLeast(f64),
+    AtLeast(f64),
+    AtMost(f64),
+    /// Reported, no target.
+    None,
+}
+
+struct Row {
+    name: String,
+    unit: &'static str,
+    goal: Goal,
+    lantern: Figure,
+    baseline: Option<Figure>,
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("baseline") {
+        let addr = args.get(1).map_or("127.0.0.1:0", String::as_str);
+        if let Err(e) = baseline::run(addr).await {
+            eprintln!("baseline: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
+    let options = options(&args).unwrap_or_else(|e| {
+        eprintln!("lantern-bench: {e}");
+        std::process::exit(2);
+    });
+    let load_before = loadavg();
+    let rows = run_all(&options).await;
+    let table = report(&options, &rows, &load_before);
+    println!("{table}");
+    if let Some(out) = &options.out {
+        if let Err(e) = std::fs::write(out, &table) {
+            eprintln!("lantern-bench: cannot write {}: {e}", out.display());
+        }
+    }
+    let failed = rows
+        .iter()
+        .any(|r| r.lantern.value.is_err() || r.baseline.as_ref().is_some_and(|b| b.value.is_err()));
+    std::process::exit(i32::from(failed));
+}
+
+/// Both targets, fresh for each scenario (so one scenario's memory does not count in the next).
+macro_rules! both {
+    ($options:expr, |$t:ident| $scenario:expr) => {{
+        let baseline = run_on(Kind::Baseline, $options, |$t| {
+            Box::pin(async move { $scenario })
+        })
+        .await;
+        let lantern = run_on(Kind::Lantern, $options, |$t| {
+            Box::pin(async move { $scenario })
+        })
+        .await;
+        (lantern, Some(baseline))
+    }};
+}
+
+type Scenario<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = target::Result<(f64, String)>> + Send + 'a>>;
+
+async fn run_on<F>(kind: Kind, options: &Options, scenario: F) -> Figure
+where
+    F: for<'a> FnOnce(&'a Target) -> Scenario<'a>,
+{
+    match Target::start(kind, &options.lantern).await {
+        Ok(target) => scenarios::measure(&target, scenario(&target)).await,
+        Err(e) => Figure {
+            value: Err(format!("cannot start: {e}")),
+            note: String::new(),
+            server_cpu: 0.0,
+        },
+    }
+}
+
+async fn run_all(options: &Options) -> Vec<Row> {
+    let s = if options.quick {
+        Sizes::quick()
+    } else {
+        Sizes::full()
+    };
+    let mut rows = Vec::new();
+    let wanted = |name: &str| {
+        options
+            .only
+            .as_ref()
+            .is_none_or(|only| name.contains(only.as_str()))
+    };
+    let mut row = |name: String, unit, goal, (lantern, baseline): (Figure, Option<Figure>)| {
+        eprintln!("{name}: done");
+        rows.push(Row {
+            name,
+            unit,
+            goal,
+            lantern,
+            baseline,
+        });
+    };
+    let (subs, events) = s.fanout_small;
+    let name = format!("fan-out: 1 workflow × {subs} subscribers, {events} events");
+    if wanted(&name) {
+        row(
+            name,
+            "deliveries/s",
+            Goal::RatioAtLeast(0.7),
+            both!(options, |t| scenarios::fanout(t, subs, events).await),
+        );
+    }
+    let (subs, events) = s.fanout_large;
+    let name = format!("fan-out: 1 workflow × {subs} subscribers, {events} events");
+    if wanted(&name) {
+        row(
+            name,
+            "deliveries/s",
+            Goal::RatioAtLeast(0.7),
+            both!(options, |t| scenarios::fanout(t, subs, events).await),
+        );
+    }
+    let (workflows, subs, events) = s.many;
+    let name = format!("many: {workflows} workflows × {subs} subscribers, {events} events each");
+    if wanted(&name) {
+        row(
+            name,
+            "deliveries/s",
+            Goal::None,
+            both!(options, |t| scenarios::many(t, workflows, subs, events)
+                .await),
+        );
+    }
+    let events = s.publish;
+    let name = format!("publish: 1 agent, {events} acked events (Lantern: durable)");
+    if wanted(&name) {
+        row(
+            name,
+            "events/s",
+            Goal::AtLeast(20_000.0),
+            both!(options, |t| scenarios::publish_rate(t, events).await),
+        );
+    }
+    let (subs, rate, secs) = s.latency;
+    let name = format!("latency: {subs} subscribers × {rate} events/s for {secs} s, p99");
+    if wanted(&name) {
+        row(
+            name,
+            "ms",
+            Goal::AtMost(2.0),
+            both!(options, |t| scenarios::latency(t, subs, rate, secs).await),
+        );
+    }
+    let n = s.idle;
+    let name = format!("idle: {n} subscriber sockets, server RSS per socket");
+    if wanted(&name) {
+        row(
+            name,
+            "KiB",
+            Goal::AtMost(8.0),
+            both!(options, |t| scenarios::idle(t, n).await),
+        );
+    }
+    let (subs, backlog) = s.storm;
+    let name = format!("reconnect storm: {subs} subscribers resume with {backlog} events behind");
+    if wanted(&name) {
+        row(
+            name,
+            "s",
+            Goal::AtMost(2.0),
+            both!(options, |t| scenarios::storm(t, subs, backlog).await),
+        );
+    }
+    let site = options.site.clone();
+    let name = String::from("run page server-side render (20 events), p50");
+    if wanted(&name) {
+        row(
+            name,
+            "ms",
+            Goal::AtMost(5.0),
+            (
+                run_on(Kind::Lantern, options, |t| {
+                    Box::pin(async move { pages::ssr_p50(t).await })
+                })
+                .await,
+                None,
+            ),
+        );
+    }
+    let name = String::from("release WASM, gzip -9");
+    if wanted(&name) {
+        row(
+            name,
+            "KB",
+            Goal::AtMost(250.0),
+            (pages::wasm_gzip_kb(&site), None),
+        );
+    }
+    rows
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+fn report(options: &Options, rows: &[Row], load_before: &str) -> String {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mut out = format!(
+        "# Lantern benchmark{}\n\nMachine: {cores} cores; load average {load_before} before, {} after. \
+         Lantern: `{}` (SQLite, durable appends); baseline: `lantern-bench baseline` (in-memory \
+         broadcast, no durability, auth or validation). Ratio = Lantern ÷ baseline. CPU = server \
+         process CPU seconds during the scenario.\n\n\
+         | scenario | Lantern | baseline | ratio | target | met | Lantern CPU s | baseline CPU s | notes |\n\
+         |---|---|---|---|---|---|---|---|---|\n",
+        if options.quick { " (quick smoke run)" } else { "" },
+        loadavg(),
+        options.lantern.display(),
+    );
+    for row in rows {
+        out.push_str(&row_line(row));
+    }
+    out
+}
+
+fn row_line(row: &Row) -> String {
+    let show = |f: &Figure| match &f.value {
+        Ok(v) => format!("{} {}", pretty(*v), row.unit),
+        Err(e) => format!("FAILED: {e}"),
+    };
+    let lantern = row.lantern.value.as_ref().ok().copied();
+    let base = row
+        .baseline
+        .as_ref()
+        .and_then(|b| b.value.as_ref().ok().copied());
+    let ratio = lantern.zip(base).map(|(l, b)| l / b);
+    let (target, met) = match row.goal {
+        Goal::RatioAtLeast(min) => (format!("ratio ≥ {min}"), ratio.map(|r| r >= min)),
+        Goal::AtLeast(min) => (
+            format!("≥ {} {}", pretty(min), row.unit),
+            lantern.map(|v| v >= min),
+        ),
+        Goal::AtMost(max) => (
+            format!("≤ {} {}", pretty(max), row.unit),
+            lantern.map(|v| v <= max),
+        ),
+        Goal::None => ("—".into(), None),
+    };
+    let notes: Vec<&str> = [
+        Some(row.lantern.note.as_str()),
+        row.baseline.as_ref().map(|b| b.note.as_str()),
+    ]
+    .into_iter()
+    .flatten()
+    .filter(|n| !n.is_empty())
+    .collect();
+    format!(
+        "| {} | {} | {} | {} | {} | {} | {:.2} | {} | {} |\n",
+        row.name,
+        show(&row.lantern),
+        row.baseline.as_ref().map_or("—".into(), show),
+        ratio.map_or("—".into(), |r| format!("{r:.2}")),
+        target,
+        met.map_or("—", |m| if m { "yes" } else { "**no**" }),
+        row.lantern.server_cpu,
+        row.baseline
+            .as_ref()
+            .map_or("—".into(), |b| format!("{:.2}", b.server_cpu)),
+        notes.join("; baseline: "),
+    )
+}
+
+/// A figure with sensible precision.
+fn pretty(v: f64) -> String {
+    if v >= 1000.0 {
+        format!("{:.0}", v)
+    } else if v >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}

@@ -1,0 +1,278 @@
+//! The scenarios. Each runs against one fresh [`Target`] and returns a [`Figure`]; every
+//! subscriber checks that it got every event exactly once, in order ([`Sub`]), and any loss,
+//! reorder, refusal or timeout makes the figure a failure, not a number.
+
+use std::time::{Duration, Instant};
+
+use futures::future::try_join_all;
+
+use crate::target::{Kind, Result, Sub, Target};
+
+/// Events per publish frame.
+const BATCH: usize = 100;
+/// Sockets opened at once while setting up (a connect storm is its own scenario).
+const CONNECT_WAVE: usize = 200;
+/// Longest any scenario may take before it counts as failed.
+const LIMIT: Duration = Duration::from_secs(180);
+
+/// Scenario sizes: `full` for the report, `quick` for the CI smoke run.
+#[derive(Clone, Copy)]
+pub struct Sizes {
+    pub fanout_small: (usize, u64),
+    pub fanout_large: (usize, u64),
+    pub many: (usize, usize, u64),
+    pub publish: u64,
+    pub idle: usize,
+    pub storm: (usize, u64),
+    pub latency: (usize, u64, u64),
+}
+
+impl Sizes {
+    pub fn full() -> Self {
+        Self {
+            fanout_small: (100, 2_000),
+            fanout_large: (1_000, 300),
+            many: (100, 10, 200),
+            publish: 50_000,
+            idle: 10_000,
+            storm: (1_000, 1_000),
+            latency: (100, 150, 10),
+        }
+    }
+
+    pub fn quick() -> Self {
+        Self {
+            fanout_small: (10, 200),
+            fanout_large: (50, 50),
+            many: (5, 3, 50),
+            publish: 2_000,
+            idle: 100,
+            storm: (20, 100),
+            latency: (10, 150, 1),
+        }
+    }
+}
+
+/// One measured figure.
+#[derive(Clone, Debug)]
+pub struct Figure {
+    /// The number (higher is better unless `lower_is_better`), or why the run failed.
+    pub value: std::result::Result<f64, String>,
+    /// Extra figures for the report (e.g. the other percentiles).
+    pub note: String,
+    /// Server CPU seconds used during the scenario.
+    pub server_cpu: f64,
+}
+
+/// Run `scenario` with a time limit, turning any error into a failed figure.
+pub async fn measure<F>(target: &Target, scenario: F) -> Figure
+where
+    F: std::future::Future<Output = Result<(f64, String)>>,
+{
+    let cpu = target.cpu_secs();
+    let outcome = tokio::time::timeout(LIMIT, scenario).await;
+    let server_cpu = target.cpu_secs() - cpu;
+    match outcome {
+        Ok(Ok((value, note))) => Figure {
+            value: Ok(value),
+            note,
+            server_cpu,
+        },
+        Ok(Err(e)) => Figure {
+            value: Err(e.to_string()),
+            note: String::new(),
+            server_cpu,
+        },
+        Err(_) => Figure {
+            value: Err(format!("did not finish within {} s", LIMIT.as_secs())),
+            note: String::new(),
+            server_cpu,
+        },
+    }
+}
+
+/// `n` subscribers of `topic` from `after`, connected in waves.
+async fn subscribers(target: &Target, topic: &str, n: usize, after: u64) -> Result<Vec<Sub>> {
+    let mut subs = Vec::with_capacity(n);
+    while subs.len() < n {
+        let wave = CONNECT_WAVE.min(n - subs.len());
+        let joined = (0..wave).map(|_| target.subscribe(topic, after));
+        subs.extend(try_join_all(joined).await?);
+    }
+    Ok(subs)
+}
+
+/// Publish `events` to `topic` in frames of [`BATCH`], and wait for every ack.
+pub async fn publish(target: &Target, topic: &str, events: u64) -> Result<()> {
+    let (mut sink, acks) = target.publisher(topic).await?.split();
+    let counted = tokio::spawn(acks.count(events));
+    let mut left = events;
+    while left > 0 {
+        let n = (left as usize).min(BATCH);
+        sink.send(n).await?;
+        left -= n as u64;
+    }
+    counted.await??;
+    Ok(())
+}
+
+/// Every subscriber reads `events` events, in parallel; all their latencies (ms).
+async fn read_all(subs: Vec<Sub>, events: u64) -> Result<Vec<f64>> {
+    // Collected, so every reader is spawned before any is awaited.
+    let readers: Vec<_> = subs
+        .into_iter()
+        .map(|sub| tokio::spawn(sub.take(events)))
+        .collect();
+    let mut latencies = Vec::new();
+    for reader in readers {
+        latencies.extend(reader.await??);
+    }
+    Ok(latencies)
+}
+
+/// Fan-out: `subs` subscribers of one workflow, `events` published: deliveries per second.
+pub async fn fanout(target: &Target, subs: usize, events: u64) -> Result<(f64, String)> {
+    let topic = target.topic(0).await?;
+    let readers = subscribers(target, &topic, subs, 0).await?;
+    let started = Instant::now();
+    let reading = tokio::spawn(read_all(readers, events));
+    publish(target, &topic, events).await?;
+    let latencies = reading.await??;
+    let seconds = started.elapsed().as_secs_f64();
+    let deliveries = subs as f64 * events as f64;
+    Ok((
+        deliveries / seconds,
+        format!(
+            "{deliveries} deliveries in {seconds:.2} s, p99 {:.1} ms",
+            percentile(latencies, 0.99)
+        ),
+    ))
+}
+
+/// Many: `workflows` workflows × `subs` subscribers, all published at once: deliveries/s.
+pub async fn many(
+    target: &Target,
+    workflows: usize,
+    subs: usize,
+    events: u64,
+) -> Result<(f64, String)> {
+    let mut topics = Vec::new();
+    let mut readers = Vec::new();
+    for n in 0..workflows {
+        let topic = target.topic(n).await?;
+        readers.push(subscribers(target, &topic, subs, 0).await?);
+        topics.push(topic);
+    }
+    let started = Instant::now();
+    let reading: Vec<_> = readers
+        .into_iter()
+        .map(|subs| tokio::spawn(read_all(subs, events)))
+        .collect();
+    try_join_all(topics.iter().map(|topic| publish(target, topic, events))).await?;
+    for r in reading {
+        r.await??;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let deliveries = (workflows * subs) as f64 * events as f64;
+    Ok((
+        deliveries / seconds,
+        format!("{deliveries} deliveries in {seconds:.2} s"),
+    ))
+}
+
+/// Publish: one publisher, `events` acked appends (durable for Lantern): events per second.
+pub async fn publish_rate(target: &Target, events: u64) -> Result<(f64, String)> {
+    let topic = target.topic(0).await?;
+    let started = Instant::now();
+    publish(target, &topic, events).await?;
+    let seconds = started.elapsed().as_secs_f64();
+    // Durability check for Lantern: the log holds them all.
+    if target.kind == Kind::Lantern {
+        let reader = target.subscribe(&topic, events - 1).await?;
+        reader.take(1).await?;
+    }
+    Ok((
+        events as f64 / seconds,
+        format!("{events} events in {seconds:.2} s"),
+    ))
+}
+
+/// Idle: `n` open subscriber sockets: server memory per socket (KiB).
+pub async fn idle(target: &Target, n: usize) -> Result<(f64, String)> {
+    let topic = target.topic(0).await?;
+    // Warm up what every connection shares, so it is not counted per socket.
+    let warm = subscribers(target, &topic, 10, 0).await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = target.rss_kib();
+    let open = subscribers(target, &topic, n, 0).await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after = target.rss_kib();
+    let per_socket = after.saturating_sub(before) as f64 / n as f64;
+    drop((warm, open));
+    Ok((per_socket, format!("RSS {} → {} KiB", before, after)))
+}
+
+/// Reconnect storm: `subs` subscribers resume at once with a backlog of `backlog` events:
+/// seconds until all have caught up.
+pub async fn storm(target: &Target, subs: usize, backlog: u64) -> Result<(f64, String)> {
+    let topic = target.topic(0).await?;
+    publish(target, &topic, backlog).await?;
+    let started = Instant::now();
+    let joined = (0..subs).map(|_| async {
+        let sub = target.subscribe(&topic, 0).await?;
+        sub.take(backlog).await
+    });
+    try_join_all(joined).await?;
+    let seconds = started.elapsed().as_secs_f64();
+    Ok((seconds, format!("{subs} × {backlog} events")))
+}
+
+/// Latency: `subs` subscribers, `rate` events per second for `secs` seconds, one event per
+/// frame: p99 from send to receipt (ms); p50 and p99.9 in the note.
+pub async fn latency(target: &Target, subs: usize, rate: u64, secs: u64) -> Result<(f64, String)> {
+    let topic = target.topic(0).await?;
+    let events = rate * secs;
+    let readers = subscribers(target, &topic, subs, 0).await?;
+    let reading = tokio::spawn(read_all(readers, events));
+    let (mut sink, acks) = target.publisher(&topic).await?.split();
+    let counted = tokio::spawn(acks.count(events));
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
+    for _ in 0..events {
+        tick.tick().await;
+        sink.send(1).await?;
+    }
+    counted.await??;
+    let latencies = reading.await??;
+    let note = format!(
+        "p50 {:.2} ms, p99.9 {:.2} ms, {} samples",
+        percentile(latencies.clone(), 0.5),
+        percentile(latencies.clone(), 0.999),
+        latencies.len()
+    );
+    Ok((percentile(latencies, 0.99), note))
+}
+
+/// The `q` quantile (0–1) of `values`.
+pub fn percentile(mut values: Vec<f64>, q: f64) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    values.sort_by(f64::total_cmp);
+    let rank = ((values.len() as f64 * q).ceil() as usize).clamp(1, values.len());
+    values[rank - 1]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percentile;
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let values: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(values.clone(), 0.5), 50.0);
+        assert_eq!(percentile(values.clone(), 0.99), 99.0);
+        assert_eq!(percentile(values.clone(), 0.999), 100.0);
+        assert_eq!(percentile(vec![3.0], 0.5), 3.0);
+        assert!(percentile(Vec::new(), 0.5).is_nan());
+    }
+}

@@ -1,0 +1,361 @@
+//! What a scenario runs against: Lantern (the release binary, durable SQLite, tokens) or the
+//! baseline (this binary's `baseline` command), each its own process so its memory and CPU
+//! can be read from `/proc`. Both are driven through the same [`Sub`] and [`Pub`].
+
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use futures::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::process::{Child, Command};
+use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
+pub type Result<T> = std::result::Result<T, Error>;
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Microseconds since the bench started: the send time events carry, read back on receipt
+/// (one process sends and receives, so one clock).
+pub fn micros() -> f64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_secs_f64() * 1e6
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Lantern,
+    Baseline,
+}
+
+pub struct Target {
+    pub kind: Kind,
+    addr: String,
+    token: String,
+    agent_token: String,
+    http: reqwest::Client,
+    child: Child,
+    /// Lantern's data dir, removed when the target goes.
+    _data: Option<tempfile::TempDir>,
+}
+
+/// Lantern without its protective limits: the bench opens thousands of sockets from one
+/// address and publishes as fast as it can.
+const LANTERN_FLAGS: &[&str] = &[
+    "--max-conns-per-ip=0",
+    "--max-conns-per-user=0",
+    "--conn-attempts-per-ip=0",
+    "--agent-rate=0",
+    "--client-rate=0",
+];
+
+impl Target {
+    pub async fn start(kind: Kind, lantern: &Path) -> Result<Self> {
+        match kind {
+            Kind::Lantern => Self::lantern(lantern).await,
+            Kind::Baseline => Self::baseline().await,
+        }
+    }
+
+    async fn lantern(bin: &Path) -> Result<Self> {
+        let data = tempfile::tempdir()?;
+        let mut child = Command::new(bin)
+            .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
+            .arg(data.path())
+            .args(LANTERN_FLAGS)
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()?;
+        let line = first_line(&mut child).await?;
+        let rest = line.split("http://").nth(1).ok_or("no URL printed")?;
+        let addr = rest.split('/').next().ok_or("no address")?.to_owned();
+        let token = rest
+            .split("token=")
+            .nth(1)
+            .ok_or("no token printed")?
+            .to_owned();
+        let minted = Command::new(bin)
+            .args([
+                "token",
+                "create",
+                "--user",
+                "admin",
+                "--agent",
+                "--data-dir",
+            ])
+            .arg(data.path())
+            .output()
+            .await?;
+        let agent_token = String::from_utf8(minted.stdout)?
+            .lines()
+            .last()
+            .ok_or("no agent token")?
+            .to_owned();
+        Ok(Self {
+            kind: Kind::Lantern,
+            addr,
+            token,
+            agent_token,
+            http: reqwest::Client::new(),
+            child,
+            _data: Some(data),
+        })
+    }
+
+    async fn baseline() -> Result<Self> {
+        let mut child = Command::new(std::env::current_exe()?)
+            .args(["baseline", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()?;
+        let line = first_line(&mut child).await?;
+        let addr = line
+            .strip_prefix("listening on ")
+            .ok_or("baseline did not start")?
+            .to_owned();
+        Ok(Self {
+            kind: Kind::Baseline,
+            addr,
+            token: String::new(),
+            agent_token: String::new(),
+            http: reqwest::Client::new(),
+            child,
+            _data: None,
+        })
+    }
+
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// A new workflow (Lantern) or topic name (baseline).
+    pub async fn topic(&self, n: usize) -> Result<String> {
+        if self.kind == Kind::Baseline {
+            return Ok(format!("t{n}"));
+        }
+        let created: Value = self
+            .http
+            .post(format!("http://{}/api/workflows", self.addr))
+            .bearer_auth(&self.token)
+            .json(&json!({ "kind": "external" }))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        Ok(created["id"].as_str().ok_or("no id")?.to_owned())
+    }
+
+    /// A subscriber of `topic` from `seq > after`, connected (its `hello` read).
+    pub async fn subscribe(&self, topic: &str, after: u64) -> Result<Sub> {
+        let path = match self.kind {
+            Kind::Lantern => format!("/ws/workflow/{topic}?after={after}"),
+            Kind::Baseline => format!("/sub/{topic}?after={after}"),
+        };
+        let mut ws = self.connect(&path, &self.token).await?;
+        loop {
+            let text = next_text(&mut ws).await?;
+            if text.contains(r#""type":"hello""#) {
+                return Ok(Sub {
+                    ws,
+                    next: after + 1,
+                });
+            }
+        }
+    }
+
+    /// A publisher to `topic` (Lantern: the agent socket).
+    pub async fn publisher(&self, topic: &str) -> Result<Pub> {
+        let path = match self.kind {
+            Kind::Lantern => format!("/ws/agent/{topic}"),
+            Kind::Baseline => format!("/pub/{topic}"),
+        };
+        let ws = self.connect(&path, &self.agent_token).await?;
+        Ok(Pub { ws, sent: 0 })
+    }
+
+    async fn connect(&self, path: &str, token: &str) -> Result<Socket> {
+        let mut request = format!("ws://{}{path}", self.addr).into_client_request()?;
+        if !token.is_empty() {
+            request
+                .headers_mut()
+                .insert("authorization", format!("Bearer {token}").parse()?);
+        }
+        let (ws, _) = tokio_tungstenite::connect_async(request).await?;
+        Ok(ws)
+    }
+
+    fn proc_file(&self, name: &str) -> String {
+        let pid = self.child.id().unwrap_or(0);
+        std::fs::read_to_string(format!("/proc/{pid}/{name}")).unwrap_or_default()
+    }
+
+    /// Resident memory of the server process, KiB.
+    pub fn rss_kib(&self) -> u64 {
+        self.proc_file("status")
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// CPU time the server process used so far (user + system), seconds.
+    pub fn cpu_secs(&self) -> f64 {
+        let stat = self.proc_file("stat");
+        // Fields after the `(comm)`: state is field 3, utime 14 and stime 15 (1-based).
+        let after_comm = stat.rsplit(')').next().unwrap_or_default();
+        let fields: Vec<&str> = after_comm.split_whitespace().collect();
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        (ticks(11) + ticks(12)) / 100.0
+    }
+}
+
+async fn first_line(child: &mut Child) -> Result<String> {
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let line = tokio::time::timeout(std::time::Duration::from_secs(30), lines.next_line())
+        .await??
+        .ok_or("the server exited")?;
+    // Keep reading so the server never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok(line)
+}
+
+async fn next_text(ws: &mut Socket) -> Result<String> {
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(text))) => return Ok(text.to_string()),
+            Some(Ok(Message::Close(frame))) => return Err(format!("closed: {frame:?}").into()),
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => return Err(e.into()),
+            None => return Err("connection ended".into()),
+        }
+    }
+}
+
+/// A subscriber that checks what it gets: every event once, in `seq` order, no gap.
+pub struct Sub {
+    ws: Socket,
+    /// The `seq` the next event must have.
+    next: u64,
+}
+
+impl Sub {
+    /// The next event's send time (µs, [`micros`]); an error if it is not the next `seq`.
+    pub async fn next_event(&mut self) -> Result<f64> {
+        loop {
+            let text = next_text(&mut self.ws).await?;
+            let value: Value = serde_json::from_str(&text)?;
+            let Some(seq) = value.get("seq").and_then(Value::as_u64) else {
+                continue; // a control frame (replay_done, heartbeat)
+            };
+            if value.get("type").and_then(Value::as_str) == Some("ack") {
+                continue;
+            }
+            if seq != self.next {
+                return Err(format!("expected seq {}, got {seq}", self.next).into());
+            }
+            self.next += 1;
+            let sent = value
+                .get("t")
+                .and_then(Value::as_f64)
+                .or_else(|| value.get("content")?.as_str()?.parse().ok())
+                .unwrap_or(0.0);
+            return Ok(sent);
+        }
+    }
+
+    /// Read `n` events; their latencies (receipt − send, ms).
+    pub async fn take(mut self, n: u64) -> Result<Vec<f64>> {
+        let mut latencies = Vec::with_capacity(n as usize);
+        for _ in 0..n {
+            let sent = self.next_event().await?;
+            latencies.push((micros() - sent) / 1000.0);
+        }
+        Ok(latencies)
+    }
+}
+
+/// A publisher: sends events in batches, stamped with their send time; acks come back on
+/// the same socket.
+pub struct Pub {
+    ws: Socket,
+    sent: u64,
+}
+
+impl Pub {
+    /// Split into a sender and an ack counter that run at the same time.
+    pub fn split(self) -> (PubSink, PubAcks) {
+        let (sink, stream) = self.ws.split();
+        (
+            PubSink {
+                sink,
+                sent: self.sent,
+            },
+            PubAcks { stream },
+        )
+    }
+}
+
+/// `n` events as one frame, stamped with the send time (Lantern: `agent_thinking` with an
+/// idempotency `id`, so each is acked once durable).
+fn batch(first_id: u64, n: usize) -> Message {
+    let t = micros();
+    let events: Vec<Value> = (0..n as u64)
+        .map(|i| {
+            json!({ "type": "agent_thinking", "agent": "bench", "content": t.to_string(),
+                    "id": format!("e{}", first_id + i) })
+        })
+        .collect();
+    Message::text(Value::Array(events).to_string())
+}
+
+pub struct PubSink {
+    sink: futures::stream::SplitSink<Socket, Message>,
+    sent: u64,
+}
+
+impl PubSink {
+    /// Send the next `n` events as one frame.
+    pub async fn send(&mut self, n: usize) -> Result<()> {
+        let frame = batch(self.sent, n);
+        self.sent += n as u64;
+        self.sink.send(frame).await?;
+        Ok(())
+    }
+}
+
+pub struct PubAcks {
+    stream: futures::stream::SplitStream<Socket>,
+}
+
+impl PubAcks {
+    pub async fn count(mut self, mut n: u64) -> Result<()> {
+        while n > 0 {
+            match self.stream.next().await {
+                Some(Ok(Message::Text(text))) if text.contains(r#""type":"ack""#) => n -= 1,
+                Some(Ok(Message::Text(text))) if text.contains(r#""type":"error""#) => {
+                    return Err(format!("publish refused: {text}").into())
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(e.into()),
+                None => return Err("publisher connection ended".into()),
+            }
+        }
+        Ok(())
+    }
+}
