@@ -34,6 +34,13 @@ const LIST_CHANGES_CAPACITY: usize = 256;
 const BROADCAST_CAPACITY: usize = 128;
 /// Events read from the store at a time when replaying or catching up: bounds a reader's memory.
 const READ_PAGE: usize = 64;
+/// A live workflow's latest events are kept in memory, at most this many and this many bytes
+/// of JSON, so readers that resume a little behind (a reconnect storm after a network blip) are
+/// served without the store. The byte bound keeps a workflow of huge events from holding much.
+const RECENT_EVENTS: usize = 2048;
+const RECENT_BYTES: usize = 256 * 1024;
+/// Events a reader takes from memory at once (shared `Arc`s: no copy).
+const RECENT_PAGE: usize = 512;
 /// How long a workflow waits for its agent to come back by default (PROTOCOL.md §3).
 pub const DEFAULT_AGENT_GRACE: Duration = Duration::from_secs(30);
 
@@ -49,6 +56,31 @@ pub struct LiveWorkflow {
     answered_through: AtomicU64,
     /// Connected agent sockets, and whose disconnect a grace timer is waiting on.
     agents: Mutex<AgentPresence>,
+    /// The latest events appended since the workflow went live (see [`RECENT_EVENTS`]), in
+    /// `seq` order with no gap (pushed under the writer lock). A std mutex: never held across
+    /// an await.
+    recent: Mutex<Recent>,
+}
+
+/// The in-memory tail of a live workflow's log.
+#[derive(Default)]
+struct Recent {
+    events: VecDeque<Arc<StoredEvent>>,
+    /// The JSON bytes of `events`.
+    bytes: usize,
+}
+
+impl Recent {
+    fn push(&mut self, event: Arc<StoredEvent>) {
+        self.bytes += event.json.len();
+        self.events.push_back(event);
+        while self.events.len() > RECENT_EVENTS || self.bytes > RECENT_BYTES {
+            match self.events.pop_front() {
+                Some(old) => self.bytes -= old.json.len(),
+                None => break,
+            }
+        }
+    }
 }
 
 /// The agents connected to one workflow.
@@ -62,6 +94,21 @@ struct AgentPresence {
 impl LiveWorkflow {
     fn presence(&self) -> std::sync::MutexGuard<'_, AgentPresence> {
         self.agents.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn recent(&self) -> std::sync::MutexGuard<'_, Recent> {
+        self.recent.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Up to `limit` events with `seq > after` from memory, if memory still holds `after + 1`.
+    fn recent_after(&self, after: u64, limit: usize) -> Option<Vec<Arc<StoredEvent>>> {
+        let recent = &self.recent().events;
+        let first = recent.front()?.seq();
+        if after + 1 < first || after >= recent.back()?.seq() {
+            return None;
+        }
+        let skip = usize::try_from(after + 1 - first).ok()?;
+        Some(recent.iter().skip(skip).take(limit).cloned().collect())
     }
 
     /// See [`LiveWorkflow::answered_through`].
@@ -192,6 +239,7 @@ impl Hub {
             events: broadcast::channel(BROADCAST_CAPACITY).0,
             answered_through: AtomicU64::new(answered),
             agents: Mutex::default(),
+            recent: Mutex::default(),
         })
     }
 
@@ -356,6 +404,12 @@ impl Hub {
             self.store.append(id, batch).await?
         };
         *lifecycle = next;
+        {
+            let mut recent = workflow.recent();
+            for event in &stored {
+                recent.push(event.clone());
+            }
+        }
         for event in &stored {
             if !event.is_user_input() {
                 workflow
@@ -569,11 +623,18 @@ impl Feed {
                 continue;
             }
             if self.must_read_store {
-                let page = self
-                    .store
-                    .read(&self.workflow.id, self.cursor, READ_PAGE)
-                    .await?;
-                self.must_read_store = page.len() == READ_PAGE;
+                let (page, limit) = match self.workflow.recent_after(self.cursor, RECENT_PAGE) {
+                    Some(page) => (page, RECENT_PAGE),
+                    None => {
+                        let page = self
+                            .store
+                            .read(&self.workflow.id, self.cursor, READ_PAGE)
+                            .await?;
+                        (page, READ_PAGE)
+                    }
+                };
+                // A full page: there may be more before the channel takes over.
+                self.must_read_store = page.len() == limit;
                 self.buffered.extend(page);
                 continue;
             }
@@ -588,5 +649,53 @@ impl Feed {
                 Err(broadcast::error::RecvError::Closed) => return Ok(None),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(seq: u64) -> Arc<StoredEvent> {
+        StoredEvent::from_json(seq, format!(r#"{{"seq":{seq}}}"#))
+    }
+
+    #[test]
+    fn recent_events_serve_only_what_they_hold_without_a_gap() {
+        let workflow = Hub::new_live("wf", Lifecycle::default(), 0);
+        assert!(workflow.recent_after(0, 10).is_none(), "nothing held yet");
+        for seq in 5..=9 {
+            workflow.recent().push(event(seq));
+        }
+        let seqs = |page: Option<Vec<Arc<StoredEvent>>>| {
+            page.map(|p| p.iter().map(|e| e.seq()).collect::<Vec<_>>())
+        };
+        assert_eq!(
+            seqs(workflow.recent_after(4, 10)),
+            Some(vec![5, 6, 7, 8, 9])
+        );
+        assert_eq!(seqs(workflow.recent_after(6, 2)), Some(vec![7, 8]));
+        assert_eq!(
+            seqs(workflow.recent_after(3, 10)),
+            None,
+            "4 is not held: the store has it"
+        );
+        assert_eq!(
+            seqs(workflow.recent_after(9, 10)),
+            None,
+            "nothing after the last"
+        );
+    }
+
+    #[test]
+    fn recent_events_are_bounded_by_bytes() {
+        let mut recent = Recent::default();
+        let big = "x".repeat(RECENT_BYTES / 3);
+        for seq in 1..=5 {
+            recent.push(StoredEvent::from_json(seq, big.clone()));
+        }
+        assert_eq!(recent.events.len(), 3);
+        assert_eq!(recent.events.front().map(|e| e.seq()), Some(3));
+        assert!(recent.bytes <= RECENT_BYTES);
     }
 }

@@ -89,7 +89,8 @@ async fn a_reader_that_never_reads_is_closed_with_4008_and_costs_bounded_memory(
     );
     // ~52 MB went through; a server that buffered it for the slow reader would grow by at
     // least that. What it may hold is bounded by design: the broadcast channel (128 events),
-    // one store page per lagging reader (64 events), and 1 MiB of queue per connection.
+    // one store page per lagging reader (64 events), the workflow's in-memory tail (256 KiB),
+    // and 1 MiB of queue per connection.
     assert!(growth < 24 << 20, "server RSS grew by {} MiB", growth >> 20);
 
     // Now read the slow socket: what was in flight, then the 4008 close.

@@ -263,9 +263,6 @@ impl EventStore for SqliteStore {
         after: u64,
         limit: usize,
     ) -> Result<Vec<Arc<StoredEvent>>> {
-        if self.workflow(workflow_id).await?.is_none() {
-            return Err(LanternError::WorkflowNotFound(workflow_id.to_owned()));
-        }
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let after = i64::try_from(after).unwrap_or(i64::MAX);
         let rows = sqlx::query(
@@ -276,6 +273,10 @@ impl EventStore for SqliteStore {
         .bind(limit)
         .fetch_all(&self.readers)
         .await?;
+        // Only an empty page needs to tell "no events yet" from "no such workflow".
+        if rows.is_empty() && self.workflow(workflow_id).await?.is_none() {
+            return Err(LanternError::WorkflowNotFound(workflow_id.to_owned()));
+        }
         rows.iter().map(event_from_row).collect()
     }
 
