@@ -43,6 +43,8 @@ pub async fn run(addr: &str) -> std::io::Result<()> {
     }
 }
 
+// The handshake callback's error type is tungstenite's (an HTTP response); it is never built.
+#[allow(clippy::result_large_err)]
 async fn connection(stream: TcpStream, topics: Topics) {
     let mut path = String::new();
     let callback = |request: &server::Request, response: server::Response| {
