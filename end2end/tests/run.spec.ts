@@ -36,6 +36,7 @@ test('an echo workflow streams live and survives a dropped connection', async ({
   const rows = page.locator('[data-testid=events] li[data-seq]');
   await expect(rows).toHaveCount(3);
   await expect(page.getByTestId('workflow-status')).toHaveText('waiting input');
+  await expect(page.getByTestId('waiting-prompt')).toBeVisible();
 
   // Send input: the response events appear live.
   await page.getByTestId('input').fill('hello lantern');
@@ -78,6 +79,7 @@ test('an echo workflow streams live and survives a dropped connection', async ({
   await page.getByTestId('send').click();
   await expect(page.getByTestId('workflow-status')).toHaveText('completed');
   await expect(page.getByTestId('input')).toBeDisabled();
+  await expect(page.getByTestId('waiting-prompt')).toHaveCount(0);
 
   // The final list holds every event of the log exactly once, in order.
   const last = await lastSeq(page, id);

@@ -1,4 +1,6 @@
-//! The box where the user answers a workflow; what is typed goes out as `user_input`.
+//! The box where the user answers a workflow; what is typed goes out as `user_input`. It is
+//! there while the workflow runs (agents may read input at any time) and says so when the
+//! workflow is waiting for an answer; typed while offline, a message waits as *pending*.
 
 use leptos::prelude::*;
 
@@ -12,6 +14,7 @@ pub fn InputBox(
 ) -> impl IntoView {
     let (text, set_text) = signal(String::new());
     let finished = move || status.get().is_some_and(WorkflowStatus::is_terminal);
+    let waiting = move || status.get() == Some(WorkflowStatus::WaitingInput);
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let content = text.get_untracked();
@@ -22,7 +25,12 @@ pub fn InputBox(
         set_text.set(String::new());
     };
     view! {
-        <form class="input-box" on:submit=submit>
+        <Show when=waiting>
+            <p class="waiting-prompt" role="status" data-testid="waiting-prompt">
+                "The workflow is waiting for your answer."
+            </p>
+        </Show>
+        <form class=move || if waiting() { "input-box waiting" } else { "input-box" } on:submit=submit>
             <input
                 type="text"
                 data-testid="input"
