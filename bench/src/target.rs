@@ -2,6 +2,7 @@
 //! baseline (this binary's `baseline` command), each its own process so its memory and CPU
 //! can be read from `/proc`. Both are driven through the same [`Sub`] and [`Pub`].
 
+use std::borrow::Cow;
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::OnceLock;
@@ -12,7 +13,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
-use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
+use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message, Utf8Bytes};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -190,7 +191,8 @@ impl Target {
                 .headers_mut()
                 .insert("authorization", format!("Bearer {token}").parse()?);
         }
-        let (ws, _) = tokio_tungstenite::connect_async(request).await?;
+        // No Nagle delay on the publisher's small frames (nor on the subscribers' pongs).
+        let (ws, _) = tokio_tungstenite::connect_async_with_config(request, None, true).await?;
         Ok(ws)
     }
 
@@ -235,10 +237,10 @@ async fn first_line(child: &mut Child) -> Result<String> {
     Ok(line)
 }
 
-async fn next_text(ws: &mut Socket) -> Result<String> {
+async fn next_text(ws: &mut Socket) -> Result<Utf8Bytes> {
     loop {
         match ws.next().await {
-            Some(Ok(Message::Text(text))) => return Ok(text.to_string()),
+            Some(Ok(Message::Text(text))) => return Ok(text),
             Some(Ok(Message::Close(frame))) => return Err(format!("closed: {frame:?}").into()),
             Some(Ok(_)) => continue,
             Some(Err(e)) => return Err(e.into()),
@@ -254,26 +256,39 @@ pub struct Sub {
     next: u64,
 }
 
+/// The fields of a server frame the bench reads; serde skips the rest without building them,
+/// so checking a frame costs the load generator little (it shares the cores with the server).
+#[derive(serde::Deserialize)]
+struct Frame<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Option<Cow<'a, str>>,
+    seq: Option<u64>,
+    /// The send time: the baseline's field.
+    t: Option<f64>,
+    /// The send time: Lantern's `agent_thinking` content, as the publisher wrote it.
+    #[serde(borrow)]
+    content: Option<Cow<'a, str>>,
+}
+
 impl Sub {
     /// The next event's send time (µs, [`micros`]); an error if it is not the next `seq`.
     pub async fn next_event(&mut self) -> Result<f64> {
         loop {
             let text = next_text(&mut self.ws).await?;
-            let value: Value = serde_json::from_str(&text)?;
-            let Some(seq) = value.get("seq").and_then(Value::as_u64) else {
+            let frame: Frame = serde_json::from_str(&text)?;
+            let Some(seq) = frame.seq else {
                 continue; // a control frame (replay_done, heartbeat)
             };
-            if value.get("type").and_then(Value::as_str) == Some("ack") {
+            if frame.kind.as_deref() == Some("ack") {
                 continue;
             }
             if seq != self.next {
                 return Err(format!("expected seq {}, got {seq}", self.next).into());
             }
             self.next += 1;
-            let sent = value
-                .get("t")
-                .and_then(Value::as_f64)
-                .or_else(|| value.get("content")?.as_str()?.parse().ok())
+            let sent = frame
+                .t
+                .or_else(|| frame.content?.parse().ok())
                 .unwrap_or(0.0);
             return Ok(sent);
         }

@@ -47,6 +47,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::FromRef;
+use axum::serve::ListenerExt;
 use leptos::config::LeptosOptions;
 
 use auth::Accounts;
@@ -190,8 +191,15 @@ impl Lantern {
         let hub = self.state.hub.clone();
         let app = routes::router(self.state);
         let (stopped, on_stop) = tokio::sync::oneshot::channel::<()>();
+        // Events are small frames sent one by one: without TCP_NODELAY, Nagle's algorithm holds a
+        // frame back until the peer acknowledges the previous one (up to its delayed-ACK timer).
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+            }
+        });
         let serving = axum::serve(
-            self.listener,
+            listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(async move {

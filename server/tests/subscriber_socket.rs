@@ -453,7 +453,10 @@ async fn a_flooding_client_is_rate_limited_and_closed_while_others_lose_nothing(
         answered <= BURST as usize + refilled,
         "{answered} junk frames were processed (refilled {refilled})"
     );
-    assert!(answered >= BURST as usize, "the burst is processed: {answered}");
+    assert!(
+        answered >= BURST as usize,
+        "the burst is processed: {answered}"
+    );
     let (_, workflow) = server.get(&format!("/api/workflows/{flooded}")).await;
     assert_eq!(workflow["last_seq"], 0);
 }
