@@ -39,8 +39,6 @@ pub async fn run(addr: &str) -> std::io::Result<()> {
     let topics = Topics::default();
     loop {
         let (stream, _) = listener.accept().await?;
-        // As Lantern does: small frames go out at once, not after the previous one's ACK.
-        let _ = stream.set_nodelay(true);
         tokio::spawn(connection(stream, topics.clone()));
     }
 }

@@ -3,7 +3,7 @@
 // typed meanwhile; one socket after moving between runs; the home list following statuses;
 // a 10,000-event run; screenshots on desktop and phone, light and dark.
 import { test, expect, APIRequestContext, Page } from '@playwright/test';
-import { asAgent, asUser, signIn } from './session';
+import { asAgent, asUser, recordConnectionStates, seenConnectionStates, signIn } from './session';
 
 test.beforeEach(async ({ page }) => signIn(page));
 
@@ -140,14 +140,7 @@ test('offline and a dropped socket: the indicator says so, input typed meanwhile
   const connection = page.getByTestId('connection');
   await expect(connection).toHaveAttribute('data-state', 'live');
   await expect(page.getByTestId('workflow-status')).toHaveText('waiting input');
-  await page.evaluate(() => {
-    const el = document.querySelector('[data-testid=connection]')!;
-    (window as any).seenStates = [];
-    new MutationObserver(() => (window as any).seenStates.push(el.getAttribute('data-state'))).observe(el, {
-      attributes: true,
-      attributeFilter: ['data-state'],
-    });
-  });
+  await recordConnectionStates(page);
 
   await context.setOffline(true);
   await expect(connection).toHaveAttribute('data-state', 'offline');
@@ -172,7 +165,7 @@ test('offline and a dropped socket: the indicator says so, input typed meanwhile
   await expect(connection).toHaveAttribute('data-state', 'live');
   await expect(typed).toHaveCount(1);
   await expect(typed).toHaveAttribute('data-state', 'delivered');
-  const seen: string[] = await page.evaluate(() => (window as any).seenStates);
+  const seen: string[] = await seenConnectionStates(page);
   expect(seen.indexOf('offline')).toBeGreaterThanOrEqual(0);
   expect(seen.indexOf('offline')).toBeLessThan(seen.lastIndexOf('live'));
 

@@ -1,5 +1,5 @@
 import { test, expect, Page } from '@playwright/test';
-import { signIn } from './session';
+import { recordConnectionStates, seenConnectionStates, signIn } from './session';
 
 test.beforeEach(async ({ page }) => signIn(page));
 
@@ -46,14 +46,7 @@ test('an echo workflow streams live and survives a dropped connection', async ({
   await expect(page.locator('li[data-type=tool_completed]')).toContainText('text_stats');
 
   // Record every connection state from now on.
-  await page.evaluate(() => {
-    const el = document.querySelector('[data-testid=connection]')!;
-    (window as any).seenStates = [];
-    new MutationObserver(() => (window as any).seenStates.push(el.getAttribute('data-state'))).observe(el, {
-      attributes: true,
-      attributeFilter: ['data-state'],
-    });
-  });
+  await recordConnectionStates(page);
 
   // Cut the connection for real: the server drops every subscriber socket (no close frame).
   const cut = await page.request.post('/api/test/disconnect');
@@ -66,7 +59,7 @@ test('an echo workflow streams live and survives a dropped connection', async ({
 
   await expect(connection).toHaveAttribute('data-reconnects', '1');
   await expect(connection).toHaveAttribute('data-state', 'live');
-  const seen: string[] = await page.evaluate(() => (window as any).seenStates);
+  const seen: string[] = await seenConnectionStates(page);
   expect(seen).toContain('reconnecting');
   expect(seen.indexOf('reconnecting')).toBeLessThan(seen.lastIndexOf('live'));
 

@@ -42,3 +42,21 @@ export async function signIn(page: Page): Promise<void> {
   await page.goto(loginPath());
   await expect(page).toHaveURL(/\/$/);
 }
+
+/** Record every `data-state` the connection indicator takes from now on (read them back with
+ *  {@link seenConnectionStates}), so a test can prove a state was passed through, however briefly. */
+export async function recordConnectionStates(page: Page): Promise<void> {
+  await page.evaluate(() => {
+    const el = document.querySelector('[data-testid=connection]')!;
+    (window as any).seenStates = [];
+    new MutationObserver(() => (window as any).seenStates.push(el.getAttribute('data-state'))).observe(el, {
+      attributes: true,
+      attributeFilter: ['data-state'],
+    });
+  });
+}
+
+/** The connection states recorded since {@link recordConnectionStates}, in order. */
+export async function seenConnectionStates(page: Page): Promise<string[]> {
+  return page.evaluate(() => (window as any).seenStates);
+}
