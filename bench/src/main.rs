@@ -162,77 +162,58 @@ async fn run_all(options: &Options) -> Vec<Row> {
             baseline,
         });
     };
-    let (subs, events) = s.fanout_small;
-    let name = format!("fan-out: 1 workflow × {subs} subscribers, {events} events");
-    if wanted(&name) {
-        row(
-            name,
-            "deliveries/s",
-            Goal::RatioAtLeast(0.7),
-            both!(options, |t| scenarios::fanout(t, subs, events).await),
-        );
+    // A row run on both targets, unless `--only` leaves it out.
+    macro_rules! compared {
+        ($name:expr, $unit:expr, $goal:expr, |$t:ident| $scenario:expr) => {{
+            let name = $name;
+            if wanted(&name) {
+                row(name, $unit, $goal, both!(options, |$t| $scenario));
+            }
+        }};
     }
-    let (subs, events) = s.fanout_large;
-    let name = format!("fan-out: 1 workflow × {subs} subscribers, {events} events");
-    if wanted(&name) {
-        row(
-            name,
+    for (subs, events) in [s.fanout_small, s.fanout_large] {
+        compared!(
+            format!("fan-out: 1 workflow × {subs} subscribers, {events} events"),
             "deliveries/s",
             Goal::RatioAtLeast(0.7),
-            both!(options, |t| scenarios::fanout(t, subs, events).await),
+            |t| scenarios::fanout(t, subs, events).await
         );
     }
     let (workflows, subs, events) = s.many;
-    let name = format!("many: {workflows} workflows × {subs} subscribers, {events} events each");
-    if wanted(&name) {
-        row(
-            name,
-            "deliveries/s",
-            Goal::None,
-            both!(options, |t| scenarios::many(t, workflows, subs, events)
-                .await),
-        );
-    }
+    compared!(
+        format!("many: {workflows} workflows × {subs} subscribers, {events} events each"),
+        "deliveries/s",
+        Goal::None,
+        |t| scenarios::many(t, workflows, subs, events).await
+    );
     let events = s.publish;
-    let name = format!("publish: 1 agent, {events} acked events (Lantern: durable)");
-    if wanted(&name) {
-        row(
-            name,
-            "events/s",
-            Goal::AtLeast(20_000.0),
-            both!(options, |t| scenarios::publish_rate(t, events).await),
-        );
-    }
+    compared!(
+        format!("publish: 1 agent, {events} acked events (Lantern: durable)"),
+        "events/s",
+        Goal::AtLeast(20_000.0),
+        |t| scenarios::publish_rate(t, events).await
+    );
     let (subs, rate, secs) = s.latency;
-    let name = format!("latency: {subs} subscribers × {rate} events/s for {secs} s, p99");
-    if wanted(&name) {
-        row(
-            name,
-            "ms",
-            Goal::AtMost(2.0),
-            both!(options, |t| scenarios::latency(t, subs, rate, secs).await),
-        );
-    }
+    compared!(
+        format!("latency: {subs} subscribers × {rate} events/s for {secs} s, p99"),
+        "ms",
+        Goal::AtMost(2.0),
+        |t| scenarios::latency(t, subs, rate, secs).await
+    );
     let n = s.idle;
-    let name = format!("idle: {n} subscriber sockets, server RSS per socket");
-    if wanted(&name) {
-        row(
-            name,
-            "KiB",
-            Goal::AtMost(8.0),
-            both!(options, |t| scenarios::idle(t, n).await),
-        );
-    }
+    compared!(
+        format!("idle: {n} subscriber sockets, server RSS per socket"),
+        "KiB",
+        Goal::AtMost(8.0),
+        |t| scenarios::idle(t, n).await
+    );
     let (subs, backlog) = s.storm;
-    let name = format!("reconnect storm: {subs} subscribers resume with {backlog} events behind");
-    if wanted(&name) {
-        row(
-            name,
-            "s",
-            Goal::AtMost(2.0),
-            both!(options, |t| scenarios::storm(t, subs, backlog).await),
-        );
-    }
+    compared!(
+        format!("reconnect storm: {subs} subscribers resume with {backlog} events behind"),
+        "s",
+        Goal::AtMost(2.0),
+        |t| scenarios::storm(t, subs, backlog).await
+    );
     let site = options.site.clone();
     let name = String::from("run page server-side render (20 events), p50");
     if wanted(&name) {
