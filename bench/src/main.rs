@@ -8,9 +8,11 @@
 //!   exactly-once delivery; publishers; memory and CPU from `/proc`.
 //! - [`scenarios`]: fan-out, many workflows, publish, idle sockets, reconnect storm, latency.
 //! - [`pages`]: server-side render time of a run page and the size of the WASM.
+//! - [`pin`]: `--pin`, the server on one CPU and the load generator on the others.
 //!
 //! ```text
 //! lantern-bench [--quick] [--lantern target/release/lantern] [--site target/site] [--out FILE]
+//!               [--only NAME] [--pin]
 //! lantern-bench baseline ADDR      (the baseline server; the bench starts it itself)
 //! ```
 //! Exits 1 when any scenario lost, duplicated or reordered an event (or failed otherwise):
@@ -18,6 +20,7 @@
 
 mod baseline;
 mod pages;
+mod pin;
 mod scenarios;
 mod target;
 
@@ -33,6 +36,8 @@ struct Options {
     lantern: PathBuf,
     site: PathBuf,
     out: Option<PathBuf>,
+    /// Server on CPU 0, load generator on the rest ([`pin`]).
+    pin: bool,
 }
 
 fn options(args: &[String]) -> Result<Options, String> {
@@ -42,6 +47,7 @@ fn options(args: &[String]) -> Result<Options, String> {
         lantern: PathBuf::from("target/release/lantern"),
         site: PathBuf::from("target/site"),
         out: None,
+        pin: false,
     };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
@@ -52,6 +58,7 @@ fn options(args: &[String]) -> Result<Options, String> {
             "--lantern" => options.lantern = PathBuf::from(value()?),
             "--site" => options.site = PathBuf::from(value()?),
             "--out" => options.out = Some(PathBuf::from(value()?)),
+            "--pin" => options.pin = true,
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -77,12 +84,11 @@ struct Row {
     baseline: Option<Figure>,
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("baseline") {
-        let addr = args.get(1).map_or("127.0.0.1:0", String::as_str);
-        if let Err(e) = baseline::run(addr).await {
+        let addr = args.get(1).map_or("127.0.0.1:0", String::as_str).to_owned();
+        if let Err(e) = runtime().block_on(baseline::run(&addr)) {
             eprintln!("baseline: {e}");
             std::process::exit(1);
         }
@@ -92,6 +98,32 @@ async fn main() {
         eprintln!("lantern-bench: {e}");
         std::process::exit(2);
     });
+    if options.pin {
+        // Before the runtime exists, so every worker thread inherits it.
+        let cpus = pin::bench_cpus();
+        if cpus.is_empty() {
+            eprintln!("lantern-bench: --pin needs at least 2 CPUs");
+            std::process::exit(2);
+        }
+        if let Err(e) = pin::restrict_to(&cpus) {
+            eprintln!("lantern-bench: --pin: {e}");
+            std::process::exit(2);
+        }
+    }
+    runtime().block_on(bench(options));
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| {
+            eprintln!("lantern-bench: cannot start the runtime: {e}");
+            std::process::exit(1);
+        })
+}
+
+async fn bench(options: Options) {
     let load_before = loadavg();
     let rows = run_all(&options).await;
     let table = report(&options, &rows, &load_before);
@@ -129,7 +161,7 @@ async fn run_on<F>(kind: Kind, options: &Options, scenario: F) -> Figure
 where
     F: for<'a> FnOnce(&'a Target) -> Scenario<'a>,
 {
-    match Target::start(kind, &options.lantern).await {
+    match Target::start(kind, &options.lantern, options.pin).await {
         Ok(target) => scenarios::measure(&target, scenario(&target)).await,
         Err(e) => Figure {
             value: Err(format!("cannot start: {e}")),
@@ -249,9 +281,18 @@ fn loadavg() -> String {
 }
 
 fn report(options: &Options, rows: &[Row], load_before: &str) -> String {
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let cores = pin::online_cpus();
+    let pinned = if options.pin {
+        format!(
+            " Pinned (`--pin`): each server on CPU {}, the load generator on CPUs {:?}.",
+            pin::SERVER_CPU,
+            pin::bench_cpus()
+        )
+    } else {
+        " Not pinned: the servers and the load generator share every core.".into()
+    };
     let mut out = format!(
-        "# Lantern benchmark{}\n\nMachine: {cores} cores; load average {load_before} before, {} after. \
+        "# Lantern benchmark{}\n\nMachine: {cores} cores; load average {load_before} before, {} after.{pinned} \
          Lantern: `{}` (SQLite, durable appends); baseline: `lantern-bench baseline` (in-memory \
          broadcast, no durability, auth or validation). Ratio = Lantern ÷ baseline. CPU = server \
          process CPU seconds during the scenario.\n\n\

@@ -243,13 +243,34 @@ pub async fn latency(target: &Target, subs: usize, rate: u64, secs: u64) -> Resu
     }
     counted.await??;
     let latencies = reading.await??;
-    let note = format!(
+    let mut note = format!(
         "p50 {:.2} ms, p99.9 {:.2} ms, {} samples",
         percentile(latencies.clone(), 0.5),
         percentile(latencies.clone(), 0.999),
         latencies.len()
     );
+    note.push_str(&server_share(target).await?);
     Ok((percentile(latencies, 0.99), note))
+}
+
+/// Lantern's own share of the latency, from its histograms (p99 as a bucket bound, so "≤"):
+/// the durable append, then append → queued on each subscriber's socket (this one starts
+/// before the commit, so it includes it). Empty for the baseline.
+async fn server_share(target: &Target) -> Result<String> {
+    let mut share = String::new();
+    for (name, what) in [
+        ("lantern_append_seconds", "append"),
+        ("lantern_fanout_seconds", "append → queued"),
+    ] {
+        if let Some(h) = target.histogram(name).await? {
+            share.push_str(&format!(
+                ", server {what}: mean {:.2} ms, p99 ≤ {} ms",
+                h.mean_ms(),
+                h.quantile_bound_ms(0.99)
+            ));
+        }
+    }
+    Ok(share)
 }
 
 /// The `q` quantile (0–1) of `values`.

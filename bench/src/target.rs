@@ -55,16 +55,24 @@ const LANTERN_FLAGS: &[&str] = &[
 ];
 
 impl Target {
-    pub async fn start(kind: Kind, lantern: &Path) -> Result<Self> {
+    /// Start the server; with `pin`, on [`crate::pin::SERVER_CPU`] only.
+    pub async fn start(kind: Kind, lantern: &Path, pin: bool) -> Result<Self> {
+        let mut command = match kind {
+            Kind::Lantern => Command::new(lantern),
+            Kind::Baseline => Command::new(std::env::current_exe()?),
+        };
+        if pin {
+            crate::pin::server_process(&mut command);
+        }
         match kind {
-            Kind::Lantern => Self::lantern(lantern).await,
-            Kind::Baseline => Self::baseline().await,
+            Kind::Lantern => Self::lantern(command, lantern).await,
+            Kind::Baseline => Self::baseline(command).await,
         }
     }
 
-    async fn lantern(bin: &Path) -> Result<Self> {
+    async fn lantern(mut command: Command, bin: &Path) -> Result<Self> {
         let data = tempfile::tempdir()?;
-        let mut child = Command::new(bin)
+        let mut child = command
             .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
             .arg(data.path())
             .args(LANTERN_FLAGS)
@@ -108,8 +116,8 @@ impl Target {
         })
     }
 
-    async fn baseline() -> Result<Self> {
-        let mut child = Command::new(std::env::current_exe()?)
+    async fn baseline(mut command: Command) -> Result<Self> {
+        let mut child = command
             .args(["baseline", "127.0.0.1:0"])
             .stdout(Stdio::piped())
             .kill_on_drop(true)
@@ -196,6 +204,24 @@ impl Target {
         Ok(ws)
     }
 
+    /// Lantern only: the Prometheus histogram `name` from `/metrics` — where in the server the
+    /// time went.
+    pub async fn histogram(&self, name: &str) -> Result<Option<Histogram>> {
+        if self.kind == Kind::Baseline {
+            return Ok(None);
+        }
+        let text = self
+            .http
+            .get(format!("http://{}/metrics", self.addr))
+            .bearer_auth(&self.token)
+            .send()
+            .await?
+            .error_for_status()?
+            .text()
+            .await?;
+        Ok(Histogram::parse(&text, name))
+    }
+
     fn proc_file(&self, name: &str) -> String {
         let pid = self.child.id().unwrap_or(0);
         std::fs::read_to_string(format!("/proc/{pid}/{name}")).unwrap_or_default()
@@ -223,6 +249,55 @@ impl Target {
                 .unwrap_or(0.0)
         };
         (ticks(11) + ticks(12)) / 100.0
+    }
+}
+
+/// A Prometheus histogram as `/metrics` shows it: cumulative bucket counts and the sum.
+pub struct Histogram {
+    /// (upper bound in seconds, samples at or under it), ascending, `+Inf` last.
+    buckets: Vec<(f64, f64)>,
+    sum: f64,
+}
+
+impl Histogram {
+    /// Histogram `name` from the text format (`name_bucket{le="0.001"} 123`, `name_sum 0.5`).
+    fn parse(metrics: &str, name: &str) -> Option<Self> {
+        let prefix = format!("{name}_bucket{{le=\"");
+        let buckets: Vec<(f64, f64)> = metrics
+            .lines()
+            .filter_map(|line| line.strip_prefix(&prefix))
+            .filter_map(|rest| {
+                let (le, count) = rest.split_once("\"} ")?;
+                let le = if le == "+Inf" {
+                    f64::INFINITY
+                } else {
+                    le.parse().ok()?
+                };
+                Some((le, count.trim().parse().ok()?))
+            })
+            .collect();
+        let sum = metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(&format!("{name}_sum ")))?
+            .trim()
+            .parse()
+            .ok()?;
+        (!buckets.is_empty()).then_some(Self { buckets, sum })
+    }
+
+    /// Mean, ms.
+    pub fn mean_ms(&self) -> f64 {
+        let count = self.buckets.last().map_or(0.0, |b| b.1);
+        self.sum / count * 1000.0
+    }
+
+    /// The upper bound (ms) of the first bucket holding at least `q` of the samples.
+    pub fn quantile_bound_ms(&self, q: f64) -> f64 {
+        let total = self.buckets.last().map_or(0.0, |b| b.1);
+        self.buckets
+            .iter()
+            .find(|(_, count)| *count >= q * total)
+            .map_or(f64::NAN, |(le, _)| le * 1000.0)
     }
 }
 
@@ -372,5 +447,22 @@ impl PubAcks {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Histogram;
+
+    #[test]
+    fn a_quantile_is_the_first_bucket_that_holds_it() {
+        let text = "# TYPE x histogram\nx_bucket{le=\"0.001\"} 90\nx_bucket{le=\"0.002\"} 99\n\
+                    x_bucket{le=\"0.005\"} 100\nx_bucket{le=\"+Inf\"} 100\nx_sum 0.1\nx_count 100\n";
+        let x = Histogram::parse(text, "x").expect("x is there");
+        assert_eq!(x.quantile_bound_ms(0.5), 1.0);
+        assert_eq!(x.quantile_bound_ms(0.99), 2.0);
+        assert_eq!(x.quantile_bound_ms(0.999), 5.0);
+        assert!((x.mean_ms() - 1.0).abs() < 1e-9);
+        assert!(Histogram::parse(text, "y").is_none());
     }
 }

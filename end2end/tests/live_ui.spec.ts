@@ -3,7 +3,7 @@
 // typed meanwhile; one socket after moving between runs; the home list following statuses;
 // a 10,000-event run; screenshots on desktop and phone, light and dark.
 import { test, expect, APIRequestContext, Page } from '@playwright/test';
-import { asAgent, asUser, recordConnectionStates, seenConnectionStates, signIn } from './session';
+import { asAgent, asUser, recordConnectionStates, seenConnectionStates, signIn, startEcho } from './session';
 
 test.beforeEach(async ({ page }) => signIn(page));
 
@@ -133,12 +133,8 @@ test('offline and a dropped socket: the indicator says so, input typed meanwhile
   context,
   request,
 }) => {
-  await page.goto('/');
-  await page.getByTestId('start-echo').click();
-  await expect(page).toHaveURL(/\/w\/wf_[0-9A-Z]+$/);
-  const id = page.url().split('/w/')[1];
+  const id = await startEcho(page);
   const connection = page.getByTestId('connection');
-  await expect(connection).toHaveAttribute('data-state', 'live');
   await expect(page.getByTestId('workflow-status')).toHaveText('waiting input');
   await recordConnectionStates(page);
 

@@ -1,5 +1,5 @@
 import { test, expect, Page } from '@playwright/test';
-import { recordConnectionStates, seenConnectionStates, signIn } from './session';
+import { recordConnectionStates, seenConnectionStates, signIn, startEcho } from './session';
 
 test.beforeEach(async ({ page }) => signIn(page));
 
@@ -25,14 +25,10 @@ test('home page is server-rendered and lists workflows', async ({ page }) => {
 test('an echo workflow streams live and survives a dropped connection', async ({ page }) => {
   const pageErrors: string[] = [];
   page.on('pageerror', (e) => pageErrors.push(e.message));
-  await page.goto('/');
-  // Hydration proof: this button only navigates when the WASM app is running.
-  await page.getByTestId('start-echo').click();
-  await expect(page).toHaveURL(/\/w\/wf_[0-9A-Z]+$/);
-  const id = page.url().split('/w/')[1];
+  // Hydration proof: the start button only navigates when the WASM app is running.
+  const id = await startEcho(page);
 
   const connection = page.getByTestId('connection');
-  await expect(connection).toHaveAttribute('data-state', 'live');
   const rows = page.locator('[data-testid=events] li[data-seq]');
   await expect(rows).toHaveCount(3);
   await expect(page.getByTestId('workflow-status')).toHaveText('waiting input');

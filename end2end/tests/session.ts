@@ -43,6 +43,16 @@ export async function signIn(page: Page): Promise<void> {
   await expect(page).toHaveURL(/\/$/);
 }
 
+/** Start an echo workflow from the home page (the button only navigates once the WASM app
+ *  hydrated) and wait for its run page's socket to be live; returns the workflow id. */
+export async function startEcho(page: Page): Promise<string> {
+  await page.goto('/');
+  await page.getByTestId('start-echo').click();
+  await expect(page).toHaveURL(/\/w\/wf_[0-9A-Z]+$/);
+  await expect(page.getByTestId('connection')).toHaveAttribute('data-state', 'live');
+  return page.url().split('/w/')[1];
+}
+
 /** Record every `data-state` the connection indicator takes from now on (read them back with
  *  {@link seenConnectionStates}), so a test can prove a state was passed through, however briefly. */
 export async function recordConnectionStates(page: Page): Promise<void> {

@@ -198,23 +198,33 @@ impl EventStore for SqliteStore {
         workflow_id: &str,
         events: Vec<NewEvent>,
     ) -> Result<Vec<Arc<StoredEvent>>> {
-        let mut tx = self.writer.begin().await?;
-        let row = sqlx::query("SELECT last_seq, status FROM workflows WHERE id = ?")
-            .bind(workflow_id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| LanternError::WorkflowNotFound(workflow_id.to_owned()))?;
-        let mut last_seq = row.try_get::<i64, _>("last_seq")? as u64;
-        let mut status = status_from_db(row.try_get::<&str, _>("status")?)?;
+        // The batch's last status change, if it has one: the workflow's status after it.
+        let new_status = events.iter().rev().find_map(|new| match &new.body {
+            EventBody::WorkflowStatus { status, .. } => Some(*status),
+            _ => None,
+        });
+        let count = i64::try_from(events.len()).unwrap_or(i64::MAX);
         let ts = now_rfc3339();
+        let mut tx = self.writer.begin().await?;
+        // One statement (each is a round trip to SQLite's thread, and an append's latency is
+        // mostly those) takes the batch's seqs, moves the status and finds the workflow.
+        let last_seq: i64 = sqlx::query_scalar(
+            "UPDATE workflows SET last_seq = last_seq + ?, status = COALESCE(?, status), \
+             updated_at = ? WHERE id = ? RETURNING last_seq",
+        )
+        .bind(count)
+        .bind(new_status.map(|s| s.as_str()))
+        .bind(&ts)
+        .bind(workflow_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| LanternError::WorkflowNotFound(workflow_id.to_owned()))?;
+        let mut seq = (last_seq - count) as u64;
         let mut stored = Vec::with_capacity(events.len());
         // Each event's retry keys (event id, client message id), beside `stored`.
         let mut keys = Vec::with_capacity(events.len());
         for new in events {
-            last_seq += 1;
-            if let EventBody::WorkflowStatus { status: s, .. } = &new.body {
-                status = *s;
-            }
+            seq += 1;
             let (event_id, client_msg_id) = match &new.key {
                 Some(IdempotencyKey::EventId(id)) => (Some(id.as_str()), None),
                 Some(IdempotencyKey::ClientMsgId(id)) => (None, Some(id.as_str())),
@@ -225,7 +235,7 @@ impl EventStore for SqliteStore {
                 client_msg_id.map(str::to_owned),
             ));
             stored.push(StoredEvent::new(&LoggedEvent {
-                seq: last_seq,
+                seq,
                 ts: ts.clone(),
                 workflow_id: workflow_id.to_owned(),
                 body: new.body,
@@ -246,13 +256,6 @@ impl EventStore for SqliteStore {
             });
             insert.build().execute(&mut *tx).await?;
         }
-        sqlx::query("UPDATE workflows SET last_seq = ?, status = ?, updated_at = ? WHERE id = ?")
-            .bind(last_seq as i64)
-            .bind(status.as_str())
-            .bind(&ts)
-            .bind(workflow_id)
-            .execute(&mut *tx)
-            .await?;
         tx.commit().await?;
         Ok(stored)
     }
