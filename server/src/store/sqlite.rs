@@ -219,12 +219,11 @@ impl EventStore for SqliteStore {
         .fetch_optional(&mut *tx)
         .await?
         .ok_or_else(|| LanternError::WorkflowNotFound(workflow_id.to_owned()))?;
-        let mut seq = (last_seq - count) as u64;
+        let first_seq = (last_seq - count) as u64 + 1;
         let mut stored = Vec::with_capacity(events.len());
         // Each event's retry keys (event id, client message id), beside `stored`.
         let mut keys = Vec::with_capacity(events.len());
-        for new in events {
-            seq += 1;
+        for (seq, new) in (first_seq..).zip(events) {
             let (event_id, client_msg_id) = match &new.key {
                 Some(IdempotencyKey::EventId(id)) => (Some(id.as_str()), None),
                 Some(IdempotencyKey::ClientMsgId(id)) => (None, Some(id.as_str())),
