@@ -254,13 +254,13 @@ pub async fn latency(target: &Target, subs: usize, rate: u64, secs: u64) -> Resu
 }
 
 /// Lantern's own share of the latency, from its histograms (p99 as a bucket bound, so "≤"):
-/// the durable append, then append → queued on each subscriber's socket (this one starts
-/// before the commit, so it includes it). Empty for the baseline.
+/// the durable append, then its commit → queued on each subscriber's socket. Empty for the
+/// baseline.
 async fn server_share(target: &Target) -> Result<String> {
     let mut share = String::new();
     for (name, what) in [
         ("lantern_append_seconds", "append"),
-        ("lantern_fanout_seconds", "append → queued"),
+        ("lantern_fanout_seconds", "commit → queued"),
     ] {
         if let Some(h) = target.histogram(name).await? {
             share.push_str(&format!(

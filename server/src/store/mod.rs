@@ -58,8 +58,8 @@ pub struct StoredEvent {
     seq: u64,
     /// The event as JSON text, shared (not copied) by every send.
     pub json: Utf8Bytes,
-    /// When it was appended, for events fresh from an append (not read back from storage):
-    /// what the fan-out latency is measured from.
+    /// When its append committed, for events fresh from an append (not read back from
+    /// storage): what the fan-out latency is measured from.
     pub appended_at: Option<std::time::Instant>,
 }
 

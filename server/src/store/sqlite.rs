@@ -256,6 +256,13 @@ impl EventStore for SqliteStore {
             insert.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
+        // The fan-out latency is measured from the moment the events exist for readers.
+        let committed = std::time::Instant::now();
+        for event in &mut stored {
+            if let Some(event) = Arc::get_mut(event) {
+                event.appended_at = Some(committed);
+            }
+        }
         Ok(stored)
     }
 
