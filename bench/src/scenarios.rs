@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use futures::future::try_join_all;
 
-use crate::target::{Kind, Result, Sub, Target};
+use crate::target::{Histogram, Kind, Result, Sub, Target};
 
 /// Events per publish frame.
 const BATCH: usize = 100;
@@ -257,12 +257,15 @@ pub async fn latency(target: &Target, subs: usize, rate: u64, secs: u64) -> Resu
 /// the durable append, then its commit → queued on each subscriber's socket. Empty for the
 /// baseline.
 async fn server_share(target: &Target) -> Result<String> {
+    let Some(metrics) = target.metrics().await? else {
+        return Ok(String::new());
+    };
     let mut share = String::new();
     for (name, what) in [
         ("lantern_append_seconds", "append"),
         ("lantern_fanout_seconds", "commit → queued"),
     ] {
-        if let Some(h) = target.histogram(name).await? {
+        if let Some(h) = Histogram::parse(&metrics, name) {
             share.push_str(&format!(
                 ", server {what}: mean {:.2} ms, p99 ≤ {} ms",
                 h.mean_ms(),

@@ -204,9 +204,9 @@ impl Target {
         Ok(ws)
     }
 
-    /// Lantern only: the Prometheus histogram `name` from `/metrics` — where in the server the
-    /// time went.
-    pub async fn histogram(&self, name: &str) -> Result<Option<Histogram>> {
+    /// Lantern only: the text of `/metrics` (read [`Histogram`]s from it) — where in the
+    /// server the time went.
+    pub async fn metrics(&self) -> Result<Option<String>> {
         if self.kind == Kind::Baseline {
             return Ok(None);
         }
@@ -219,7 +219,7 @@ impl Target {
             .error_for_status()?
             .text()
             .await?;
-        Ok(Histogram::parse(&text, name))
+        Ok(Some(text))
     }
 
     fn proc_file(&self, name: &str) -> String {
@@ -261,7 +261,7 @@ pub struct Histogram {
 
 impl Histogram {
     /// Histogram `name` from the text format (`name_bucket{le="0.001"} 123`, `name_sum 0.5`).
-    fn parse(metrics: &str, name: &str) -> Option<Self> {
+    pub fn parse(metrics: &str, name: &str) -> Option<Self> {
         let prefix = format!("{name}_bucket{{le=\"");
         let buckets: Vec<(f64, f64)> = metrics
             .lines()
