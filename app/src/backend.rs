@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use crate::protocol::{RunSnapshot, WorkflowInfo};
+use crate::protocol::{LoggedEvent, RunSnapshot, WorkflowInfo};
 
 /// The signed-in user a request comes from. The server's auth layer puts it in the request's
 /// extensions; server functions read it from there ([`viewer`](crate::server_fns)).
@@ -32,6 +32,14 @@ pub trait WorkflowBackend: Send + Sync + 'static {
     /// One of the viewer's workflows with its log so far; `None` when there is no such
     /// workflow or it is someone else's.
     async fn snapshot(&self, viewer: &Viewer, id: &str) -> Result<Option<RunSnapshot>, String>;
+    /// Event `seq` of one of the viewer's workflows; `None` when there is no such event or
+    /// workflow, or it is someone else's.
+    async fn event(
+        &self,
+        viewer: &Viewer,
+        id: &str,
+        seq: u64,
+    ) -> Result<Option<LoggedEvent>, String>;
 }
 
 /// The handle kept in the Leptos context.

@@ -3,7 +3,7 @@
 //! - [`protocol`]: the wire types of PROTOCOL.md (pure serde).
 //! - [`socket`]: the run page's connection: a pure state machine and the gloo-net driver.
 //! - [`run_model`]: the run page's picture of a workflow (steps, agent cards, tool rows),
-//!   folded from the log event by event; [`markdown`]: agent Markdown to safe HTML;
+//!   folded from the log event by event; `markdown` (`ssr` only): agent Markdown to safe HTML;
 //!   [`time`]: timestamps, durations and ages for people.
 //! - [`live_list`]: the home page's workflow list, kept live over Server-Sent Events.
 //! - [`server_fns`]: the server functions the pages call (list and start workflows).
@@ -15,6 +15,7 @@
 
 pub mod components;
 pub mod live_list;
+#[cfg(feature = "ssr")]
 pub mod markdown;
 pub mod pages;
 pub mod protocol;

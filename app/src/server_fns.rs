@@ -70,3 +70,20 @@ pub async fn cancel_workflow(id: String) -> Result<(), ServerFnError> {
         .await
         .map_err(ServerFnError::new)
 }
+
+/// Event `seq` of workflow `id`, a `final_report`, as safe HTML: the Markdown renderer lives
+/// only on the server, so the browser's WASM does not carry it (it is an eighth of it). The run
+/// page asks for each report that arrives live; reports already there come in the page's HTML.
+// A fixed path (`/api/report_html`), so tests and the docs can name it.
+#[server(endpoint = "report_html")]
+pub async fn report_html(id: String, seq: u64) -> Result<Option<String>, ServerFnError> {
+    use crate::protocol::EventBody;
+    let event = backend()?
+        .event(&viewer()?, &id, seq)
+        .await
+        .map_err(ServerFnError::new)?;
+    Ok(event.and_then(|e| match e.body {
+        EventBody::FinalReport { content } => Some(crate::markdown::to_safe_html(&content)),
+        _ => None,
+    }))
+}

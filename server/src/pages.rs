@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use app::backend::{Viewer, WorkflowBackend};
-use app::protocol::{RunSnapshot, WorkflowInfo};
+use app::protocol::{LoggedEvent, RunSnapshot, WorkflowInfo};
 
 use crate::workflows::Builtins;
 
@@ -44,10 +44,8 @@ impl WorkflowBackend for HubBackend {
     }
 
     async fn snapshot(&self, viewer: &Viewer, id: &str) -> Result<Option<RunSnapshot>, String> {
-        match self.0.hub.check_owner(id, &viewer.user).await {
-            Ok(()) => {}
-            Err(crate::error::LanternError::WorkflowNotFound(_)) => return Ok(None),
-            Err(e) => return Err(e.to_string()),
+        if !self.owns(viewer, id).await? {
+            return Ok(None);
         }
         let store = self.0.hub.store();
         let Some(workflow) = store.workflow(id).await.map_err(|e| e.to_string())? else {
@@ -71,5 +69,33 @@ impl WorkflowBackend for HubBackend {
             }
         }
         Ok(Some(RunSnapshot { workflow, events }))
+    }
+
+    async fn event(
+        &self,
+        viewer: &Viewer,
+        id: &str,
+        seq: u64,
+    ) -> Result<Option<LoggedEvent>, String> {
+        if seq == 0 || !self.owns(viewer, id).await? {
+            return Ok(None);
+        }
+        let page = self.0.hub.store().read(id, seq - 1, 1).await;
+        let found = page.map_err(|e| e.to_string())?.into_iter().next();
+        found
+            .filter(|event| event.seq() == seq)
+            .map(|event| event.event().map_err(|e| e.to_string()))
+            .transpose()
+    }
+}
+
+impl HubBackend {
+    /// Whether `id` is one of the viewer's workflows; another user's answers like a missing one.
+    async fn owns(&self, viewer: &Viewer, id: &str) -> Result<bool, String> {
+        match self.0.hub.check_owner(id, &viewer.user).await {
+            Ok(()) => Ok(true),
+            Err(crate::error::LanternError::WorkflowNotFound(_)) => Ok(false),
+            Err(e) => Err(e.to_string()),
+        }
     }
 }

@@ -54,6 +54,7 @@ pub fn RunPage() -> impl IntoView {
 #[component]
 fn LiveRun(snapshot: RunSnapshot) -> impl IntoView {
     let RunSnapshot { workflow, events } = snapshot;
+    let workflow_id = workflow.id.clone();
     let model = RwSignal::new(RunModel::from_events(&events));
     let folded = StoredValue::new(events.len());
     let socket = use_workflow_socket(workflow.id.clone(), events);
@@ -69,7 +70,7 @@ fn LiveRun(snapshot: RunSnapshot) -> impl IntoView {
         {view! { <StepRail model/> }.into_any()}
         {view! { <TaskCards model/> }.into_any()}
         {view! { <SearchResults model/> }.into_any()}
-        {view! { <Reports model/> }.into_any()}
+        {view! { <Reports model workflow_id/> }.into_any()}
         {view! { <Conversation model socket/> }.into_any()}
         {view! { <InputBox socket status=input_status/> }.into_any()}
         {view! { <RawLog socket/> }.into_any()}
