@@ -189,6 +189,7 @@ impl Lantern {
         stop: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
         let hub = self.state.hub.clone();
+        let metrics = hub.metrics().clone();
         let app = routes::router(self.state);
         let (stopped, on_stop) = tokio::sync::oneshot::channel::<()>();
         // Events are small frames sent one by one: without TCP_NODELAY, Nagle's algorithm holds a
@@ -215,8 +216,16 @@ impl Lantern {
                 std::future::pending::<()>().await;
             }
         };
+        // The HTTP server's graceful shutdown does not wait for upgraded sockets (they run in
+        // tasks of their own): wait until each has sent its 1001 and closed, or the process
+        // could exit before a close frame is out and the peer would see a dropped connection.
+        let served_and_closed = async move {
+            std::future::IntoFuture::into_future(serving).await?;
+            metrics.all_connections_closed().await;
+            Ok::<(), std::io::Error>(())
+        };
         tokio::select! {
-            served = std::future::IntoFuture::into_future(serving) => served?,
+            served = served_and_closed => served?,
             () = give_up => tracing::warn!("connections still open after the shutdown limit; exiting"),
         }
         Ok(())

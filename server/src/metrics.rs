@@ -33,6 +33,10 @@ pub struct Metrics {
     pub fanout_seconds: Histogram,
     connections: IntGauge,
     by_kind: IntGaugeVec,
+    /// Woken whenever a connection ends, so a shutdown can wait for the last one: upgraded
+    /// sockets live in tasks of their own, which the HTTP server's graceful shutdown does not
+    /// wait for.
+    closed: tokio::sync::Notify,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
@@ -107,6 +111,7 @@ impl Metrics {
             fanout_seconds,
             connections,
             by_kind,
+            closed: tokio::sync::Notify::new(),
             registry,
         })
     }
@@ -123,6 +128,20 @@ impl Metrics {
 
     pub fn connections(&self, kind: ConnectionKind) -> i64 {
         self.by_kind.with_label_values(&[kind.label()]).get()
+    }
+
+    /// Resolves once no connection is open (at once if none is).
+    pub async fn all_connections_closed(&self) {
+        loop {
+            // Registered before the check, so a close between the two is not missed.
+            let closed = self.closed.notified();
+            tokio::pin!(closed);
+            closed.as_mut().enable();
+            if self.connections.get() <= 0 {
+                return;
+            }
+            closed.await;
+        }
     }
 
     /// Everything, in the Prometheus text format.
@@ -157,6 +176,7 @@ impl Drop for ConnectionGauge {
             .by_kind
             .with_label_values(&[self.kind.label()])
             .dec();
+        self.metrics.closed.notify_waiters();
     }
 }
 
@@ -183,5 +203,22 @@ mod tests {
             assert!(text.contains(line), "{line} in {text}");
         }
         drop(b);
+    }
+
+    #[tokio::test]
+    async fn waiting_for_every_connection_to_close_ends_with_the_last_one() {
+        let metrics = Metrics::new();
+        metrics.all_connections_closed().await; // none open: at once
+        let a = metrics.open(ConnectionKind::Subscriber);
+        let b = metrics.open(ConnectionKind::Agent);
+        let waiting = tokio::spawn({
+            let metrics = metrics.clone();
+            async move { metrics.all_connections_closed().await }
+        });
+        drop(a);
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished(), "one connection is still open");
+        drop(b);
+        waiting.await.expect("ends once the last connection closed");
     }
 }

@@ -425,7 +425,8 @@ impl Client {
         events
     }
 
-    /// Read until the server ends the connection; frames before that are returned.
+    /// Read until the server ends the connection; frames before that are returned. A close
+    /// frame is answered at once, as browsers do (the server waits for the answer).
     pub async fn until_end(&mut self) -> (Ended, Vec<Value>) {
         let mut frames = Vec::new();
         loop {
@@ -436,11 +437,11 @@ impl Client {
                 Some(Ok(Message::Text(text))) => {
                     frames.push(serde_json::from_str(&text).expect("JSON"))
                 }
-                Some(Ok(Message::Close(Some(frame)))) => {
-                    return (Ended::Closed(u16::from(frame.code)), frames)
-                }
-                Some(Ok(Message::Close(None))) => {
-                    return (Ended::Closed(u16::from(CloseCode::Status)), frames)
+                Some(Ok(Message::Close(frame))) => {
+                    // tungstenite queued the answering close frame; this sends it.
+                    let _ = self.ws.flush().await;
+                    let code = frame.map_or(CloseCode::Status, |f| f.code);
+                    return (Ended::Closed(u16::from(code)), frames);
                 }
                 Some(Ok(_)) => continue,
                 Some(Err(_)) | None => return (Ended::Dropped, frames),
