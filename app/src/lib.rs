@@ -9,6 +9,12 @@
 //! - [`server_fns`]: the server functions the pages call (list and start workflows).
 //! - `backend` (`ssr` only): the trait the server implements for those functions.
 //! - [`pages`]: one module per route; [`components`]: what the user sees on them.
+//!
+//! **Islands.** The pages are rendered on the server and stay plain HTML; only the parts that
+//! change in the browser are `#[island]`s, hydrated from their serialized props: the live run
+//! ([`pages::run`]'s `LiveRun`), the home page's start forms and its live workflow list. So the
+//! WASM carries those and nothing of the router, the other pages or the Markdown renderer, and
+//! links are ordinary page loads.
 
 // Leptos views are nested generic types; the run page's is deeper than rustc's default limit.
 #![recursion_limit = "256"]
@@ -46,7 +52,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <AutoReload options=options.clone()/>
-                <HydrationScripts options/>
+                <HydrationScripts options islands=true/>
                 <MetaTags/>
             </head>
             <body>

@@ -185,7 +185,8 @@ test('moving from one run page to another leaves exactly one open socket', async
   await expect(page.getByTestId('connection')).toHaveAttribute('data-state', 'live');
   await expect.poll(() => subscriberSockets(request)).toBe(1);
 
-  // Client-side navigation: back to the list, then into the other run.
+  // Links are page loads (only islands run in the browser): back to the list, then into the
+  // other run; each page load leaves the previous socket behind closed.
   await page.getByRole('link', { name: '← all workflows' }).click();
   await page.locator(`a[href="/w/${second}"]`).click();
   await expect(page.locator('h1')).toHaveText('Second run');

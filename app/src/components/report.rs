@@ -1,14 +1,13 @@
 //! Each `final_report`, rendered from Markdown by the server
-//! (`markdown::to_safe_html`, behind [`report_html`]): agent-supplied raw HTML is shown as
-//! text, so nothing an agent writes can run script in the page. The Markdown renderer is not
-//! in the browser's WASM: a report in the page when it loaded comes in its HTML, and one that
-//! arrives live is fetched rendered, once.
+//! (`markdown::to_safe_html`, behind [`report_html`](crate::server_fns::report_html)):
+//! agent-supplied raw HTML is shown as text, so nothing an agent writes can run script in the
+//! page. The Markdown renderer is not in the browser's WASM: a report in the page when it
+//! loaded comes in its HTML, and one that arrives live is fetched rendered, once.
 
+use leptos::html::Article;
 use leptos::prelude::*;
 
 use crate::run_model::{Report, RunModel};
-#[cfg(not(feature = "ssr"))]
-use crate::server_fns::report_html;
 
 #[component]
 pub fn Reports(model: RwSignal<RunModel>, workflow_id: String) -> impl IntoView {
@@ -26,12 +25,14 @@ fn ReportView(model: RwSignal<RunModel>, i: usize, workflow_id: String) -> impl 
     let report = Memo::new(move |_| model.with(|m| m.reports.get(i).cloned()));
     move || {
         report.get().map(|report| {
+            let element = NodeRef::<Article>::new();
             view! {
                 <article
                     class="report"
                     data-testid="report"
                     data-seq=report.seq
-                    inner_html=rendered(&workflow_id, &report)
+                    node_ref=element
+                    inner_html=rendered(&workflow_id, &report, element)
                 ></article>
             }
         })
@@ -40,32 +41,43 @@ fn ReportView(model: RwSignal<RunModel>, i: usize, workflow_id: String) -> impl 
 
 /// The report's HTML, straight from the Markdown.
 #[cfg(feature = "ssr")]
-fn rendered(_workflow_id: &str, report: &Report) -> String {
+fn rendered(_workflow_id: &str, report: &Report, _element: NodeRef<Article>) -> String {
     crate::markdown::to_safe_html(&report.markdown)
 }
 
-/// The report's HTML: empty while it is being fetched. While the page hydrates, the server's
-/// HTML is already in the element (an empty value leaves it as it is), so nothing is fetched.
+/// The report's HTML: `None` (which leaves the element as it is) until fetched. An element
+/// that already has elements in it came from the server with the page (rendered Markdown is
+/// always in elements), so it is not fetched again.
 #[cfg(not(feature = "ssr"))]
-fn rendered(workflow_id: &str, report: &Report) -> impl Fn() -> Option<String> + Send + Sync {
+fn rendered(
+    workflow_id: &str,
+    report: &Report,
+    element: NodeRef<Article>,
+) -> impl Fn() -> Option<String> + Send + Sync {
     let html = RwSignal::new(None);
-    let hydrating = Owner::current_shared_context().is_some_and(|c| c.during_hydration());
-    if !hydrating {
-        let (id, seq) = (workflow_id.to_owned(), report.seq);
-        leptos::task::spawn_local(async move {
-            match report_html(id, seq).await {
-                Ok(Some(rendered)) => html.set(Some(rendered)),
-                // The report is in the raw log either way; say why it is not shown here.
-                Ok(None) => html.set(Some(failed("the server has no such report"))),
-                Err(e) => html.set(Some(failed(&e.to_string()))),
-            }
-        });
-    }
+    let (id, seq) = (workflow_id.to_owned(), report.seq);
+    Effect::new(move |_| {
+        if element
+            .get()
+            .is_some_and(|el| el.child_element_count() == 0)
+        {
+            let id = id.clone();
+            leptos::task::spawn_local(async move {
+                html.set(Some(fetched(id, seq).await));
+            });
+        }
+    });
     move || html.get()
 }
 
+/// The rendered report, or a line saying why it is not shown (it is in the raw log either way).
 #[cfg(not(feature = "ssr"))]
-fn failed(why: &str) -> String {
+async fn fetched(id: String, seq: u64) -> String {
+    let why = match crate::server_fns::report_html(id, seq).await {
+        Ok(Some(rendered)) => return rendered,
+        Ok(None) => "the server has no such report".to_owned(),
+        Err(e) => e.to_string(),
+    };
     let why = why.replace('&', "&amp;").replace('<', "&lt;");
     format!("<p class=\"error\">This report could not be shown: {why}</p>")
 }

@@ -8,7 +8,8 @@ use crate::live_list::use_live_workflows;
 use crate::protocol::WorkflowInfo;
 use crate::time::{format_age, parse_ts_ms};
 
-#[component]
+/// An island: hydrated in the browser from the list the server rendered.
+#[island]
 pub fn WorkflowList(workflows: Vec<WorkflowInfo>) -> impl IntoView {
     let list = use_live_workflows(workflows);
     let clock = use_clock(15_000);

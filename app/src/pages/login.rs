@@ -25,7 +25,7 @@ pub fn LoginPage() -> impl IntoView {
             </p>
             {move || error().map(|e| view! { <p class="error" data-testid="login-error">{e}</p> })}
             <form method="post" action="/login" class="login-form">
-                <input type="hidden" name="next" prop:value=next/>
+                <input type="hidden" name="next" value=next/>
                 <label for="token">"Token"</label>
                 <input
                     id="token"

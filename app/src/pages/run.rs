@@ -50,8 +50,9 @@ pub fn RunPage() -> impl IntoView {
 /// The live view of one existing workflow. It starts from the snapshot the server rendered,
 /// and its socket resumes right after the snapshot's last event: nothing is shown twice,
 /// nothing is skipped. The [`RunModel`] is folded from the socket's log one new event at a
-/// time; every panel below renders from it.
-#[component]
+/// time; every panel below renders from it. An island: the only part of the page that runs in
+/// the browser, hydrated from the snapshot the server serialized into the page.
+#[island]
 fn LiveRun(snapshot: RunSnapshot) -> impl IntoView {
     let RunSnapshot { workflow, events } = snapshot;
     let workflow_id = workflow.id.clone();
