@@ -6,7 +6,8 @@
 //!   folded from the log event by event; `markdown` (`ssr` only): agent Markdown to safe HTML;
 //!   [`time`]: timestamps, durations and ages for people.
 //! - [`live_list`]: the home page's workflow list, kept live over Server-Sent Events.
-//! - [`server_fns`]: the server functions the pages call (list and start workflows).
+//! - [`server_fns`]: the server functions the pages call (list, start and cancel workflows;
+//!   render a report's Markdown).
 //! - `backend` (`ssr` only): the trait the server implements for those functions.
 //! - [`pages`]: one module per route; [`components`]: what the user sees on them.
 //!
