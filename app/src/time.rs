@@ -2,7 +2,8 @@
 //! Pure, except [`now_ms`], which reads the browser's clock or the server's.
 
 /// Milliseconds since the Unix epoch of `2026-11-22T10:00:00.123Z` (the log's `ts` format;
-/// any fraction, `Z` or no zone). `None` for anything else.
+/// any fraction, `Z` or no zone). `None` for anything else. Integers only: parsing text as a
+/// float would put the standard library's float parser in the browser's WASM.
 pub fn parse_ts_ms(ts: &str) -> Option<f64> {
     let ts = ts.strip_suffix('Z').unwrap_or(ts);
     let (date, time) = ts.split_once('T')?;
@@ -11,12 +12,27 @@ pub fn parse_ts_ms(ts: &str) -> Option<f64> {
     let mut clock = time.splitn(3, ':');
     let hour: i64 = clock.next()?.parse().ok()?;
     let minute: i64 = clock.next()?.parse().ok()?;
-    let second: f64 = clock.next()?.parse().ok()?;
+    let (seconds, millis) = seconds_and_millis(clock.next()?)?;
     if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
         return None;
     }
     let days = days_from_civil(year, month, day);
-    Some(((days * 24 + hour) * 60 + minute) as f64 * 60_000.0 + second * 1000.0)
+    Some((((days * 24 + hour) * 60 + minute) * 60 + seconds) as f64 * 1000.0 + millis as f64)
+}
+
+/// `05.123` → (5, 123); digits beyond milliseconds are dropped, missing ones are zeros.
+fn seconds_and_millis(text: &str) -> Option<(i64, i64)> {
+    let (seconds, fraction) = text.split_once('.').unwrap_or((text, ""));
+    let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if seconds.is_empty() || !all_digits(seconds) || !all_digits(fraction) {
+        return None;
+    }
+    let millis = fraction
+        .bytes()
+        .chain(std::iter::repeat(b'0'))
+        .take(3)
+        .fold(0, |ms, digit| ms * 10 + i64::from(digit - b'0'));
+    Some((seconds.parse().ok()?, millis))
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
@@ -30,16 +46,18 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     era * 146_097 + day_of_era - 719_468
 }
 
-/// A duration as a person reads it: `340 ms`, `4.2 s`, `3 min 05 s`, `2 h 04 min`.
+/// A duration as a person reads it: `340 ms`, `4.2 s`, `3 min 05 s`, `2 h 04 min`. Seconds
+/// show tenths cut, not rounded, as a stopwatch does. Integer formatting only: formatting a
+/// float would put the standard library's float printer in the browser's WASM.
 pub fn format_duration(ms: f64) -> String {
-    let ms = ms.max(0.0);
-    if ms < 1000.0 {
-        return format!("{} ms", ms.round());
+    let ms = ms.max(0.0).round() as u64;
+    if ms < 1000 {
+        return format!("{ms} ms");
     }
-    if ms < 60_000.0 {
-        return format!("{:.1} s", ms / 1000.0);
+    if ms < 60_000 {
+        return format!("{}.{} s", ms / 1000, ms % 1000 / 100);
     }
-    let seconds = (ms / 1000.0).floor() as u64;
+    let seconds = ms / 1000;
     if seconds < 3600 {
         return format!("{} min {:02} s", seconds / 60, seconds % 60);
     }
@@ -88,12 +106,17 @@ mod tests {
             parse_ts_ms("2024-02-29T00:00:00Z"),
             Some(1_709_164_800_000.0)
         );
+        assert_eq!(parse_ts_ms("1970-01-01T00:00:07.123456Z"), Some(7_123.0));
+        assert_eq!(parse_ts_ms("1970-01-01T00:01:02.04"), Some(62_040.0));
         for bad in [
             "",
             "yesterday",
             "2026-13-01T00:00:00Z",
             "2026-11-22",
             "2026-11-22Tx:y:z",
+            "2026-11-22T10:00:1x.5Z",
+            "2026-11-22T10:00:01.-5Z",
+            "2026-11-22T10:00:.5Z",
         ] {
             assert_eq!(parse_ts_ms(bad), None, "{bad}");
         }
@@ -106,6 +129,9 @@ mod tests {
         assert_eq!(format_duration(185_000.0), "3 min 05 s");
         assert_eq!(format_duration(7_440_000.0), "2 h 04 min");
         assert_eq!(format_duration(-5.0), "0 ms");
+        assert_eq!(format_duration(999.6), "1.0 s");
+        assert_eq!(format_duration(59_999.0), "59.9 s");
+        assert_eq!(format_duration(f64::NAN), "0 ms");
         assert_eq!(format_age(10_000.0), "just now");
         assert_eq!(format_age(300_000.0), "5 min ago");
         assert_eq!(format_age(3.5 * 3_600_000.0), "3 h ago");

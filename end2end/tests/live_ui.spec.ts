@@ -61,7 +61,7 @@ test('cards, tool rows, steps, sources and a safe report appear live as an agent
 
   await publish(request, id, { type: 'tool_update', agent: 'researcher', tool: 'fetch', call_id: 'c1', message: 'halfway', progress: 0.5 });
   await expect(row).toContainText('halfway');
-  await expect(row.locator('progress')).toHaveAttribute('value', '0.5');
+  await expect(row.locator('progress')).toHaveAttribute('value', '50');
 
   await publish(request, id, [
     { type: 'tool_completed', agent: 'researcher', tool: 'fetch', call_id: 'c1', ok: true, output: { pages: 2 }, duration_ms: 1234 },

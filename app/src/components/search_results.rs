@@ -34,7 +34,7 @@ fn ResultsBlock(model: RwSignal<RunModel>, i: usize) -> impl IntoView {
                                         <div class="hit-head">
                                             <span class="hit-title">{hit.title}</span>
                                             <span class="hit-score" title="relevance score">
-                                                {format!("{:.2}", hit.score)}
+                                                {score_text(hit.score)}
                                             </span>
                                         </div>
                                         <code class="hit-source">{hit.source}</code>
@@ -47,5 +47,28 @@ fn ResultsBlock(model: RwSignal<RunModel>, i: usize) -> impl IntoView {
                 </section>
             }
         })
+    }
+}
+
+/// A score with two decimals (`3.14`), in integers: formatting a float would put the standard
+/// library's float printer in the browser's WASM.
+fn score_text(score: f64) -> String {
+    let hundredths = (score * 100.0).round() as i64;
+    let sign = if hundredths < 0 { "-" } else { "" };
+    let hundredths = hundredths.unsigned_abs();
+    format!("{sign}{}.{:02}", hundredths / 100, hundredths % 100)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::score_text;
+
+    #[test]
+    fn scores_show_two_decimals() {
+        assert_eq!(score_text(3.14159), "3.14");
+        assert_eq!(score_text(0.005), "0.01");
+        assert_eq!(score_text(2.0), "2.00");
+        assert_eq!(score_text(-0.5), "-0.50");
+        assert_eq!(score_text(0.0), "0.00");
     }
 }

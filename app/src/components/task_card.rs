@@ -107,7 +107,11 @@ fn ToolRowView(model: RwSignal<RunModel>, i: usize, j: usize) -> impl IntoView {
         move |f: fn(&ToolRow) -> Option<String>| move || row.with(|r| r.as_ref().and_then(f));
     let message = field(|r| r.message.clone());
     let duration = field(|r| r.duration_ms.map(|ms| format_duration(ms as f64)));
-    let fraction = move || row.with(|r| r.as_ref().and_then(|r| r.fraction));
+    // In whole percent: an integer attribute keeps float printing out of the WASM.
+    let percent = move || {
+        row.with(|r| r.as_ref().and_then(|r| r.fraction))
+            .map(|f| (f.clamp(0.0, 1.0) * 100.0).round() as u8)
+    };
     let input = field(|r| Some(pretty(&r.input)));
     let result = move || {
         row.with(|r| {
@@ -126,8 +130,8 @@ fn ToolRowView(model: RwSignal<RunModel>, i: usize, j: usize) -> impl IntoView {
                     <ProgressMark progress/>
                     <code class="tool-name">{field(|r| Some(r.tool.clone()))}</code>
                     {move || message().filter(|_| running()).map(|m| view! { <span class="tool-message">{m}</span> })}
-                    {move || fraction().filter(|_| running()).map(|f| view! {
-                        <progress max="1" value=f aria-label="tool progress"></progress>
+                    {move || percent().filter(|_| running()).map(|p| view! {
+                        <progress max="100" value=p aria-label="tool progress"></progress>
                     })}
                     {move || duration().map(|d| view! { <span class="tool-duration">{d}</span> })}
                 </summary>
