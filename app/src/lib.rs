@@ -1,6 +1,7 @@
 //! Lantern's Leptos app, shared by the server (`ssr`) and the browser (`hydrate`).
 //!
-//! - [`protocol`]: the wire types of PROTOCOL.md (pure serde).
+//! - [`protocol`]: the wire types of PROTOCOL.md (pure serde); [`decode`]: the browser's
+//!   reader of the server's frames and snapshots (by hand, for a smaller WASM).
 //! - [`socket`]: the run page's connection: a pure state machine and the gloo-net driver.
 //! - [`run_model`]: the run page's picture of a workflow (steps, agent cards, tool rows),
 //!   folded from the log event by event; `markdown` (`ssr` only): agent Markdown to safe HTML;
@@ -21,6 +22,7 @@
 #![recursion_limit = "256"]
 
 pub mod components;
+pub mod decode;
 pub mod live_list;
 #[cfg(feature = "ssr")]
 pub mod markdown;

@@ -8,6 +8,9 @@
 //! - [`ServerMessage`]: anything the subscriber socket delivers: a control frame or an event.
 //! - [`ClientFrame`]: what a subscriber may send (`user_input`, `heartbeat`).
 //! - [`ErrorCode`]: the error codes of §4, with their HTTP statuses.
+//!
+//! The browser decodes what the server sends with [`decode`](crate::decode) instead of these
+//! derived decoders (smaller WASM); tests there hold the two to the same results.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -256,7 +259,20 @@ pub enum ServerFrame {
     },
 }
 
-/// Anything a subscriber socket delivers: a control frame, or a logged event.
+impl ServerFrame {
+    /// The `type` words of control frames; every other `type` is an event's.
+    pub const TYPES: [&'static str; 6] = [
+        "hello",
+        "replay_done",
+        "ack",
+        "error",
+        "heartbeat",
+        "heartbeat_response",
+    ];
+}
+
+/// Anything a subscriber socket delivers: a control frame, or a logged event. The browser
+/// reads these with [`decode::server_message`](crate::decode::server_message).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum ServerMessage {
@@ -291,7 +307,8 @@ pub struct WorkflowInfo {
 
 /// A workflow and its log so far: what the run page is rendered from on the server, and what
 /// its socket resumes after.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// Its `Deserialize` is written by hand in [`decode`](crate::decode), for the browser's sake.
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct RunSnapshot {
     pub workflow: WorkflowInfo,
     /// Every event up to the snapshot's moment, in `seq` order.

@@ -268,7 +268,7 @@ impl SocketMachine {
 
     /// Handle one text frame from the server, received at `now_ms` (driver clock).
     pub fn on_text(&mut self, text: &str, now_ms: f64) -> Incoming {
-        match serde_json::from_str::<ServerMessage>(text) {
+        match crate::decode::server_message(text) {
             Ok(ServerMessage::Event(event)) => self.on_event(event),
             Ok(ServerMessage::Control(frame)) => self.on_control(frame, now_ms),
             Err(_) => Incoming::ServerError {
