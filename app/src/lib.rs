@@ -14,9 +14,10 @@
 //!
 //! **Islands.** The pages are rendered on the server and stay plain HTML; only the parts that
 //! change in the browser are `#[island]`s, hydrated from their serialized props: the live run
-//! ([`pages::run`]'s `LiveRun`), the home page's start forms and its live workflow list. So the
-//! WASM carries those and nothing of the router, the other pages or the Markdown renderer, and
-//! links are ordinary page loads.
+//! ([`pages::run`]'s `LiveRun`) and the home page's live workflow list. So the WASM carries
+//! those and nothing of the router, the other pages, the start forms (plain forms whose server
+//! functions redirect to the new run page) or the Markdown renderer, and links are ordinary
+//! page loads.
 
 // Leptos views are nested generic types; the run page's is deeper than rustc's default limit.
 #![recursion_limit = "256"]

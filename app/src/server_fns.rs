@@ -34,13 +34,15 @@ pub async fn list_workflows() -> Result<Vec<WorkflowInfo>, ServerFnError> {
         .map_err(ServerFnError::new)
 }
 
-/// Start a built-in `echo` workflow.
+/// Start a built-in `echo` workflow; a form post then lands on its run page.
 #[server]
 pub async fn start_echo() -> Result<WorkflowInfo, ServerFnError> {
-    backend()?
+    let started = backend()?
         .start_workflow(&viewer()?, "echo", None)
         .await
-        .map_err(ServerFnError::new)
+        .map_err(ServerFnError::new)?;
+    open_run_page(&started);
+    Ok(started)
 }
 
 /// One workflow and its log so far; `None` when it does not exist.
@@ -52,14 +54,23 @@ pub async fn get_snapshot(id: String) -> Result<Option<RunSnapshot>, ServerFnErr
         .map_err(ServerFnError::new)
 }
 
-/// Start a built-in `search` workflow for `query`.
+/// Start a built-in `search` workflow for `query`; a form post then lands on its run page.
 #[server]
 pub async fn start_search(query: String) -> Result<WorkflowInfo, ServerFnError> {
     let input = serde_json::json!({ "query": query });
-    backend()?
+    let started = backend()?
         .start_workflow(&viewer()?, "search", Some(input))
         .await
-        .map_err(ServerFnError::new)
+        .map_err(ServerFnError::new)?;
+    open_run_page(&started);
+    Ok(started)
+}
+
+/// The home page's start forms are plain HTML forms (no WASM): answer their post with a
+/// redirect to the new workflow's run page. (A call from code gets the workflow as JSON.)
+#[cfg(feature = "ssr")]
+fn open_run_page(started: &WorkflowInfo) {
+    leptos_axum::redirect(&format!("/w/{}", started.id));
 }
 
 /// Cancel a workflow: what is open is closed with `ok: false`, status `cancelled`.

@@ -33,6 +33,18 @@ test.describe('with JavaScript disabled', () => {
     await expect(page.locator('li[data-seq]')).toHaveCount(3);
     await expect(page.locator('li[data-type=agent_response]')).toContainText('rendered on the server');
   });
+
+  test('the home page starts workflows and lands on their run pages', async ({ page }) => {
+    await page.goto('/');
+    await page.getByTestId('query').fill('how do reconnects work?');
+    await page.getByTestId('start-search').click();
+    await expect(page).toHaveURL(/\/w\/wf_[0-9A-Z]+$/);
+    await expect(page.locator('h1')).toHaveText('how do reconnects work?');
+    await page.goto('/');
+    await page.getByTestId('start-echo').click();
+    await expect(page).toHaveURL(/\/w\/wf_[0-9A-Z]+$/);
+    await expect(page.locator('h1')).toHaveText('Echo');
+  });
 });
 
 test('with JavaScript on, the rendered page continues live without duplicating', async ({ page, request }) => {

@@ -25,7 +25,8 @@ test('home page is server-rendered and lists workflows', async ({ page }) => {
 test('an echo workflow streams live and survives a dropped connection', async ({ page }) => {
   const pageErrors: string[] = [];
   page.on('pageerror', (e) => pageErrors.push(e.message));
-  // Hydration proof: the start button only navigates when the WASM app is running.
+  // Hydration proof: the connection indicator turns live (startEcho waits for it) and the
+  // events below arrive over the socket; neither happens without the WASM.
   const id = await startEcho(page);
 
   const connection = page.getByTestId('connection');

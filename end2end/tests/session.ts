@@ -43,8 +43,8 @@ export async function signIn(page: Page): Promise<void> {
   await expect(page).toHaveURL(/\/$/);
 }
 
-/** Start an echo workflow from the home page (the button only navigates once the WASM app
- *  hydrated) and wait for its run page's socket to be live; returns the workflow id. */
+/** Start an echo workflow from the home page (a plain form: the server answers with a redirect
+ *  to the run page) and wait for its run page's socket to be live; returns the workflow id. */
 export async function startEcho(page: Page): Promise<string> {
   await page.goto('/');
   await page.getByTestId('start-echo').click();

@@ -29,19 +29,14 @@ pub fn HomePage() -> impl IntoView {
     }
 }
 
-/// The search form and the echo button. An island: in the browser they start the workflow with
-/// a server function and open its run page; with JavaScript off they are plain forms.
-#[island]
+/// The search form and the echo button: plain HTML forms that post to the start server
+/// functions, which answer with a redirect to the new run page. Not an island — nothing here
+/// needs the WASM, and as an island its form handling was an eighth of the WASM. A failed start
+/// comes back to this page with the error in its URL, shown below the form.
+#[component]
 fn StartForms() -> impl IntoView {
     let start = ServerAction::<StartEcho>::new();
     let search = ServerAction::<StartSearch>::new();
-    Effect::new(move |_| {
-        let started = search.value().get().or_else(|| start.value().get());
-        if let Some(Ok(info)) = started {
-            // A page load: the run page is rendered by the server (there is no client router).
-            let _ = window().location().set_href(&format!("/w/{}", info.id));
-        }
-    });
     view! {
         <ActionForm action=search attr:class="search-form">
             <input
