@@ -16,7 +16,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::protocol::{
-    EventBody, LoggedEvent, RunSnapshot, ServerFrame, ServerMessage, WorkflowInfo,
+    ErrorCode, EventBody, LoggedEvent, NodeStatus, RunSnapshot, SearchHit, ServerFrame,
+    ServerMessage, WorkflowInfo, WorkflowStatus,
 };
 
 /// Why a frame or snapshot could not be read: the field that is missing or has the wrong type
@@ -42,20 +43,12 @@ pub fn server_message(text: &str) -> Result<ServerMessage, DecodeError> {
 /// A workflow and its events, as the server serializes a [`RunSnapshot`].
 fn run_snapshot(value: Value) -> Result<RunSnapshot, DecodeError> {
     let mut fields = Fields::of(value, "snapshot")?;
-    let workflow = fields.take("workflow")?;
-    let workflow = WorkflowInfo::deserialize(workflow).map_err(|_| invalid("workflow"))?;
-    let events = match fields.take("events")? {
-        Value::Array(events) => events,
-        _ => return Err(invalid("events")),
-    };
-    let events = events
-        .into_iter()
-        .map(|event| {
-            let mut fields = Fields::of(event, "events")?;
-            let kind = fields.string("type")?;
-            logged_event(&kind, &mut fields)
-        })
-        .collect::<Result<_, _>>()?;
+    let workflow = workflow_info(Fields::of(fields.take("workflow")?, "workflow")?)?;
+    let events = fields.list("events", |event| {
+        let mut fields = Fields::of(event, "events")?;
+        let kind = fields.string("type")?;
+        logged_event(&kind, &mut fields)
+    })?;
     Ok(RunSnapshot { workflow, events })
 }
 
@@ -64,6 +57,28 @@ impl<'de> Deserialize<'de> for RunSnapshot {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         run_snapshot(Value::deserialize(deserializer)?).map_err(serde::de::Error::custom)
     }
+}
+
+fn workflow_info(mut f: Fields) -> Result<WorkflowInfo, DecodeError> {
+    Ok(WorkflowInfo {
+        id: f.string("id")?,
+        kind: f.string("kind")?,
+        title: f.optional_string("title")?,
+        status: f.word("status", &WorkflowStatus::ALL, WorkflowStatus::as_str)?,
+        last_seq: f.u64("last_seq")?,
+        created_at: f.string("created_at")?,
+        updated_at: f.string("updated_at")?,
+    })
+}
+
+fn search_hit(hit: Value) -> Result<SearchHit, DecodeError> {
+    let mut f = Fields::of(hit, "results")?;
+    Ok(SearchHit {
+        title: f.string("title")?,
+        source: f.string("source")?,
+        snippet: f.string("snippet")?,
+        score: f.take("score")?.as_f64().ok_or(invalid("score"))?,
+    })
 }
 
 fn logged_event(kind: &str, fields: &mut Fields) -> Result<LoggedEvent, DecodeError> {
@@ -78,12 +93,12 @@ fn logged_event(kind: &str, fields: &mut Fields) -> Result<LoggedEvent, DecodeEr
 fn event_body(kind: &str, f: &mut Fields) -> Result<EventBody, DecodeError> {
     Ok(match kind {
         "workflow_status" => EventBody::WorkflowStatus {
-            status: f.parsed("status")?,
+            status: f.word("status", &WorkflowStatus::ALL, WorkflowStatus::as_str)?,
             detail: f.optional_string("detail")?,
         },
         "node_update" => EventBody::NodeUpdate {
             node: f.string("node")?,
-            status: f.parsed("status")?,
+            status: f.word("status", &NodeStatus::ALL, NodeStatus::as_str)?,
             detail: f.optional_string("detail")?,
         },
         "agent_started" => EventBody::AgentStarted {
@@ -122,7 +137,7 @@ fn event_body(kind: &str, f: &mut Fields) -> Result<EventBody, DecodeError> {
         },
         "search_results" => EventBody::SearchResults {
             query: f.string("query")?,
-            results: f.parsed("results")?,
+            results: f.list("results", search_hit)?,
         },
         "agent_completed" => EventBody::AgentCompleted {
             agent: f.string("agent")?,
@@ -146,7 +161,7 @@ fn control_frame(kind: &str, f: &mut Fields) -> Result<ServerFrame, DecodeError>
         "hello" => ServerFrame::Hello {
             workflow_id: f.string("workflow_id")?,
             last_seq: f.u64("last_seq")?,
-            status: f.parsed("status")?,
+            status: f.word("status", &WorkflowStatus::ALL, WorkflowStatus::as_str)?,
             heartbeat_ms: f.u64("heartbeat_ms")?,
         },
         "replay_done" => ServerFrame::ReplayDone {
@@ -158,7 +173,7 @@ fn control_frame(kind: &str, f: &mut Fields) -> Result<ServerFrame, DecodeError>
             seq: f.u64("seq")?,
         },
         "error" => ServerFrame::Error {
-            code: f.parsed("code")?,
+            code: f.word("code", &ErrorCode::ALL, ErrorCode::as_str)?,
             message: f.string("message")?,
             id: f.optional_string("id")?,
         },
@@ -227,13 +242,30 @@ impl Fields {
         }
     }
 
-    /// A field whose type has a plain (untagged) derived decoder: the status and error-code
-    /// words, search hits.
-    fn parsed<T: serde::de::DeserializeOwned>(
+    /// A word naming one of `all` (a status, an error code).
+    fn word<T: Copy>(
         &mut self,
         field: &'static str,
+        all: &[T],
+        as_str: fn(T) -> &'static str,
     ) -> Result<T, DecodeError> {
-        T::deserialize(self.take(field)?).map_err(|_| invalid(field))
+        let word = self.string(field)?;
+        all.iter()
+            .copied()
+            .find(|value| as_str(*value) == word)
+            .ok_or(invalid(field))
+    }
+
+    /// An array, each item read by `item`.
+    fn list<T>(
+        &mut self,
+        field: &'static str,
+        item: fn(Value) -> Result<T, DecodeError>,
+    ) -> Result<Vec<T>, DecodeError> {
+        match self.take(field)? {
+            Value::Array(items) => items.into_iter().map(item).collect(),
+            _ => Err(invalid(field)),
+        }
     }
 }
 
@@ -325,12 +357,15 @@ mod tests {
             .copied()
             .filter(|f| f.starts_with(r#"{"seq""#))
             .collect();
+        let workflow = r#"{"id":"w","kind":"echo","title":null,"status":"waiting_input",
+            "last_seq":2,"created_at":"c","updated_at":"u"}"#;
         let text = format!(
-            r#"{{"workflow":{{"id":"w","kind":"echo","title":null,"status":"running","last_seq":2,
-            "created_at":"c","updated_at":"u"}},"events":[{}]}}"#,
+            r#"{{"workflow":{workflow},"events":[{}]}}"#,
             events.join(",")
         );
         let snapshot: RunSnapshot = serde_json::from_str(&text).expect("parses");
+        let derived: WorkflowInfo = serde_json::from_str(workflow).expect("derived");
+        assert_eq!(snapshot.workflow, derived);
         assert_eq!(snapshot.events.len(), events.len());
         for (event, text) in snapshot.events.iter().zip(&events) {
             assert_eq!(
@@ -343,7 +378,9 @@ mod tests {
             serde_json::from_str::<RunSnapshot>(&again).expect("parses"),
             snapshot
         );
-        let bad = text.replace("agent_thinking", "teleport");
-        assert!(serde_json::from_str::<RunSnapshot>(&bad).is_err());
+        for (good, bad) in [("agent_thinking", "teleport"), ("waiting_input", "asleep")] {
+            let bad = text.replace(good, bad);
+            assert!(serde_json::from_str::<RunSnapshot>(&bad).is_err(), "{bad}");
+        }
     }
 }

@@ -28,6 +28,16 @@ pub enum WorkflowStatus {
 }
 
 impl WorkflowStatus {
+    /// Every status, for reading the wire word back ([`decode`](crate::decode)).
+    pub const ALL: [Self; 6] = [
+        Self::Pending,
+        Self::Running,
+        Self::WaitingInput,
+        Self::Completed,
+        Self::Failed,
+        Self::Cancelled,
+    ];
+
     /// Terminal statuses end the log: nothing may be appended after them.
     pub fn is_terminal(self) -> bool {
         matches!(self, Self::Completed | Self::Failed | Self::Cancelled)
@@ -53,6 +63,19 @@ pub enum NodeStatus {
     Executing,
     Completed,
     Failed,
+}
+
+impl NodeStatus {
+    pub const ALL: [Self; 3] = [Self::Executing, Self::Completed, Self::Failed];
+
+    /// The word used on the wire (and as a CSS class in the step rail).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Executing => "executing",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+        }
+    }
 }
 
 /// One scored hit inside a `search_results` event.
@@ -208,6 +231,31 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    pub const ALL: [Self; 8] = [
+        Self::BadRequest,
+        Self::Unauthorized,
+        Self::Forbidden,
+        Self::NotFound,
+        Self::Conflict,
+        Self::TooLarge,
+        Self::RateLimited,
+        Self::Internal,
+    ];
+
+    /// The word used on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BadRequest => "bad_request",
+            Self::Unauthorized => "unauthorized",
+            Self::Forbidden => "forbidden",
+            Self::NotFound => "not_found",
+            Self::Conflict => "conflict",
+            Self::TooLarge => "too_large",
+            Self::RateLimited => "rate_limited",
+            Self::Internal => "internal",
+        }
+    }
+
     /// The HTTP status that goes with this code (§5).
     pub fn http_status(self) -> u16 {
         match self {
@@ -505,6 +553,20 @@ mod tests {
             event,
             ServerMessage::Event(LoggedEvent { seq: 1, .. })
         ));
+    }
+
+    #[test]
+    fn wire_words_are_what_serde_writes() {
+        let word = |value| serde_json::to_value(value).expect("serializes");
+        for status in WorkflowStatus::ALL {
+            assert_eq!(word(Value::from(status.as_str())), json!(status));
+        }
+        for status in NodeStatus::ALL {
+            assert_eq!(word(Value::from(status.as_str())), json!(status));
+        }
+        for code in ErrorCode::ALL {
+            assert_eq!(word(Value::from(code.as_str())), json!(code));
+        }
     }
 
     #[test]

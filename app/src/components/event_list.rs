@@ -39,7 +39,6 @@ pub fn RawLog(socket: WorkflowSocket) -> impl IntoView {
             <p class="error" role="alert" data-testid="server-error">{move || socket.last_error.get()}</p>
         </Show>
     }
-    .into_any()
 }
 
 #[component]

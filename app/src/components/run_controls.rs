@@ -5,7 +5,7 @@
 use leptos::prelude::*;
 
 use crate::protocol::WorkflowStatus;
-use crate::server_fns::CancelWorkflow;
+use crate::server_fns::cancel_workflow;
 use crate::socket::WorkflowSocket;
 
 #[component]
@@ -16,7 +16,7 @@ pub fn RunControls(
     /// Built-in interactive kinds finish on "done"; external agents decide for themselves.
     can_finish: bool,
 ) -> impl IntoView {
-    let cancel = ServerAction::<CancelWorkflow>::new();
+    let cancelling = RwSignal::new(false);
     let running = move || !status.get().is_terminal();
     let id = workflow_id.clone();
     view! {
@@ -35,12 +35,10 @@ pub fn RunControls(
                     type="button"
                     class="danger"
                     data-testid="cancel"
-                    prop:disabled=move || cancel.pending().get()
+                    prop:disabled=move || cancelling.get()
                     on:click={
                         let id = id.clone();
-                        move |_| {
-                            cancel.dispatch(CancelWorkflow { id: id.clone() });
-                        }
+                        move |_| cancel(id.clone(), cancelling)
                     }
                 >
                     "Cancel"
@@ -48,4 +46,14 @@ pub fn RunControls(
             </div>
         </Show>
     }
+}
+
+/// Ask the server to cancel; the button stays disabled while the request is out. The outcome
+/// shows in the log (`cancelled`); a failed request enables the button again.
+fn cancel(id: String, cancelling: RwSignal<bool>) {
+    cancelling.set(true);
+    leptos::task::spawn_local(async move {
+        let _ = cancel_workflow(id).await;
+        cancelling.set(false);
+    });
 }

@@ -3,7 +3,6 @@
 
 use leptos::prelude::*;
 
-use crate::protocol::NodeStatus;
 use crate::run_model::RunModel;
 
 #[component]
@@ -25,7 +24,7 @@ pub fn StepRail(model: RwSignal<RunModel>) -> impl IntoView {
 fn Step(model: RwSignal<RunModel>, i: usize) -> impl IntoView {
     let step = Memo::new(move |_| model.with(|m| m.steps.get(i).cloned()));
     let step = move || step.get();
-    let status = move || step().map_or("executing", |s| node_status(s.status));
+    let status = move || step().map_or("executing", |s| s.status.as_str());
     view! {
         <li class=move || format!("step step-{}", status()) data-step-status=status
             title=move || step().and_then(|s| s.detail).unwrap_or_default()>
@@ -33,13 +32,5 @@ fn Step(model: RwSignal<RunModel>, i: usize) -> impl IntoView {
             <span class="step-name">{move || step().map(|s| s.node).unwrap_or_default()}</span>
             <span class="visually-hidden">{move || format!(" ({})", status())}</span>
         </li>
-    }
-}
-
-fn node_status(status: NodeStatus) -> &'static str {
-    match status {
-        NodeStatus::Executing => "executing",
-        NodeStatus::Completed => "completed",
-        NodeStatus::Failed => "failed",
     }
 }

@@ -28,14 +28,16 @@ pub fn TaskCards(model: RwSignal<RunModel>) -> impl IntoView {
 
 /// One field of card `i`, as a memo: it notifies only when that field changes, so an event
 /// for another card (or another field) re-renders nothing here and open disclosures stay open.
+/// `field` is a function pointer, not a closure type, so the fields of one type share one
+/// compiled memo (each closure type would be compiled into the WASM again).
 fn card_field<T: Clone + PartialEq + Send + Sync + 'static>(
     model: RwSignal<RunModel>,
     i: usize,
-    field: impl Fn(&AgentCard) -> T + Send + Sync + 'static,
+    field: fn(&AgentCard) -> T,
     missing: T,
 ) -> Memo<T> {
     let missing = std::sync::Arc::new(missing);
-    Memo::new(move |_| model.with(|m| m.agents.get(i).map_or_else(|| (*missing).clone(), &field)))
+    Memo::new(move |_| model.with(|m| m.agents.get(i).map_or_else(|| (*missing).clone(), field)))
 }
 
 #[component]
@@ -92,7 +94,6 @@ fn TaskCard(model: RwSignal<RunModel>, i: usize) -> impl IntoView {
             {move || summary.get().map(|s| view! { <p class="summary">{s}</p> })}
         </article>
     }
-    .into_any()
 }
 
 /// One tool call. The `<details>` stays put (open stays open); its parts follow the row's memo.
@@ -143,18 +144,19 @@ fn ToolRowView(model: RwSignal<RunModel>, i: usize, j: usize) -> impl IntoView {
             </details>
         </li>
     }
-    .into_any()
 }
 
-/// A spinner while running, ✓ when done, ✗ when failed.
+/// A spinner while running, ✓ when done, ✗ when failed. One element whose class, label and
+/// text follow the progress (three alternative elements would be three views to compile).
 #[component]
 fn ProgressMark(#[prop(into)] progress: Signal<Progress>) -> impl IntoView {
+    let look = move || match progress.get() {
+        Progress::Running => ("spinner", "running", ""),
+        Progress::Done => ("mark ok", "done", "✓"),
+        Progress::Failed => ("mark bad", "failed", "✗"),
+    };
     view! {
-        {move || match progress.get() {
-            Progress::Running => view! { <span class="spinner" role="img" aria-label="running"></span> }.into_any(),
-            Progress::Done => view! { <span class="mark ok" role="img" aria-label="done">"✓"</span> }.into_any(),
-            Progress::Failed => view! { <span class="mark bad" role="img" aria-label="failed">"✗"</span> }.into_any(),
-        }}
+        <span class=move || look().0 role="img" aria-label=move || look().1>{move || look().2}</span>
     }
 }
 

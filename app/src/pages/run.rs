@@ -64,17 +64,17 @@ fn LiveRun(snapshot: RunSnapshot) -> impl IntoView {
     // The newest workflow_status in the log is the truth; until one arrives, the API's.
     let status = Memo::new(move |_| model.with(|m| m.status).unwrap_or(initial_status));
     let clock = use_clock(1000);
-    // Each panel's view type is erased: together they are too deep a type for rustc.
     let input_status = Signal::derive(move || Some(status.get()));
+    // Each panel's view is type-erased already (`erase_components`, .cargo/config.toml).
     view! {
-        {view! { <RunHeader workflow socket model status clock/> }.into_any()}
-        {view! { <StepRail model/> }.into_any()}
-        {view! { <TaskCards model/> }.into_any()}
-        {view! { <SearchResults model/> }.into_any()}
-        {view! { <Reports model workflow_id/> }.into_any()}
-        {view! { <Conversation model socket/> }.into_any()}
-        {view! { <InputBox socket status=input_status/> }.into_any()}
-        {view! { <RawLog socket/> }.into_any()}
+        <RunHeader workflow socket model status clock/>
+        <StepRail model/>
+        <TaskCards model/>
+        <SearchResults model/>
+        <Reports model workflow_id/>
+        <Conversation model socket/>
+        <InputBox socket status=input_status/>
+        <RawLog socket/>
     }
 }
 
