@@ -65,7 +65,7 @@ mod tests {
 
     #[test]
     fn scores_show_two_decimals() {
-        assert_eq!(score_text(3.14159), "3.14");
+        assert_eq!(score_text(1.23456), "1.23");
         assert_eq!(score_text(0.005), "0.01");
         assert_eq!(score_text(2.0), "2.00");
         assert_eq!(score_text(-0.5), "-0.50");
