@@ -125,8 +125,12 @@ fn runtime() -> tokio::runtime::Runtime {
 
 async fn bench(options: Options) {
     let load_before = loadavg();
+    let cpu_before = cpu_times();
     let rows = run_all(&options).await;
-    let table = report(&options, &rows, &load_before);
+    let stolen = cpu_before
+        .zip(cpu_times())
+        .and_then(|(a, b)| a.stolen_share(&b));
+    let table = report(&options, &rows, &load_before, stolen);
     println!("{table}");
     if let Some(out) = &options.out {
         if let Err(e) = std::fs::write(out, &table) {
@@ -280,7 +284,45 @@ fn loadavg() -> String {
         .unwrap_or_default()
 }
 
-fn report(options: &Options, rows: &[Row], load_before: &str) -> String {
+/// The machine's CPU time so far, from the `cpu` line of `/proc/stat` (in clock ticks).
+#[derive(Debug, PartialEq)]
+struct CpuTimes {
+    /// Every field summed: user, nice, system, idle, iowait, irq, softirq, steal.
+    total: u64,
+    /// Time the hypervisor gave this virtual machine's CPUs to someone else: on a shared host
+    /// it slows both servers alike, and explains figures that differ between runs.
+    steal: u64,
+}
+
+impl CpuTimes {
+    fn parse(proc_stat: &str) -> Option<Self> {
+        let line = proc_stat.lines().find(|l| l.starts_with("cpu "))?;
+        let ticks: Vec<u64> = line
+            .split_whitespace()
+            .skip(1)
+            .take(8)
+            .map(str::parse)
+            .collect::<Result<_, _>>()
+            .ok()?;
+        Some(Self {
+            total: ticks.iter().sum(),
+            steal: *ticks.get(7)?,
+        })
+    }
+
+    /// The share of CPU time stolen between `self` and `later`, in percent.
+    fn stolen_share(&self, later: &Self) -> Option<f64> {
+        let total = later.total.checked_sub(self.total).filter(|t| *t > 0)?;
+        let steal = later.steal.checked_sub(self.steal)?;
+        Some(100.0 * steal as f64 / total as f64)
+    }
+}
+
+fn cpu_times() -> Option<CpuTimes> {
+    CpuTimes::parse(&std::fs::read_to_string("/proc/stat").ok()?)
+}
+
+fn report(options: &Options, rows: &[Row], load_before: &str, stolen: Option<f64>) -> String {
     let cores = pin::online_cpus();
     let pinned = if options.pin {
         format!(
@@ -291,8 +333,10 @@ fn report(options: &Options, rows: &[Row], load_before: &str) -> String {
     } else {
         " Not pinned: the servers and the load generator share every core.".into()
     };
+    let stolen = stolen.map_or_else(|| "an unknown share".to_owned(), |p| format!("{p:.1} %"));
     let mut out = format!(
-        "# Lantern benchmark{}\n\nMachine: {cores} cores; load average {load_before} before, {} after.{pinned} \
+        "# Lantern benchmark{}\n\nMachine: {cores} cores; load average {load_before} before, {} after; \
+         {stolen} of the CPU time stolen by the hypervisor during the run.{pinned} \
          Lantern: `{}` (SQLite, durable appends); baseline: `lantern-bench baseline` (in-memory \
          broadcast, no durability, auth or validation). Ratio = Lantern ÷ baseline. CPU = server \
          process CPU seconds during the scenario.\n\n\
@@ -363,5 +407,32 @@ fn pretty(v: f64) -> String {
         format!("{v:.1}")
     } else {
         format!("{v:.2}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CpuTimes;
+
+    #[test]
+    fn steal_share_comes_from_the_cpu_line() {
+        let before = "cpu  100 0 50 800 10 0 0 40 0 0\ncpu0 50 0 25 400 5 0 0 20 0 0\n";
+        let after = "cpu  200 0 100 1500 10 0 0 190 0 0\n";
+        let (a, b) = (
+            CpuTimes::parse(before).unwrap(),
+            CpuTimes::parse(after).unwrap(),
+        );
+        assert_eq!(
+            a,
+            CpuTimes {
+                total: 1000,
+                steal: 40
+            }
+        );
+        // 1000 ticks passed, 150 of them stolen.
+        assert_eq!(a.stolen_share(&b), Some(15.0));
+        assert_eq!(b.stolen_share(&a), None);
+        assert_eq!(CpuTimes::parse("intr 1 2 3\n"), None);
+        assert_eq!(CpuTimes::parse("cpu  1 2 3\n"), None);
     }
 }
