@@ -13,7 +13,12 @@ pub fn parse_ts_ms(ts: &str) -> Option<f64> {
     let hour: i64 = clock.next()?.parse().ok()?;
     let minute: i64 = clock.next()?.parse().ok()?;
     let (seconds, millis) = seconds_and_millis(clock.next()?)?;
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+    // The ranges of RFC 3339 (a four-digit year, 60 for a leap second): the arithmetic below
+    // cannot overflow, whatever the text.
+    let date_ok =
+        (0..=9999).contains(&year) && (1..=12).contains(&month) && (1..=31).contains(&day);
+    let time_ok = (0..=23).contains(&hour) && (0..=59).contains(&minute) && seconds <= 60;
+    if !date_ok || !time_ok {
         return None;
     }
     let days = days_from_civil(year, month, day);
@@ -117,6 +122,10 @@ mod tests {
             "2026-11-22T10:00:1x.5Z",
             "2026-11-22T10:00:01.-5Z",
             "2026-11-22T10:00:.5Z",
+            "99999999999999-11-22T10:00:00Z",
+            "2026-11-22T10:99999999999999999:00Z",
+            "2026-11-22T24:00:00Z",
+            "2026-11-22T10:00:61Z",
         ] {
             assert_eq!(parse_ts_ms(bad), None, "{bad}");
         }
