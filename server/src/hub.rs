@@ -56,23 +56,75 @@ pub struct LiveWorkflow {
     answered_through: AtomicU64,
     /// Connected agent sockets, and whose disconnect a grace timer is waiting on.
     agents: Mutex<AgentPresence>,
-    /// The latest events appended since the workflow went live (see [`RECENT_EVENTS`]), in
-    /// `seq` order with no gap (pushed under the writer lock). A std mutex: never held across
-    /// an await.
-    recent: Mutex<Recent>,
+    /// The latest events appended since the workflow went live and the viewers following it
+    /// live (see [`Tail`]). A std mutex: never held across an await.
+    tail: Mutex<Tail>,
+    /// Numbers the viewers that go live, so each can be taken off the list again.
+    next_viewer: AtomicU64,
 }
 
-/// The in-memory tail of a live workflow's log.
-#[derive(Default)]
-struct Recent {
+/// The in-memory tail of a live workflow's log, and who is following it live. One lock for
+/// both: a reader goes live only if it has every event appended so far (see [`Feed::go_live`]).
+struct Tail {
+    /// The latest events (see [`RECENT_EVENTS`]), in `seq` order with no gap (pushed under the
+    /// writer lock).
     events: VecDeque<Arc<StoredEvent>>,
     /// The JSON bytes of `events`.
     bytes: usize,
+    /// The `seq` of the last event appended (`events` may hold none of them: they are bounded).
+    appended_through: u64,
+    /// Readers that caught up with the log: the appender queues each new event on them itself.
+    /// Replaced, not changed, when a viewer comes or goes, so an appender delivers to a copy of
+    /// the list (one reference count) without holding the lock.
+    viewers: Arc<Vec<LiveEntry>>,
 }
 
-impl Recent {
+/// A viewer on a workflow's live list.
+#[derive(Clone)]
+struct LiveEntry {
+    id: u64,
+    /// The reader's cursor when it went live: it already has every event up to this `seq`.
+    after: u64,
+    viewer: Arc<dyn LiveViewer>,
+}
+
+/// A reader whose events the appender queues directly, once it has caught up: for viewer
+/// sockets that is one task wake-up per event (the socket's writer), not two.
+///
+/// Guarantees: `deliver` is called for every event appended after the reader went live, in
+/// `seq` order, each once, from inside the append (under the workflow's writer lock), so it
+/// must not wait: it queues or refuses.
+pub trait LiveViewer: Send + Sync {
+    /// Queue `event`. False when the reader cannot take it: it was too slow and has closed
+    /// itself (it resumes with `after`); it is then taken off the list and gets nothing more.
+    fn deliver(&self, event: &Arc<StoredEvent>) -> bool;
+}
+
+/// A reader's place on its workflow's live list; dropping it takes the reader off.
+pub struct LiveGuard {
+    workflow: Arc<LiveWorkflow>,
+    id: u64,
+}
+
+impl Drop for LiveGuard {
+    fn drop(&mut self) {
+        self.workflow.remove_viewers(&[self.id]);
+    }
+}
+
+impl Tail {
+    fn new(appended_through: u64) -> Self {
+        Self {
+            events: VecDeque::new(),
+            bytes: 0,
+            appended_through,
+            viewers: Arc::default(),
+        }
+    }
+
     fn push(&mut self, event: Arc<StoredEvent>) {
         self.bytes += event.json.len();
+        self.appended_through = event.seq();
         self.events.push_back(event);
         while self.events.len() > RECENT_EVENTS || self.bytes > RECENT_BYTES {
             match self.events.pop_front() {
@@ -96,13 +148,46 @@ impl LiveWorkflow {
         self.agents.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn recent(&self) -> std::sync::MutexGuard<'_, Recent> {
-        self.recent.lock().unwrap_or_else(|p| p.into_inner())
+    fn tail(&self) -> std::sync::MutexGuard<'_, Tail> {
+        self.tail.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn remove_viewers(&self, ids: &[u64]) {
+        let mut tail = self.tail();
+        let kept = tail
+            .viewers
+            .iter()
+            .filter(|entry| !ids.contains(&entry.id))
+            .cloned()
+            .collect();
+        tail.viewers = Arc::new(kept);
+    }
+
+    /// Keep `events` (just appended, in `seq` order) in memory, then queue them on every live
+    /// viewer. Called under the writer lock, so deliveries keep `seq` order across appends.
+    fn hand_out(&self, events: &[Arc<StoredEvent>]) {
+        let viewers = {
+            let mut tail = self.tail();
+            for event in events {
+                tail.push(event.clone());
+            }
+            tail.viewers.clone()
+        };
+        let mut refused = Vec::new();
+        for entry in viewers.iter() {
+            let mut new = events.iter().filter(|e| e.seq() > entry.after);
+            if !new.all(|event| entry.viewer.deliver(event)) {
+                refused.push(entry.id);
+            }
+        }
+        if !refused.is_empty() {
+            self.remove_viewers(&refused);
+        }
     }
 
     /// Up to `limit` events with `seq > after` from memory, if memory still holds `after + 1`.
     fn recent_after(&self, after: u64, limit: usize) -> Option<Vec<Arc<StoredEvent>>> {
-        let recent = &self.recent().events;
+        let recent = &self.tail().events;
         let first = recent.front()?.seq();
         if after + 1 < first || after >= recent.back()?.seq() {
             return None;
@@ -217,7 +302,7 @@ impl Hub {
         owner: &str,
     ) -> Result<WorkflowInfo> {
         let info = self.store.create_workflow(kind, title, owner).await?;
-        self.insert_live(&info.id, Lifecycle::default(), 0);
+        self.insert_live(&info.id, Lifecycle::default(), 0, 0);
         let _ = self.list_changes.send(info.id.as_str().into());
         Ok(info)
     }
@@ -232,21 +317,29 @@ impl Hub {
         }
     }
 
-    fn new_live(id: &str, lifecycle: Lifecycle, answered: u64) -> Arc<LiveWorkflow> {
+    /// A live workflow whose log ends at `last_seq`.
+    fn new_live(id: &str, lifecycle: Lifecycle, answered: u64, last_seq: u64) -> Arc<LiveWorkflow> {
         Arc::new(LiveWorkflow {
             id: id.to_owned(),
             writer: tokio::sync::Mutex::new(lifecycle),
             events: broadcast::channel(BROADCAST_CAPACITY).0,
             answered_through: AtomicU64::new(answered),
             agents: Mutex::default(),
-            recent: Mutex::default(),
+            tail: Mutex::new(Tail::new(last_seq)),
+            next_viewer: AtomicU64::new(0),
         })
     }
 
-    fn insert_live(&self, id: &str, lifecycle: Lifecycle, answered: u64) -> Arc<LiveWorkflow> {
+    fn insert_live(
+        &self,
+        id: &str,
+        lifecycle: Lifecycle,
+        answered: u64,
+        last_seq: u64,
+    ) -> Arc<LiveWorkflow> {
         let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
         live.entry(id.to_owned())
-            .or_insert_with(|| Self::new_live(id, lifecycle, answered))
+            .or_insert_with(|| Self::new_live(id, lifecycle, answered, last_seq))
             .clone()
     }
 
@@ -277,9 +370,9 @@ impl Hub {
         if lifecycle.is_finished() {
             // Nothing will be appended: readers need no shared channel, and the map keeps only
             // workflows that can still change.
-            return Ok(Self::new_live(id, lifecycle, answered));
+            return Ok(Self::new_live(id, lifecycle, answered, after));
         }
-        Ok(self.insert_live(id, lifecycle, answered))
+        Ok(self.insert_live(id, lifecycle, answered, after))
     }
 
     /// Publish producer events (agent socket, HTTP ingest, built-in workflows) as one
@@ -404,12 +497,13 @@ impl Hub {
             self.store.append(id, batch).await?
         };
         *lifecycle = next;
-        {
-            let mut recent = workflow.recent();
-            for event in &stored {
-                recent.push(event.clone());
-            }
+        if !stored.is_empty() {
+            self.metrics.events_appended.inc_by(stored.len() as u64);
+            self.metrics
+                .append_seconds
+                .observe(started.elapsed().as_secs_f64());
         }
+        workflow.hand_out(&stored);
         for event in &stored {
             if !event.is_user_input() {
                 workflow
@@ -422,12 +516,6 @@ impl Hub {
         if status_changes {
             // Nobody listening is fine.
             let _ = self.list_changes.send(id.into());
-        }
-        if !stored.is_empty() {
-            self.metrics.events_appended.inc_by(stored.len() as u64);
-            self.metrics
-                .append_seconds
-                .observe(started.elapsed().as_secs_f64());
         }
         if lifecycle.is_finished() {
             // Nothing can be appended any more; current feeds keep their own handle, and a
@@ -601,6 +689,33 @@ pub struct Feed {
 }
 
 impl Feed {
+    /// Hand this reader over to the appender: from now on every new event is queued on
+    /// `viewer` as it is appended (see [`LiveViewer`]), and the feed is no longer needed. Only
+    /// a reader that has every event appended so far goes live; otherwise the feed comes back
+    /// (read on, and try again).
+    pub fn go_live(self, viewer: Arc<dyn LiveViewer>) -> std::result::Result<LiveGuard, Self> {
+        if !self.backlog_done() || !self.buffered.is_empty() {
+            return Err(self);
+        }
+        let workflow = self.workflow.clone();
+        let mut tail = workflow.tail();
+        if tail.appended_through > self.cursor {
+            drop(tail);
+            return Err(self);
+        }
+        let id = workflow.next_viewer.fetch_add(1, Ordering::Relaxed);
+        let mut viewers = Vec::with_capacity(tail.viewers.len() + 1);
+        viewers.extend(tail.viewers.iter().cloned());
+        viewers.push(LiveEntry {
+            id,
+            after: self.cursor,
+            viewer,
+        });
+        tail.viewers = Arc::new(viewers);
+        drop(tail);
+        Ok(LiveGuard { workflow, id })
+    }
+
     /// The last `seq` handed out.
     pub fn cursor(&self) -> u64 {
         self.cursor
@@ -655,6 +770,135 @@ impl Feed {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::memory::MemoryStore;
+
+    /// A live viewer that records the `seq`s it is given and refuses once it holds `room`.
+    struct Recorder {
+        seqs: Mutex<Vec<u64>>,
+        room: usize,
+    }
+
+    impl Recorder {
+        fn new(room: usize) -> Arc<Self> {
+            Arc::new(Self {
+                seqs: Mutex::default(),
+                room,
+            })
+        }
+
+        fn seqs(&self) -> Vec<u64> {
+            self.seqs.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        }
+    }
+
+    impl LiveViewer for Recorder {
+        fn deliver(&self, event: &Arc<StoredEvent>) -> bool {
+            let mut seqs = self.seqs.lock().unwrap_or_else(|p| p.into_inner());
+            if seqs.len() >= self.room {
+                return false;
+            }
+            seqs.push(event.seq());
+            true
+        }
+    }
+
+    fn thinking(n: u64) -> EventBody {
+        EventBody::AgentThinking {
+            agent: "a".into(),
+            content: n.to_string(),
+        }
+    }
+
+    async fn hub_with_workflow() -> (Arc<Hub>, String) {
+        let hub = Hub::new(Arc::new(MemoryStore::default()));
+        let info = hub.create("external", None, "u").await.expect("created");
+        (hub, info.id)
+    }
+
+    async fn publish(hub: &Hub, id: &str, seqs: std::ops::RangeInclusive<u64>) {
+        hub.publish_bodies(id, seqs.map(thinking).collect())
+            .await
+            .expect("published");
+    }
+
+    #[tokio::test]
+    async fn only_a_caught_up_reader_goes_live_then_gets_each_new_event_once_in_order() {
+        let (hub, id) = hub_with_workflow().await;
+        publish(&hub, &id, 1..=2).await;
+        let (feed, _) = hub.feed(&id, 0).await.expect("feed");
+        let viewer = Recorder::new(usize::MAX);
+        let Err(mut feed) = feed.go_live(viewer.clone()) else {
+            panic!("a reader with a backlog must stay on its feed");
+        };
+        for _ in 1..=2 {
+            feed.next().await.expect("read").expect("event");
+        }
+        let Ok(live) = feed.go_live(viewer.clone()) else {
+            panic!("a reader that has every event goes live");
+        };
+        publish(&hub, &id, 3..=3).await;
+        publish(&hub, &id, 4..=5).await;
+        assert_eq!(viewer.seqs(), [3, 4, 5]);
+        drop(live);
+        publish(&hub, &id, 6..=6).await;
+        assert_eq!(
+            viewer.seqs(),
+            [3, 4, 5],
+            "off the list once its guard is gone"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_reader_behind_the_appender_stays_on_its_feed_until_it_catches_up() {
+        let (hub, id) = hub_with_workflow().await;
+        let (feed, _) = hub.feed(&id, 0).await.expect("feed");
+        // Appended after the feed started: the backlog is done, but the reader lacks seq 1.
+        publish(&hub, &id, 1..=1).await;
+        let viewer = Recorder::new(usize::MAX);
+        let Err(mut feed) = feed.go_live(viewer.clone()) else {
+            panic!("a reader that lacks an appended event must not go live");
+        };
+        let first = feed.next().await.expect("read").expect("event");
+        assert_eq!(first.seq(), 1);
+        let _live = feed.go_live(viewer.clone()).ok().expect("caught up");
+        publish(&hub, &id, 2..=2).await;
+        assert_eq!(viewer.seqs(), [2]);
+    }
+
+    #[tokio::test]
+    async fn a_reader_ahead_of_the_hand_out_gets_no_event_twice() {
+        let (hub, id) = hub_with_workflow().await;
+        let (mut feed, _) = hub.feed(&id, 0).await.expect("feed");
+        let workflow = feed.workflow.clone();
+        // As when the reader read seq 1 from the store between its commit and its hand-out.
+        feed.cursor = 1;
+        let viewer = Recorder::new(usize::MAX);
+        let _live = feed.go_live(viewer.clone()).ok().expect("nothing it lacks");
+        workflow.hand_out(&[event(1)]);
+        workflow.hand_out(&[event(2)]);
+        assert_eq!(viewer.seqs(), [2]);
+    }
+
+    #[tokio::test]
+    async fn a_viewer_that_refuses_an_event_gets_nothing_more() {
+        let (hub, id) = hub_with_workflow().await;
+        let (feed, _) = hub.feed(&id, 0).await.expect("feed");
+        let full = Recorder::new(1);
+        let other = Recorder::new(usize::MAX);
+        let _full = feed.go_live(full.clone()).ok().expect("live");
+        let (feed, _) = hub.feed(&id, 0).await.expect("feed");
+        let _other = feed.go_live(other.clone()).ok().expect("live");
+        publish(&hub, &id, 1..=2).await;
+        assert_eq!(full.seqs(), [1]);
+        let workflow = hub.live(&id).await.expect("live");
+        assert_eq!(
+            workflow.tail().viewers.len(),
+            1,
+            "the refusing one is off the list"
+        );
+        publish(&hub, &id, 3..=3).await;
+        assert_eq!(other.seqs(), [1, 2, 3]);
+    }
 
     fn event(seq: u64) -> Arc<StoredEvent> {
         StoredEvent::from_json(seq, format!(r#"{{"seq":{seq}}}"#))
@@ -662,10 +906,10 @@ mod tests {
 
     #[test]
     fn recent_events_serve_only_what_they_hold_without_a_gap() {
-        let workflow = Hub::new_live("wf", Lifecycle::default(), 0);
+        let workflow = Hub::new_live("wf", Lifecycle::default(), 0, 0);
         assert!(workflow.recent_after(0, 10).is_none(), "nothing held yet");
         for seq in 5..=9 {
-            workflow.recent().push(event(seq));
+            workflow.tail().push(event(seq));
         }
         let seqs = |page: Option<Vec<Arc<StoredEvent>>>| {
             page.map(|p| p.iter().map(|e| e.seq()).collect::<Vec<_>>())
@@ -689,7 +933,7 @@ mod tests {
 
     #[test]
     fn recent_events_are_bounded_by_bytes() {
-        let mut recent = Recent::default();
+        let mut recent = Tail::new(0);
         let big = "x".repeat(RECENT_BYTES / 3);
         for seq in 1..=5 {
             recent.push(StoredEvent::from_json(seq, big.clone()));

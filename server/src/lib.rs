@@ -2,8 +2,9 @@
 //!
 //! One event's path: a producer ([`workflows`], [`api::ingest`], a subscriber's `user_input`)
 //! → [`hub::Hub::publish`] (dedupe, [`lifecycle`] invariants) → [`store`] (assigns `seq`,
-//! serializes once) → the workflow's broadcast → each subscriber's [`hub::Feed`] →
-//! its [`ws::outbox`] → the socket.
+//! serializes once) → each caught-up viewer's [`ws::outbox`] (queued by the appender itself,
+//! [`hub::LiveViewer`]) → the socket. Readers still catching up, built-in workflows and agents
+//! (their inputs) follow a [`hub::Feed`] instead: the store, then the workflow's broadcast.
 //!
 //! - [`config`]: every setting (flag, environment variable, default).
 //! - [`routes`]: the router; no logic beyond extracting and delegating.

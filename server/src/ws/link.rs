@@ -15,7 +15,21 @@ use super::outbox::Outbox;
 use crate::auth::Caller;
 use crate::error::LanternError;
 use crate::limits::{FrameLimiter, Verdict};
+use crate::metrics::Metrics;
 use crate::AppState;
+
+/// Queue `message`; when the outbox is full, close the connection with 4008 (the peer is too
+/// slow and resumes with `after`) and return false.
+pub fn push_or_close(outbox: &Outbox, metrics: &Metrics, message: Message) -> bool {
+    if outbox.push(message).is_ok() {
+        return true;
+    }
+    if !outbox.is_closing() {
+        metrics.slow_consumer_closes.inc();
+        outbox.close(close::TOO_SLOW, "too slow; resume with after");
+    }
+    false
+}
 
 pub struct Link {
     pub state: AppState,
@@ -53,11 +67,7 @@ impl Link {
     }
 
     pub fn push(&self, message: Message) {
-        if self.outbox.push(message).is_err() && !self.outbox.is_closing() {
-            self.state.hub.metrics().slow_consumer_closes.inc();
-            self.outbox
-                .close(close::TOO_SLOW, "too slow; resume with after");
-        }
+        push_or_close(&self.outbox, self.state.hub.metrics(), message);
     }
 
     pub fn error(&self, code: ErrorCode, message: &str, id: Option<String>) {

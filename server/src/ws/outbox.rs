@@ -22,6 +22,9 @@ pub struct Outbox {
     queued: Notify,
     /// Wakes the connection task when the writer freed room.
     drained: Notify,
+    /// Wakes the connection task when a close frame was queued from elsewhere (the appender
+    /// closing a viewer that is too slow), so it can finish the closing handshake.
+    closing: Notify,
     limit_bytes: usize,
 }
 
@@ -48,6 +51,7 @@ impl Outbox {
             queue: Mutex::default(),
             queued: Notify::new(),
             drained: Notify::new(),
+            closing: Notify::new(),
             limit_bytes: if limit_bytes == 0 {
                 usize::MAX
             } else {
@@ -90,6 +94,7 @@ impl Outbox {
         })));
         drop(queue);
         self.queued.notify_one();
+        self.closing.notify_one();
     }
 
     /// Drop everything still queued and queue only a close frame: for a peer too slow to
@@ -110,6 +115,13 @@ impl Outbox {
     /// Less than half full: room to pull more of a backlog.
     pub fn has_room(&self) -> bool {
         self.lock().bytes < self.limit_bytes / 2
+    }
+
+    /// Resolves once a close frame is queued.
+    pub async fn closed(&self) {
+        while !self.is_closing() {
+            self.closing.notified().await;
+        }
     }
 
     /// Wait until the writer has drained some frames.

@@ -25,10 +25,13 @@ use futures::StreamExt;
 
 use super::close;
 use super::gate::{self, Admitted};
-use super::link::Link;
+use super::link::{self, Link};
+use super::outbox::Outbox;
 use crate::auth::{Caller, TokenKind};
 use crate::error::LanternError;
-use crate::hub::Feed;
+use crate::hub::{Feed, LiveGuard, LiveViewer};
+use crate::metrics::Metrics;
+use crate::store::StoredEvent;
 use crate::AppState;
 
 /// The HTTP side: the [`gate`] checks (403 / 401 / 404 / 429), the cursor (400), then the
@@ -88,6 +91,46 @@ struct Connection {
     replay_done_sent: bool,
     /// The `after` the backlog started from (a replay of nothing is not counted).
     replayed_from: u64,
+    /// Where this connection's events come from until it has caught up; `None` once live.
+    feed: Option<Feed>,
+    /// Set once caught up: the appender queues new events on the outbox itself
+    /// ([`OutboxViewer`]), so a live event wakes only the writer task, not this one.
+    live: Option<LiveGuard>,
+}
+
+/// A caught-up viewer's outbox as the appender sees it.
+struct OutboxViewer {
+    outbox: Arc<Outbox>,
+    metrics: Arc<Metrics>,
+}
+
+impl LiveViewer for OutboxViewer {
+    fn deliver(&self, event: &Arc<StoredEvent>) -> bool {
+        let message = Message::Text(event.json.clone());
+        if !link::push_or_close(&self.outbox, &self.metrics, message) {
+            return false;
+        }
+        delivered(&self.metrics, event);
+        true
+    }
+}
+
+/// Count a delivery, and time it from the commit.
+fn delivered(metrics: &Metrics, event: &StoredEvent) {
+    metrics.events_delivered.inc();
+    if let Some(appended) = event.appended_at {
+        metrics
+            .fanout_seconds
+            .observe(appended.elapsed().as_secs_f64());
+    }
+}
+
+/// The next event of `feed`, or never when there is none (the connection is live).
+async fn next_event(feed: &mut Option<Feed>) -> crate::error::Result<Option<Arc<StoredEvent>>> {
+    match feed {
+        Some(feed) => feed.next().await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn serve(
@@ -95,7 +138,7 @@ async fn serve(
     state: AppState,
     // Held until the connection ends: it holds this socket's places in the connection limits.
     admitted: Admitted,
-    (mut feed, info): (Feed, app::protocol::WorkflowInfo),
+    (feed, info): (Feed, app::protocol::WorkflowInfo),
     after: u64,
 ) {
     tracing::debug!(after, "socket open");
@@ -109,6 +152,8 @@ async fn serve(
         workflow_id: info.id.clone(),
         replay_done_sent: false,
         replayed_from: after,
+        feed: Some(feed),
+        live: None,
     };
     let writer = tokio::spawn(conn.link.outbox.clone().write_to(sink));
     let heartbeat = conn.link.heartbeat();
@@ -124,11 +169,12 @@ async fn serve(
             "cursor ahead of the log; resume with after=0",
         );
     }
-    conn.maybe_replay_done(&feed);
+    conn.caught_up();
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
     while !conn.link.outbox.is_closing() {
         // While replaying, pull from the store only as fast as the peer reads.
-        let paused = !feed.backlog_done() && !conn.link.outbox.has_room();
+        let replaying = conn.feed.as_ref().is_some_and(|f| !f.backlog_done());
+        let paused = replaying && !conn.link.outbox.has_room();
         tokio::select! {
             _ = disconnect.changed() => {
                 // Drop the TCP connection with no close frame, as a network fault would.
@@ -147,7 +193,8 @@ async fn serve(
                     return;
                 }
             },
-            event = feed.next(), if !paused => conn.on_event(event, &feed),
+            event = next_event(&mut conn.feed), if !paused => conn.on_event(event),
+            () = conn.link.outbox.closed() => {}
             revoked = revocations.recv() => conn.link.on_revocation(revoked).await,
             () = super::shutdown_begun(&mut shutdown) => conn.link.shutting_down(),
             _ = conn.link.outbox.drained(), if paused => {}
@@ -160,14 +207,24 @@ async fn serve(
             }
         }
     }
+    // Off the live list before the closing handshake: nothing more is queued.
+    drop(conn.live.take());
     super::finish_closing(writer, stream).await;
     tracing::debug!("socket closed");
     drop(admitted);
 }
 
 impl Connection {
-    fn maybe_replay_done(&mut self, feed: &Feed) {
-        if !self.replay_done_sent && feed.backlog_done() {
+    /// After the hello and after each event from the feed: once the backlog is out, say so
+    /// (`replay_done`), then hand the connection to the appender if it has every event
+    /// appended so far (else the feed goes on, and this runs again after its next event).
+    fn caught_up(&mut self) {
+        let Some(feed) = self.feed.take() else { return };
+        if !feed.backlog_done() {
+            self.feed = Some(feed);
+            return;
+        }
+        if !self.replay_done_sent {
             self.replay_done_sent = true;
             if feed.cursor() > self.replayed_from {
                 self.link.state.hub.metrics().replays.inc();
@@ -176,24 +233,26 @@ impl Connection {
                 last_seq: feed.cursor(),
             });
         }
+        if self.link.outbox.is_closing() {
+            self.feed = Some(feed);
+            return;
+        }
+        let viewer = Arc::new(OutboxViewer {
+            outbox: self.link.outbox.clone(),
+            metrics: self.link.state.hub.metrics().clone(),
+        });
+        match feed.go_live(viewer) {
+            Ok(live) => self.live = Some(live),
+            Err(feed) => self.feed = Some(feed),
+        }
     }
 
-    fn on_event(
-        &mut self,
-        event: crate::error::Result<Option<Arc<crate::store::StoredEvent>>>,
-        feed: &Feed,
-    ) {
+    fn on_event(&mut self, event: crate::error::Result<Option<Arc<StoredEvent>>>) {
         match event {
             Ok(Some(event)) => {
                 self.link.push(Message::Text(event.json.clone()));
-                let metrics = self.link.state.hub.metrics();
-                metrics.events_delivered.inc();
-                if let Some(appended) = event.appended_at {
-                    metrics
-                        .fanout_seconds
-                        .observe(appended.elapsed().as_secs_f64());
-                }
-                self.maybe_replay_done(feed);
+                delivered(self.link.state.hub.metrics(), &event);
+                self.caught_up();
             }
             Ok(None) => self
                 .link
