@@ -6,6 +6,11 @@
 //! `append` returns only after its transaction committed: with `synchronous=NORMAL` (the
 //! default) a committed event survives the process being killed (`kill -9`); with
 //! `--sqlite-sync full` it also survives a power cut, at the cost of an fsync per commit.
+//!
+//! The writer never checkpoints the WAL (copies it back into the database file): SQLite's
+//! automatic checkpoint runs inside whichever commit crosses 1,000 WAL pages and holds that
+//! append up for milliseconds, and with it every viewer's copy of the event. A connection of
+//! its own checkpoints in the background instead ([`checkpoint_in_background`]).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -33,6 +38,10 @@ pub struct SqliteStore {
 
 /// Rows (or `IN` values) per statement: few round trips, far below SQLite's 32,766 variables.
 const ROWS_PER_STATEMENT: usize = 200;
+
+/// How often the background checkpoint runs: the WAL holds at most about this much of the
+/// writes (a few MB at the highest publish rates) before it is copied back.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 
 /// The values of `keys` of one kind (event ids, or client message ids).
 fn key_values<'k>(keys: &[&'k IdempotencyKey], event_ids: bool) -> Vec<&'k str> {
@@ -106,17 +115,44 @@ impl Db {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(synchronous)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
+            .busy_timeout(Duration::from_secs(10))
+            // No checkpoint inside a commit (see the module's doc).
+            .pragma("wal_autocheckpoint", "0");
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options.clone())
             .await?;
         sqlx::migrate!("./migrations").run(&writer).await?;
+        let checkpointer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await?;
+        tokio::spawn(checkpoint_in_background(checkpointer));
         let readers = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options.read_only(true))
             .await?;
         Ok(Self { writer, readers })
+    }
+}
+
+/// Copy the WAL back into the database file every [`CHECKPOINT_EVERY`], on `pool`'s own
+/// connection, for as long as the runtime runs. `PASSIVE`: it never waits for, nor blocks, the
+/// writer or a reader; what it cannot copy yet (a reader still needs it) waits for the next
+/// round.
+async fn checkpoint_in_background(pool: SqlitePool) {
+    let mut every = tokio::time::interval(CHECKPOINT_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        match sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&pool)
+            .await
+        {
+            Ok(_) => {}
+            Err(sqlx::Error::PoolClosed) => return,
+            Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed; trying again later"),
+        }
     }
 }
 
@@ -336,5 +372,54 @@ impl EventStore for SqliteStore {
             }
         }
         Ok(found)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn db_file_len(dir: &Path) -> u64 {
+        std::fs::metadata(dir.join(DB_FILE)).map_or(0, |m| m.len())
+    }
+
+    #[tokio::test]
+    async fn the_wal_is_checkpointed_in_the_background_not_by_the_writer() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = Db::open(dir.path(), "normal").await.expect("open");
+        let autocheckpoint: i64 = sqlx::query_scalar("PRAGMA wal_autocheckpoint")
+            .fetch_one(&db.writer)
+            .await
+            .expect("pragma");
+        assert_eq!(autocheckpoint, 0, "a commit must never checkpoint");
+
+        let store = SqliteStore::new(&db);
+        let info = store
+            .create_workflow("external", None, "u")
+            .await
+            .expect("created");
+        let before = db_file_len(dir.path());
+        let content = "x".repeat(4000);
+        for _ in 0..20 {
+            let events = (0..50)
+                .map(|_| NewEvent {
+                    body: EventBody::AgentThinking {
+                        agent: "a".into(),
+                        content: content.clone(),
+                    },
+                    key: None,
+                })
+                .collect();
+            store.append(&info.id, events).await.expect("appended");
+        }
+        // ~4 MB written to the WAL; only the background checkpoint moves it into the file.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while db_file_len(dir.path()) < before + 1_000_000 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the database file did not grow: nothing checkpointed the WAL"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }
