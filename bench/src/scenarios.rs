@@ -118,16 +118,36 @@ pub async fn publish(target: &Target, topic: &str, events: u64) -> Result<()> {
 
 /// Every subscriber reads `events` events, in parallel; all their latencies (ms).
 async fn read_all(subs: Vec<Sub>, events: u64) -> Result<Vec<f64>> {
+    Ok(read_each(subs, events).await?.concat())
+}
+
+/// Every subscriber reads `events` events, in parallel; each one's latencies (ms), in event
+/// order.
+async fn read_each(subs: Vec<Sub>, events: u64) -> Result<Vec<Vec<f64>>> {
     // Collected, so every reader is spawned before any is awaited.
     let readers: Vec<_> = subs
         .into_iter()
         .map(|sub| tokio::spawn(sub.take(events)))
         .collect();
-    let mut latencies = Vec::new();
+    let mut latencies = Vec::with_capacity(readers.len());
     for reader in readers {
-        latencies.extend(reader.await??);
+        latencies.push(reader.await??);
     }
     Ok(latencies)
+}
+
+/// Per event, the latency of its first delivery (the quickest subscriber): the time before
+/// anyone gets it (the server's own path), apart from the spread of writing it to everyone.
+fn first_deliveries(per_subscriber: &[Vec<f64>]) -> Vec<f64> {
+    let events = per_subscriber.iter().map(Vec::len).min().unwrap_or(0);
+    (0..events)
+        .map(|e| {
+            per_subscriber
+                .iter()
+                .map(|latencies| latencies[e])
+                .fold(f64::INFINITY, f64::min)
+        })
+        .collect()
 }
 
 /// Fan-out: `subs` subscribers of one workflow, `events` published: deliveries per second.
@@ -233,7 +253,7 @@ pub async fn latency(target: &Target, subs: usize, rate: u64, secs: u64) -> Resu
     let topic = target.topic(0).await?;
     let events = rate * secs;
     let readers = subscribers(target, &topic, subs, 0).await?;
-    let reading = tokio::spawn(read_all(readers, events));
+    let reading = tokio::spawn(read_each(readers, events));
     let (mut sink, acks) = target.publisher(&topic).await?.split();
     let counted = tokio::spawn(acks.count(events));
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
@@ -242,12 +262,17 @@ pub async fn latency(target: &Target, subs: usize, rate: u64, secs: u64) -> Resu
         sink.send(1).await?;
     }
     counted.await??;
-    let latencies = reading.await??;
+    let per_subscriber = reading.await??;
+    let first = first_deliveries(&per_subscriber);
+    let latencies = per_subscriber.concat();
     let mut note = format!(
-        "p50 {:.2} ms, p99.9 {:.2} ms, {} samples",
+        "p50 {:.2} ms, p99.9 {:.2} ms, {} samples; each event's first delivery: p50 {:.2} ms, \
+         p99 {:.2} ms",
         percentile(latencies.clone(), 0.5),
         percentile(latencies.clone(), 0.999),
-        latencies.len()
+        latencies.len(),
+        percentile(first.clone(), 0.5),
+        percentile(first, 0.99),
     );
     note.push_str(&server_share(target).await?);
     Ok((percentile(latencies, 0.99), note))
@@ -288,7 +313,14 @@ pub fn percentile(mut values: Vec<f64>, q: f64) -> f64 {
 
 #[cfg(test)]
 mod tests {
-    use super::percentile;
+    use super::{first_deliveries, percentile};
+
+    #[test]
+    fn an_events_first_delivery_is_its_quickest_subscriber() {
+        let per_subscriber = vec![vec![3.0, 1.0, 5.0], vec![2.0, 4.0, 6.0]];
+        assert_eq!(first_deliveries(&per_subscriber), [2.0, 1.0, 5.0]);
+        assert!(first_deliveries(&[]).is_empty());
+    }
 
     #[test]
     fn percentiles_are_nearest_rank() {

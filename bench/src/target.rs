@@ -13,7 +13,9 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
-use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message, Utf8Bytes};
+use tokio_tungstenite::tungstenite::{
+    client::IntoClientRequest, protocol::WebSocketConfig, Message, Utf8Bytes,
+};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -200,7 +202,9 @@ impl Target {
                 .insert("authorization", format!("Bearer {token}").parse()?);
         }
         // No Nagle delay on the publisher's small frames (nor on the subscribers' pongs).
-        let (ws, _) = tokio_tungstenite::connect_async_with_config(request, None, true).await?;
+        let (ws, _) =
+            tokio_tungstenite::connect_async_with_config(request, Some(client_config()), true)
+                .await?;
         Ok(ws)
     }
 
@@ -300,6 +304,17 @@ impl Histogram {
             .map_or(f64::NAN, |(le, _)| le * 1000.0)
     }
 }
+
+/// The load generator's sockets. tungstenite's default read buffer is 128 KiB, zero-filled
+/// again before every read: with one small frame per read (the latency scenario) that memset
+/// was most of the load generator's CPU time (`perf record -p <bench pid>`: 62 % in
+/// `__memset`), and so most of each measured latency, for either server. Frames here are small.
+fn client_config() -> WebSocketConfig {
+    WebSocketConfig::default().read_buffer_size(CLIENT_READ_BUFFER)
+}
+
+/// Bytes per read: a whole batch of small frames still fits in one read.
+const CLIENT_READ_BUFFER: usize = 16 * 1024;
 
 async fn first_line(child: &mut Child) -> Result<String> {
     let stdout = child.stdout.take().ok_or("no stdout")?;
