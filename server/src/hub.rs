@@ -73,16 +73,13 @@ struct Tail {
     bytes: usize,
     /// The `seq` of the last event appended (`events` may hold none of them: they are bounded).
     appended_through: u64,
-    /// Readers that caught up with the log: the appender queues each new event on them itself.
-    /// Replaced, not changed, when a viewer comes or goes, so an appender delivers to a copy of
-    /// the list (one reference count) without holding the lock.
-    viewers: Arc<Vec<LiveEntry>>,
+    /// Readers that caught up with the log, by the number they went live with: the appender
+    /// queues each new event on them itself, under this lock (queuing never waits).
+    viewers: HashMap<u64, LiveEntry>,
 }
 
 /// A viewer on a workflow's live list.
-#[derive(Clone)]
 struct LiveEntry {
-    id: u64,
     /// The reader's cursor when it went live: it already has every event up to this `seq`.
     after: u64,
     viewer: Arc<dyn LiveViewer>,
@@ -108,7 +105,7 @@ pub struct LiveGuard {
 
 impl Drop for LiveGuard {
     fn drop(&mut self) {
-        self.workflow.remove_viewers(&[self.id]);
+        self.workflow.tail().viewers.remove(&self.id);
     }
 }
 
@@ -118,7 +115,7 @@ impl Tail {
             events: VecDeque::new(),
             bytes: 0,
             appended_through,
-            viewers: Arc::default(),
+            viewers: HashMap::new(),
         }
     }
 
@@ -152,37 +149,19 @@ impl LiveWorkflow {
         self.tail.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn remove_viewers(&self, ids: &[u64]) {
-        let mut tail = self.tail();
-        let kept = tail
-            .viewers
-            .iter()
-            .filter(|entry| !ids.contains(&entry.id))
-            .cloned()
-            .collect();
-        tail.viewers = Arc::new(kept);
-    }
-
-    /// Keep `events` (just appended, in `seq` order) in memory, then queue them on every live
-    /// viewer. Called under the writer lock, so deliveries keep `seq` order across appends.
+    /// Keep `events` (just appended, in `seq` order) in memory and queue them on every live
+    /// viewer, taking off the list any that refuses one. Called under the writer lock, so
+    /// deliveries keep `seq` order across appends; done under the tail's lock, so a reader going
+    /// live ([`Feed::go_live`]) gets each event after its cursor exactly once.
     fn hand_out(&self, events: &[Arc<StoredEvent>]) {
-        let viewers = {
-            let mut tail = self.tail();
-            for event in events {
-                tail.push(event.clone());
-            }
-            tail.viewers.clone()
-        };
-        let mut refused = Vec::new();
-        for entry in viewers.iter() {
+        let mut tail = self.tail();
+        for event in events {
+            tail.push(event.clone());
+        }
+        tail.viewers.retain(|_, entry| {
             let mut new = events.iter().filter(|e| e.seq() > entry.after);
-            if !new.all(|event| entry.viewer.deliver(event)) {
-                refused.push(entry.id);
-            }
-        }
-        if !refused.is_empty() {
-            self.remove_viewers(&refused);
-        }
+            new.all(|event| entry.viewer.deliver(event))
+        });
     }
 
     /// Up to `limit` events with `seq > after` from memory, if memory still holds `after + 1`.
@@ -704,14 +683,8 @@ impl Feed {
             return Err(self);
         }
         let id = workflow.next_viewer.fetch_add(1, Ordering::Relaxed);
-        let mut viewers = Vec::with_capacity(tail.viewers.len() + 1);
-        viewers.extend(tail.viewers.iter().cloned());
-        viewers.push(LiveEntry {
-            id,
-            after: self.cursor,
-            viewer,
-        });
-        tail.viewers = Arc::new(viewers);
+        let after = self.cursor;
+        tail.viewers.insert(id, LiveEntry { after, viewer });
         drop(tail);
         Ok(LiveGuard { workflow, id })
     }
