@@ -89,8 +89,8 @@ struct LiveEntry {
 /// sockets that is one task wake-up per event (the socket's writer), not two.
 ///
 /// Guarantees: `deliver` is called for every event appended after the reader went live, in
-/// `seq` order, each once, from inside the append (under the workflow's writer lock), so it
-/// must not wait: it queues or refuses.
+/// `seq` order, each once, from inside the append (under the workflow's writer lock and its
+/// tail's lock), so it must not wait nor touch the workflow: it queues or refuses.
 pub trait LiveViewer: Send + Sync {
     /// Queue `event`. False when the reader cannot take it: it was too slow and has closed
     /// itself (it resumes with `after`); it is then taken off the list and gets nothing more.
