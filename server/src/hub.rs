@@ -59,8 +59,6 @@ pub struct LiveWorkflow {
     /// The latest events appended since the workflow went live and the viewers following it
     /// live (see [`Tail`]). A std mutex: never held across an await.
     tail: Mutex<Tail>,
-    /// Numbers the viewers that go live, so each can be taken off the list again.
-    next_viewer: AtomicU64,
 }
 
 /// The in-memory tail of a live workflow's log, and who is following it live. One lock for
@@ -76,6 +74,8 @@ struct Tail {
     /// Readers that caught up with the log, by the number they went live with: the appender
     /// queues each new event on them itself, under this lock (queuing never waits).
     viewers: HashMap<u64, LiveEntry>,
+    /// The number the next viewer to go live gets, so it can be taken off the list again.
+    next_viewer: u64,
 }
 
 /// A viewer on a workflow's live list.
@@ -116,6 +116,7 @@ impl Tail {
             bytes: 0,
             appended_through,
             viewers: HashMap::new(),
+            next_viewer: 0,
         }
     }
 
@@ -305,7 +306,6 @@ impl Hub {
             answered_through: AtomicU64::new(answered),
             agents: Mutex::default(),
             tail: Mutex::new(Tail::new(last_seq)),
-            next_viewer: AtomicU64::new(0),
         })
     }
 
@@ -682,7 +682,8 @@ impl Feed {
             drop(tail);
             return Err(self);
         }
-        let id = workflow.next_viewer.fetch_add(1, Ordering::Relaxed);
+        let id = tail.next_viewer;
+        tail.next_viewer += 1;
         let after = self.cursor;
         tail.viewers.insert(id, LiveEntry { after, viewer });
         drop(tail);
