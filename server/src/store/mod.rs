@@ -5,6 +5,7 @@
 //! [`memory::MemoryStore`] (in-process, nothing survives a restart; for measuring the hub
 //! without storage).
 
+pub mod log_writer;
 pub mod memory;
 pub mod sqlite;
 

@@ -1,16 +1,17 @@
 //! The embedded, durable [`EventStore`]: SQLite under the data dir, in WAL mode, with
 //! migrations applied at open.
 //!
-//! Appends go through a pool of ONE connection, so writes never contend for SQLite's single
-//! writer lock; reads use their own pool and, thanks to WAL, never wait for a write. An
-//! `append` returns only after its transaction committed: with `synchronous=NORMAL` (the
-//! default) a committed event survives the process being killed (`kill -9`); with
-//! `--sqlite-sync full` it also survives a power cut, at the cost of an fsync per commit.
+//! The event log is written through ONE connection, the [`LogWriter`], whose statements run on
+//! the appending task (its doc says why not sqlx); reads use a sqlx pool of their own and,
+//! thanks to WAL, never wait for a write. An `append` returns only after its transaction
+//! committed: with `synchronous=NORMAL` (the default) a committed event survives the process
+//! being killed (`kill -9`); with `--sqlite-sync full` it also survives a power cut, at the cost
+//! of an fsync per commit.
 //!
-//! The writer never checkpoints the WAL (copies it back into the database file): SQLite's
-//! automatic checkpoint runs inside whichever commit crosses 1,000 WAL pages and holds that
-//! append up for milliseconds, and with it every viewer's copy of the event. A connection of
-//! its own checkpoints in the background instead ([`checkpoint_in_background`]).
+//! No writer checkpoints the WAL (copies it back into the database file): SQLite's automatic
+//! checkpoint runs inside whichever commit crosses 1,000 WAL pages and holds that append up for
+//! milliseconds, and with it every viewer's copy of the event. A connection of its own
+//! checkpoints in the background instead ([`checkpoint_in_background`]).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -19,11 +20,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use app::protocol::{EventBody, LoggedEvent, WorkflowInfo, WorkflowStatus};
+use rusqlite::{params, OptionalExtension, TransactionBehavior};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::Row;
 
+use super::log_writer::LogWriter;
 use super::{new_workflow, now_rfc3339, EventStore, IdempotencyKey, NewEvent, StoredEvent};
 use crate::error::{LanternError, Result};
 
@@ -31,13 +34,13 @@ use crate::error::{LanternError, Result};
 pub const DB_FILE: &str = "lantern.db";
 
 pub struct SqliteStore {
-    /// The only connection that writes (shared with the accounts; see [`Db`]).
-    writer: SqlitePool,
+    /// Every write to the workflows and their logs goes through it (see the module doc).
+    log: Arc<LogWriter>,
     readers: SqlitePool,
 }
 
-/// Rows (or `IN` values) per statement: few round trips, far below SQLite's 32,766 variables.
-const ROWS_PER_STATEMENT: usize = 200;
+/// `IN` values per lookup statement: far below SQLite's 32,766 variables.
+const KEYS_PER_STATEMENT: usize = 200;
 
 /// How often the background checkpoint runs: the WAL holds at most about this much of the
 /// writes (a few MB at the highest publish rates) before it is copied back.
@@ -89,12 +92,14 @@ fn event_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Arc<StoredEvent>> {
     Ok(StoredEvent::from_json(seq, row.try_get("json")?))
 }
 
-/// The two pools over `lantern.db`, shared by the event store and the accounts.
+/// The connections to `lantern.db`, shared by the event store and the accounts.
 #[derive(Clone)]
 pub struct Db {
-    /// The only connection that writes (see the module doc).
+    /// The accounts' writes (and the migrations). One connection.
     pub writer: SqlitePool,
     pub readers: SqlitePool,
+    /// The event log's writes.
+    pub log: Arc<LogWriter>,
 }
 
 impl Db {
@@ -106,14 +111,14 @@ impl Db {
                 data_dir.display()
             ))
         })?;
-        let synchronous = SqliteSynchronous::from_str(synchronous).map_err(|_| {
+        let sync_mode = SqliteSynchronous::from_str(synchronous).map_err(|_| {
             LanternError::Storage(format!("unknown sqlite sync mode {synchronous:?}"))
         })?;
         let options = SqliteConnectOptions::new()
             .filename(data_dir.join(DB_FILE))
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(synchronous)
+            .synchronous(sync_mode)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10))
             // No checkpoint inside a commit (see the module's doc).
@@ -132,7 +137,12 @@ impl Db {
             .max_connections(4)
             .connect_with(options.read_only(true))
             .await?;
-        Ok(Self { writer, readers })
+        let log = Arc::new(LogWriter::open(&data_dir.join(DB_FILE), synchronous)?);
+        Ok(Self {
+            writer,
+            readers,
+            log,
+        })
     }
 }
 
@@ -164,7 +174,7 @@ impl SqliteStore {
 
     pub fn new(db: &Db) -> Self {
         Self {
-            writer: db.writer.clone(),
+            log: db.log.clone(),
             readers: db.readers.clone(),
         }
     }
@@ -179,19 +189,25 @@ impl EventStore for SqliteStore {
         owner: &str,
     ) -> Result<WorkflowInfo> {
         let info = new_workflow(kind, title);
-        sqlx::query(
-            "INSERT INTO workflows (id, kind, title, status, last_seq, created_at, updated_at, owner)
-             VALUES (?, ?, ?, ?, 0, ?, ?, ?)",
-        )
-        .bind(&info.id)
-        .bind(&info.kind)
-        .bind(&info.title)
-        .bind(info.status.as_str())
-        .bind(&info.created_at)
-        .bind(&info.updated_at)
-        .bind(owner)
-        .execute(&self.writer)
-        .await?;
+        let owner = owner.to_owned();
+        self.log
+            .run(false, |conn| {
+                conn.prepare_cached(
+                    "INSERT INTO workflows (id, kind, title, status, last_seq, created_at, \
+                     updated_at, owner) VALUES (?, ?, ?, ?, 0, ?, ?, ?)",
+                )?
+                .execute(params![
+                    info.id,
+                    info.kind,
+                    info.title,
+                    info.status.as_str(),
+                    info.created_at,
+                    info.updated_at,
+                    owner
+                ])?;
+                Ok(())
+            })
+            .await?;
         Ok(info)
     }
 
@@ -234,64 +250,10 @@ impl EventStore for SqliteStore {
         workflow_id: &str,
         events: Vec<NewEvent>,
     ) -> Result<Vec<Arc<StoredEvent>>> {
-        // The batch's last status change, if it has one: the workflow's status after it.
-        let new_status = events.iter().rev().find_map(|new| match &new.body {
-            EventBody::WorkflowStatus { status, .. } => Some(*status),
-            _ => None,
-        });
-        let count = i64::try_from(events.len()).unwrap_or(i64::MAX);
-        let ts = now_rfc3339();
-        let mut tx = self.writer.begin().await?;
-        // One statement (each is a round trip to SQLite's thread, and an append's latency is
-        // mostly those) takes the batch's seqs, moves the status and finds the workflow.
-        let last_seq: i64 = sqlx::query_scalar(
-            "UPDATE workflows SET last_seq = last_seq + ?, status = COALESCE(?, status), \
-             updated_at = ? WHERE id = ? RETURNING last_seq",
-        )
-        .bind(count)
-        .bind(new_status.map(|s| s.as_str()))
-        .bind(&ts)
-        .bind(workflow_id)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or_else(|| LanternError::WorkflowNotFound(workflow_id.to_owned()))?;
-        let first_seq = (last_seq - count) as u64 + 1;
-        let mut stored = Vec::with_capacity(events.len());
-        // Each event's retry keys (event id, client message id), beside `stored`.
-        let mut keys = Vec::with_capacity(events.len());
-        for (seq, new) in (first_seq..).zip(events) {
-            let (event_id, client_msg_id) = match &new.key {
-                Some(IdempotencyKey::EventId(id)) => (Some(id.as_str()), None),
-                Some(IdempotencyKey::ClientMsgId(id)) => (None, Some(id.as_str())),
-                None => (None, None),
-            };
-            keys.push((
-                event_id.map(str::to_owned),
-                client_msg_id.map(str::to_owned),
-            ));
-            stored.push(StoredEvent::new(&LoggedEvent {
-                seq,
-                ts: ts.clone(),
-                workflow_id: workflow_id.to_owned(),
-                body: new.body,
-            }));
-        }
-        // Many rows per statement: each statement is a round trip to SQLite's thread.
-        let rows: Vec<usize> = (0..stored.len()).collect();
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            let mut insert = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO events (workflow_id, seq, json, event_id, client_msg_id) ",
-            );
-            insert.push_values(chunk, |mut row, &i| {
-                row.push_bind(workflow_id)
-                    .push_bind(stored[i].seq() as i64)
-                    .push_bind(stored[i].json.as_str())
-                    .push_bind(keys[i].0.as_deref())
-                    .push_bind(keys[i].1.as_deref());
-            });
-            insert.build().execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
+        let mut stored = self
+            .log
+            .run(false, |conn| append_now(conn, workflow_id, events))
+            .await?;
         // The fan-out latency is measured from the moment the events exist for readers.
         let committed = std::time::Instant::now();
         for event in &mut stored {
@@ -326,13 +288,17 @@ impl EventStore for SqliteStore {
     }
 
     async fn delete_finished_before(&self, cutoff: &str) -> Result<Vec<String>> {
-        let ids: Vec<String> = sqlx::query_scalar(
-            "DELETE FROM workflows WHERE status IN ('completed','failed','cancelled') AND updated_at < ?
-             RETURNING id",
-        )
-        .bind(cutoff)
-        .fetch_all(&self.writer)
-        .await?;
+        let ids = self
+            .log
+            .run(true, |conn| {
+                let mut delete = conn.prepare_cached(
+                    "DELETE FROM workflows WHERE status IN ('completed','failed','cancelled') \
+                     AND updated_at < ? RETURNING id",
+                )?;
+                let ids = delete.query_map([cutoff], |row| row.get::<_, String>(0))?;
+                Ok(ids.collect::<rusqlite::Result<Vec<_>>>()?)
+            })
+            .await?;
         Ok(ids)
     }
 
@@ -341,43 +307,200 @@ impl EventStore for SqliteStore {
         workflow_id: &str,
         keys: &[&IdempotencyKey],
     ) -> Result<HashMap<IdempotencyKey, u64>> {
-        let mut found = HashMap::new();
-        for (column, wanted) in [
-            ("event_id", key_values(keys, true)),
-            ("client_msg_id", key_values(keys, false)),
-        ] {
-            for chunk in wanted.chunks(ROWS_PER_STATEMENT) {
-                // Read through the writer: the caller holds the workflow's writer lock and must
-                // see every event committed before it.
-                let mut query = QueryBuilder::<Sqlite>::new(format!(
-                    "SELECT {column} AS key, seq FROM events WHERE workflow_id = "
-                ));
-                query.push_bind(workflow_id);
-                query.push(format!(" AND {column} IN ("));
-                let mut values = query.separated(", ");
-                for value in chunk {
-                    values.push_bind(*value);
-                }
-                values.push_unseparated(")");
-                for row in query.build().fetch_all(&self.writer).await? {
-                    let key: String = row.try_get("key")?;
-                    let seq = row.try_get::<i64, _>("seq")? as u64;
-                    let key = if column == "event_id" {
-                        IdempotencyKey::EventId(key)
-                    } else {
-                        IdempotencyKey::ClientMsgId(key)
-                    };
-                    found.insert(key, seq);
-                }
+        // Through the writer: the caller holds the workflow's writer lock and must see every
+        // event committed before it.
+        self.log
+            .run(false, |conn| keys_in_log(conn, workflow_id, keys))
+            .await
+    }
+}
+
+/// Append `events` to `workflow_id`'s log in one transaction; the stored events, in order.
+fn append_now(
+    conn: &mut rusqlite::Connection,
+    workflow_id: &str,
+    events: Vec<NewEvent>,
+) -> Result<Vec<Arc<StoredEvent>>> {
+    // The batch's last status change, if it has one: the workflow's status after it.
+    let new_status = events.iter().rev().find_map(|new| match &new.body {
+        EventBody::WorkflowStatus { status, .. } => Some(*status),
+        _ => None,
+    });
+    let count = i64::try_from(events.len()).unwrap_or(i64::MAX);
+    let ts = now_rfc3339();
+    // IMMEDIATE: take the write lock now, so the transaction cannot fail half-way for it.
+    // Dropped without a commit (an error below), the transaction rolls back.
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    // Takes the batch's seqs, moves the status and finds the workflow, in one statement.
+    let last_seq: i64 = tx
+        .prepare_cached(
+            "UPDATE workflows SET last_seq = last_seq + ?, status = COALESCE(?, status), \
+             updated_at = ? WHERE id = ? RETURNING last_seq",
+        )?
+        .query_row(
+            params![count, new_status.map(|s| s.as_str()), ts, workflow_id],
+            |row| row.get(0),
+        )
+        .optional()?
+        .ok_or_else(|| LanternError::WorkflowNotFound(workflow_id.to_owned()))?;
+    let first_seq = (last_seq - count) as u64 + 1;
+    let mut stored = Vec::with_capacity(events.len());
+    {
+        // One prepared statement, run per row: without a round trip per statement, many rows
+        // per statement would gain nothing.
+        let mut insert = tx.prepare_cached(
+            "INSERT INTO events (workflow_id, seq, json, event_id, client_msg_id) \
+             VALUES (?, ?, ?, ?, ?)",
+        )?;
+        for (seq, NewEvent { body, key }) in (first_seq..).zip(events) {
+            let (event_id, client_msg_id) = match &key {
+                Some(IdempotencyKey::EventId(id)) => (Some(id.as_str()), None),
+                Some(IdempotencyKey::ClientMsgId(id)) => (None, Some(id.as_str())),
+                None => (None, None),
+            };
+            let event = StoredEvent::new(&LoggedEvent {
+                seq,
+                ts: ts.clone(),
+                workflow_id: workflow_id.to_owned(),
+                body,
+            });
+            insert.execute(params![
+                workflow_id,
+                seq as i64,
+                event.json.as_str(),
+                event_id,
+                client_msg_id
+            ])?;
+            stored.push(event);
+        }
+    }
+    tx.commit()?;
+    Ok(stored)
+}
+
+/// The `seq` of each of `keys` already in `workflow_id`'s log.
+fn keys_in_log(
+    conn: &mut rusqlite::Connection,
+    workflow_id: &str,
+    keys: &[&IdempotencyKey],
+) -> Result<HashMap<IdempotencyKey, u64>> {
+    let mut found = HashMap::new();
+    for (column, wanted) in [
+        ("event_id", key_values(keys, true)),
+        ("client_msg_id", key_values(keys, false)),
+    ] {
+        for chunk in wanted.chunks(KEYS_PER_STATEMENT) {
+            let marks = vec!["?"; chunk.len()].join(", ");
+            let mut lookup = conn.prepare_cached(&format!(
+                "SELECT {column}, seq FROM events WHERE workflow_id = ? AND {column} IN ({marks})"
+            ))?;
+            let values = std::iter::once(&workflow_id).chain(chunk);
+            let mut rows = lookup.query(rusqlite::params_from_iter(values))?;
+            while let Some(row) = rows.next()? {
+                let key: String = row.get(0)?;
+                let seq = row.get::<_, i64>(1)? as u64;
+                let key = if column == "event_id" {
+                    IdempotencyKey::EventId(key)
+                } else {
+                    IdempotencyKey::ClientMsgId(key)
+                };
+                found.insert(key, seq);
             }
         }
-        Ok(found)
     }
+    Ok(found)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn thinking(id: Option<&str>) -> NewEvent {
+        NewEvent {
+            body: EventBody::AgentThinking {
+                agent: "a".into(),
+                content: "hm".into(),
+            },
+            key: id.map(|id| IdempotencyKey::EventId(id.into())),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_that_fails_half_way_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = SqliteStore::open(dir.path(), "normal").await.expect("open");
+        let info = store
+            .create_workflow("external", None, "u")
+            .await
+            .expect("created");
+        store
+            .append(&info.id, vec![thinking(Some("e1"))])
+            .await
+            .expect("first");
+        // The third event repeats a retry key already in the log: the unique index refuses it
+        // after the first two rows went in, and the whole batch must go.
+        let batch = vec![thinking(None), thinking(Some("e2")), thinking(Some("e1"))];
+        let refused = store.append(&info.id, batch).await;
+        assert!(
+            matches!(refused, Err(LanternError::Storage(_))),
+            "{refused:?}"
+        );
+        let log = store.read(&info.id, 0, 100).await.expect("read");
+        assert_eq!(log.iter().map(|e| e.seq()).collect::<Vec<_>>(), vec![1]);
+        let after = store
+            .workflow(&info.id)
+            .await
+            .expect("read")
+            .expect("exists");
+        assert_eq!(after.last_seq, 1, "the refused batch took no seqs");
+        // The writer is usable afterwards, and seqs go on from where the log ends.
+        let next = store
+            .append(&info.id, vec![thinking(None)])
+            .await
+            .expect("next");
+        assert_eq!(next[0].seq(), 2);
+    }
+
+    #[tokio::test]
+    async fn an_append_to_an_unknown_workflow_is_refused_as_such() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = SqliteStore::open(dir.path(), "normal").await.expect("open");
+        let refused = store.append("wf_nope", vec![thinking(None)]).await;
+        assert!(
+            matches!(refused, Err(LanternError::WorkflowNotFound(_))),
+            "{refused:?}"
+        );
+    }
+
+    /// With fsync per commit the writer steps out of the runtime's way (`block_in_place`),
+    /// which only the multi-threaded runtime allows: both flavours must append.
+    async fn appends_with_fsync_per_commit() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = SqliteStore::open(dir.path(), "full").await.expect("open");
+        let info = store
+            .create_workflow("external", None, "u")
+            .await
+            .expect("created");
+        let stored = store
+            .append(&info.id, vec![thinking(None)])
+            .await
+            .expect("appended");
+        assert_eq!(stored[0].seq(), 1);
+        assert_eq!(
+            store.delete_finished_before("9999").await.expect("swept"),
+            Vec::<String>::new()
+        );
+    }
+
+    #[tokio::test]
+    async fn fsync_per_commit_on_a_single_threaded_runtime() {
+        appends_with_fsync_per_commit().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn fsync_per_commit_on_the_multi_threaded_runtime() {
+        appends_with_fsync_per_commit().await;
+    }
 
     fn db_file_len(dir: &Path) -> u64 {
         std::fs::metadata(dir.join(DB_FILE)).map_or(0, |m| m.len())

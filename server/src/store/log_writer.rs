@@ -1,0 +1,92 @@
+//! The event log's writer: one SQLite connection whose statements run on the task that awaits
+//! them, not on a thread of their own.
+//!
+//! Why not sqlx for this: sqlx runs each SQLite connection on a dedicated thread, and every
+//! statement (and BEGIN and COMMIT) is a round trip to it. An append was five of them — the
+//! retry-key lookup, BEGIN, UPDATE, INSERT, COMMIT — and on a quiet machine each hand-off is a
+//! thread wake-up of roughly 70–150 µs: most of the time between an agent's event arriving and
+//! its first viewer getting it. Here an append is a few microseconds of locking plus SQLite's
+//! own work, with no hand-off at all.
+//!
+//! Guarantees:
+//! - One writer at a time: [`LogWriter::run`] holds an async mutex, so callers queue without
+//!   blocking a thread, and each piece of work sees everything committed before it.
+//! - A piece of work runs to its end once started: it is synchronous, so dropping the caller's
+//!   future cannot cut a transaction in half (a `rusqlite::Transaction` that is not committed
+//!   rolls back when dropped).
+//! - Work that may take long (a commit that fsyncs with `--sqlite-sync full`, a retention sweep)
+//!   runs under `block_in_place`: the runtime hands this thread's other tasks to another
+//!   thread meanwhile.
+//!
+//! The accounts write through sqlx's connection (rare, short transactions); SQLite serialises
+//! the two writers, and each waits for the other with `busy_timeout`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+use crate::error::{LanternError, Result};
+
+impl From<rusqlite::Error> for LanternError {
+    fn from(e: rusqlite::Error) -> Self {
+        LanternError::Storage(e.to_string())
+    }
+}
+
+/// How long a write waits for the other writer (the accounts) before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Prepared statements kept per connection.
+const STATEMENT_CACHE: usize = 64;
+
+pub struct LogWriter {
+    conn: tokio::sync::Mutex<Connection>,
+    /// Commits fsync (`synchronous` is `full` or `extra`): any write may take milliseconds.
+    commits_fsync: bool,
+}
+
+impl LogWriter {
+    /// Open the database file (already created and migrated) for writing the event log.
+    /// `synchronous` is one SQLite accepts (the caller has checked it).
+    pub fn open(file: &Path, synchronous: &str) -> Result<Self> {
+        let conn = Connection::open(file)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        // The append's statements, plus retry-key lookups of a few batch sizes.
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        conn.pragma_update(None, "journal_mode", "wal")?;
+        conn.pragma_update(None, "synchronous", synchronous)?;
+        conn.pragma_update(None, "foreign_keys", "on")?;
+        // No checkpoint inside a commit (see the sqlite module's doc).
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        let commits_fsync = matches!(
+            synchronous.to_ascii_lowercase().as_str(),
+            "full" | "extra" | "2" | "3"
+        );
+        Ok(Self {
+            conn: tokio::sync::Mutex::new(conn),
+            commits_fsync,
+        })
+    }
+
+    /// Run `work` on the connection, alone. `long`: it may take long even without fsync.
+    pub async fn run<T>(
+        &self,
+        long: bool,
+        work: impl FnOnce(&mut Connection) -> Result<T>,
+    ) -> Result<T> {
+        let mut conn = self.conn.lock().await;
+        if (long || self.commits_fsync) && may_block_in_place() {
+            tokio::task::block_in_place(|| work(&mut conn))
+        } else {
+            work(&mut conn)
+        }
+    }
+}
+
+/// `block_in_place` needs the multi-threaded runtime (the server's); a single-threaded one
+/// (most tests) just runs the work.
+fn may_block_in_place() -> bool {
+    tokio::runtime::Handle::try_current()
+        .is_ok_and(|rt| rt.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
+}
