@@ -1,7 +1,8 @@
 //! The event log, behind [`EventStore`]. The store owns the log and `seq`; nothing else
 //! assigns a `seq` or changes a stored event.
 //!
-//! Implementations: [`sqlite::SqliteStore`] (the default: durable, embedded) and
+//! Implementations: [`sqlite::SqliteStore`] (the default: durable, embedded; it writes through
+//! the [`log_writer::LogWriter`], which runs SQLite on the appending task) and
 //! [`memory::MemoryStore`] (in-process, nothing survives a restart; for measuring the hub
 //! without storage).
 
