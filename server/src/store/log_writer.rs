@@ -25,6 +25,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use rusqlite::Connection;
+use sqlx::sqlite::SqliteSynchronous;
 
 use crate::error::{LanternError, Result};
 
@@ -48,8 +49,13 @@ pub struct LogWriter {
 
 impl LogWriter {
     /// Open the database file (already created and migrated) for writing the event log.
-    /// `synchronous` is one SQLite accepts (the caller has checked it).
-    pub fn open(file: &Path, synchronous: &str) -> Result<Self> {
+    pub fn open(file: &Path, synchronous: SqliteSynchronous) -> Result<Self> {
+        let (synchronous, commits_fsync) = match synchronous {
+            SqliteSynchronous::Off => ("off", false),
+            SqliteSynchronous::Normal => ("normal", false),
+            SqliteSynchronous::Full => ("full", true),
+            SqliteSynchronous::Extra => ("extra", true),
+        };
         let conn = Connection::open(file)?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         // The append's statements, plus retry-key lookups of a few batch sizes.
@@ -59,10 +65,6 @@ impl LogWriter {
         conn.pragma_update(None, "foreign_keys", "on")?;
         // No checkpoint inside a commit (see the sqlite module's doc).
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
-        let commits_fsync = matches!(
-            synchronous.to_ascii_lowercase().as_str(),
-            "full" | "extra" | "2" | "3"
-        );
         Ok(Self {
             conn: tokio::sync::Mutex::new(conn),
             commits_fsync,

@@ -137,7 +137,7 @@ impl Db {
             .max_connections(4)
             .connect_with(options.read_only(true))
             .await?;
-        let log = Arc::new(LogWriter::open(&data_dir.join(DB_FILE), synchronous)?);
+        let log = Arc::new(LogWriter::open(&data_dir.join(DB_FILE), sync_mode)?);
         Ok(Self {
             writer,
             readers,
@@ -425,14 +425,24 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_batch_that_fails_half_way_leaves_nothing_behind() {
+    /// A store in a fresh data dir (dropped with the dir), with one empty workflow.
+    async fn store_with_a_workflow(
+        synchronous: &str,
+    ) -> (tempfile::TempDir, SqliteStore, WorkflowInfo) {
         let dir = tempfile::tempdir().expect("temp dir");
-        let store = SqliteStore::open(dir.path(), "normal").await.expect("open");
+        let store = SqliteStore::open(dir.path(), synchronous)
+            .await
+            .expect("open");
         let info = store
             .create_workflow("external", None, "u")
             .await
             .expect("created");
+        (dir, store, info)
+    }
+
+    #[tokio::test]
+    async fn a_batch_that_fails_half_way_leaves_nothing_behind() {
+        let (_dir, store, info) = store_with_a_workflow("normal").await;
         store
             .append(&info.id, vec![thinking(Some("e1"))])
             .await
@@ -475,12 +485,7 @@ mod tests {
     /// With fsync per commit the writer steps out of the runtime's way (`block_in_place`),
     /// which only the multi-threaded runtime allows: both flavours must append.
     async fn appends_with_fsync_per_commit() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let store = SqliteStore::open(dir.path(), "full").await.expect("open");
-        let info = store
-            .create_workflow("external", None, "u")
-            .await
-            .expect("created");
+        let (_dir, store, info) = store_with_a_workflow("full").await;
         let stored = store
             .append(&info.id, vec![thinking(None)])
             .await
