@@ -30,6 +30,10 @@ pub enum LanternError {
     RateLimited(String),
     #[error("storage failed: {0}")]
     Storage(String),
+    /// The store refused a batch because one of its retry keys is in the log already (nothing
+    /// was appended). The hub answers with the logged `seq` instead, so this reaches no caller.
+    #[error("an event with this id was appended already")]
+    RetryKeyLogged,
 }
 
 impl LanternError {
@@ -43,6 +47,7 @@ impl LanternError {
             Self::Forbidden(_) => ErrorCode::Forbidden,
             Self::RateLimited(_) => ErrorCode::RateLimited,
             Self::Storage(_) => ErrorCode::Internal,
+            Self::RetryKeyLogged => ErrorCode::Conflict,
         }
     }
 }

@@ -3,8 +3,10 @@
 //!
 //! The hub owns each live workflow's lifecycle state (what is open, whether it finished) and
 //! its broadcast channel. Every producer (built-in workflows, agents, HTTP ingest, user input)
-//! goes through [`Hub::publish`]: dedupe by retry key → check the §1 invariants → append to the
-//! store (which assigns `seq`) → broadcast the stored, already-serialized event. That runs
+//! goes through [`Hub::publish`]: check the §1 invariants → append to the store (which assigns
+//! `seq`, and refuses a batch holding a retry key it has logged: then the keys are looked up
+//! and the batch is checked again without the logged ones) → broadcast the stored,
+//! already-serialized event. That runs
 //! under the workflow's writer lock, so appends to one workflow are totally ordered and the
 //! broadcast order is the `seq` order.
 //!
@@ -233,6 +235,71 @@ enum Slot {
     InBatch(usize),
 }
 
+/// A publish request checked against its workflow's state: what to append, and the state after.
+struct Plan {
+    next: Lifecycle,
+    slots: Vec<Slot>,
+    /// The events to append: the request's new ones, each after whatever it closes.
+    batch: Vec<NewEvent>,
+}
+
+/// A plan carried out: its state and slots, and the events as stored.
+struct Appended {
+    next: Lifecycle,
+    slots: Vec<Slot>,
+    stored: Vec<Arc<StoredEvent>>,
+    status_changes: bool,
+}
+
+/// Check `items` against the workflow's state `current` in order; `in_log` holds the retry keys
+/// known to be logged already (their slots get the logged `seq` and are not checked again).
+/// A key repeated within the request is appended once.
+fn plan(
+    current: &Lifecycle,
+    items: Vec<(Option<IdempotencyKey>, EventBody)>,
+    in_log: &HashMap<IdempotencyKey, u64>,
+) -> Result<Plan> {
+    let mut next = current.clone();
+    let mut batch: Vec<NewEvent> = Vec::new();
+    let mut slots = Vec::with_capacity(items.len());
+    let mut keys_in_batch: HashMap<IdempotencyKey, usize> = HashMap::new();
+    let numbered = items.len() > 1;
+    for (index, (key, body)) in items.into_iter().enumerate() {
+        if let Some(key) = &key {
+            if let Some(&seq) = in_log.get(key) {
+                slots.push(Slot::Existing(seq));
+                continue;
+            }
+            if let Some(&at) = keys_in_batch.get(key) {
+                slots.push(Slot::InBatch(at));
+                continue;
+            }
+        }
+        let closing = next.admit(&body).map_err(|why| {
+            let which = if numbered {
+                format!("event {index} ")
+            } else {
+                String::new()
+            };
+            LanternError::Conflict(format!("{which}({}): {why}", body.kind()))
+        })?;
+        for event in closing {
+            next.apply(&event);
+            batch.push(NewEvent {
+                body: event,
+                key: None,
+            });
+        }
+        next.apply(&body);
+        if let Some(key) = &key {
+            keys_in_batch.insert(key.clone(), batch.len());
+        }
+        slots.push(Slot::InBatch(batch.len()));
+        batch.push(NewEvent { body, key });
+    }
+    Ok(Plan { next, slots, batch })
+}
+
 impl Hub {
     pub fn new(store: Arc<dyn EventStore>) -> Arc<Self> {
         Self::build(store, DEFAULT_AGENT_GRACE, Metrics::new())
@@ -423,58 +490,34 @@ impl Hub {
         let started = std::time::Instant::now();
         let workflow = self.live(id).await?;
         let mut lifecycle = workflow.writer.lock().await;
-        let mut next = lifecycle.clone();
-        let mut batch: Vec<NewEvent> = Vec::new();
-        let mut slots = Vec::with_capacity(items.len());
-        let mut keys_in_batch: HashMap<IdempotencyKey, usize> = HashMap::new();
-        let numbered = items.len() > 1;
-        let keys: Vec<&IdempotencyKey> = items.iter().filter_map(|(k, _)| k.as_ref()).collect();
-        let in_log = if keys.is_empty() {
-            HashMap::new()
-        } else {
-            self.store.seqs_of_keys(id, &keys).await?
-        };
-        for (index, (key, body)) in items.into_iter().enumerate() {
-            if let Some(key) = &key {
-                if let Some(&seq) = in_log.get(key) {
-                    slots.push(Slot::Existing(seq));
-                    continue;
-                }
-                if let Some(&at) = keys_in_batch.get(key) {
-                    slots.push(Slot::InBatch(at));
-                    continue;
-                }
-            }
-            let closing = next.admit(&body).map_err(|why| {
-                let which = if numbered {
-                    format!("event {index} ")
-                } else {
-                    String::new()
-                };
-                LanternError::Conflict(format!("{which}({}): {why}", body.kind()))
-            })?;
-            for event in closing {
-                next.apply(&event);
-                batch.push(NewEvent {
-                    body: event,
-                    key: None,
-                });
-            }
-            next.apply(&body);
-            if let Some(key) = &key {
-                keys_in_batch.insert(key.clone(), batch.len());
-            }
-            slots.push(Slot::InBatch(batch.len()));
-            batch.push(NewEvent { body, key });
-        }
-        let status_changes = batch
+        // Most batches are sent once: append them without looking their retry keys up first,
+        // and let the store refuse a batch holding a key it already has (nothing is appended
+        // then). Only a refused batch with keys — a retry, or an event whose check fails
+        // because it was already applied — pays for the lookup, and is planned again with it.
+        let retry_plan = items
             .iter()
-            .any(|e| matches!(e.body, EventBody::WorkflowStatus { .. }));
-        let stored = if batch.is_empty() {
-            Vec::new()
-        } else {
-            self.store.append(id, batch).await?
+            .any(|(key, _)| key.is_some())
+            .then(|| items.clone());
+        let first_try = match plan(&lifecycle, items, &HashMap::new()) {
+            Ok(plan) => self.append_planned(id, plan).await,
+            Err(e) => Err(e),
         };
+        let appended = match (first_try, retry_plan) {
+            (Err(LanternError::RetryKeyLogged | LanternError::Conflict(_)), Some(items)) => {
+                let keys: Vec<&IdempotencyKey> =
+                    items.iter().filter_map(|(k, _)| k.as_ref()).collect();
+                let in_log = self.store.seqs_of_keys(id, &keys).await?;
+                self.append_planned(id, plan(&lifecycle, items, &in_log)?)
+                    .await?
+            }
+            (result, _) => result?,
+        };
+        let Appended {
+            next,
+            slots,
+            stored,
+            status_changes,
+        } = appended;
         *lifecycle = next;
         if !stored.is_empty() {
             self.metrics.events_appended.inc_by(stored.len() as u64);
@@ -509,6 +552,25 @@ impl Hub {
                 Slot::InBatch(at) => stored[at].seq(),
             })
             .collect())
+    }
+
+    /// Append a plan's batch (if it has one).
+    async fn append_planned(&self, id: &str, plan: Plan) -> Result<Appended> {
+        let status_changes = plan
+            .batch
+            .iter()
+            .any(|e| matches!(e.body, EventBody::WorkflowStatus { .. }));
+        let stored = if plan.batch.is_empty() {
+            Vec::new()
+        } else {
+            self.store.append(id, plan.batch).await?
+        };
+        Ok(Appended {
+            next: plan.next,
+            slots: plan.slots,
+            stored,
+            status_changes,
+        })
     }
 
     /// Follow workflow `id` from `seq > after`. Also returns the workflow as it was when the
@@ -793,6 +855,50 @@ mod tests {
         hub.publish_bodies(id, seqs.map(thinking).collect())
             .await
             .expect("published");
+    }
+
+    #[tokio::test]
+    async fn a_retry_gets_its_first_seq_whether_or_not_it_would_pass_the_checks_again() {
+        let (hub, id) = hub_with_workflow().await;
+        let keyed = |id: &str, body: EventBody| AgentEvent {
+            id: Some(id.into()),
+            body,
+        };
+        let started = EventBody::AgentStarted {
+            agent: "a".into(),
+            task: None,
+        };
+        let first = vec![keyed("e1", started.clone()), keyed("e2", thinking(2))];
+        assert_eq!(hub.publish(&id, first).await.expect("first"), [1, 2]);
+        // e1 would now fail its check (agent a is running) and e2 would pass it: both are
+        // retries, answered with their logged seqs; e3 is new and appended once, though sent
+        // twice in the batch.
+        let again = vec![
+            keyed("e3", thinking(3)),
+            keyed("e1", started.clone()),
+            keyed("e2", thinking(2)),
+            keyed("e3", thinking(3)),
+        ];
+        assert_eq!(hub.publish(&id, again).await.expect("retry"), [3, 1, 2, 3]);
+        let input = || hub.submit_input(&id, "u", "hi".into(), "m1".into());
+        assert_eq!(input().await.expect("input"), 4);
+        assert_eq!(input().await.expect("input retried"), 4);
+        let info = hub
+            .store
+            .workflow(&id)
+            .await
+            .expect("read")
+            .expect("exists");
+        assert_eq!(info.last_seq, 4, "nothing appended twice");
+        // A new event that fails its check is still refused, after the lookup found nothing.
+        let refused = hub.publish(&id, vec![keyed("e9", started.clone())]).await;
+        assert!(
+            matches!(refused, Err(LanternError::Conflict(_))),
+            "{refused:?}"
+        );
+        // A retry beside a new event: the new one is appended, the retry keeps its seq.
+        let mixed = vec![keyed("e9", thinking(9)), keyed("e1", started)];
+        assert_eq!(hub.publish(&id, mixed).await.expect("mixed"), [5, 1]);
     }
 
     #[tokio::test]

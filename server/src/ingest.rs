@@ -23,6 +23,19 @@ pub struct Refused {
     pub id: Option<String>,
 }
 
+/// The events of a frame of well-formed events (one, or a non-empty array), read straight from
+/// its text: no JSON tree is built first, which makes it the quick path for the common frame.
+/// `None` for anything else — a control frame, an empty array, an event that does not parse —
+/// which [`events`] then reads and explains.
+pub fn well_formed_events(text: &str) -> Option<Vec<AgentEvent>> {
+    let events = if text.trim_start().starts_with('[') {
+        serde_json::from_str::<Vec<AgentEvent>>(text).ok()?
+    } else {
+        vec![serde_json::from_str::<AgentEvent>(text).ok()?]
+    };
+    (!events.is_empty()).then_some(events)
+}
+
 /// The events of a batch, or why not one of them may be appended.
 pub fn events(batch: OneOrMany) -> Result<Vec<AgentEvent>, Refused> {
     let (values, numbered) = match batch {
@@ -70,6 +83,32 @@ mod tests {
         let one = json!({ "type": "agent_started", "agent": "a", "id": "e1" });
         assert_eq!(parse(one.clone()).expect("one").len(), 1);
         assert_eq!(parse(json!([one.clone(), one])).expect("two").len(), 2);
+    }
+
+    #[test]
+    fn the_quick_path_reads_what_the_long_one_does_and_leaves_it_the_rest() {
+        let frames = [
+            json!({ "type": "agent_started", "agent": "a", "id": "e1" }),
+            json!([
+                { "type": "agent_thinking", "agent": "a", "content": "c" },
+                { "type": "tool_executing", "agent": "a", "tool": "t", "call_id": "1",
+                  "input": { "q": [1, 2] }, "extra": true }
+            ]),
+        ];
+        for frame in frames {
+            let quick = well_formed_events(&frame.to_string()).expect("well formed");
+            assert_eq!(quick, parse(frame).expect("valid"));
+        }
+        for other in [
+            json!({ "type": "heartbeat", "correlation_id": "c" }),
+            json!([]),
+            json!([{ "type": "agent_started", "agent": "a" }, { "type": "teleport" }]),
+            json!({ "type": "agent_thinking", "agent": "a" }),
+            json!("text"),
+        ] {
+            assert_eq!(well_formed_events(&other.to_string()), None, "{other}");
+        }
+        assert_eq!(well_formed_events("{not json"), None);
     }
 
     #[test]

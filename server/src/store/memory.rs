@@ -79,6 +79,14 @@ impl EventStore for MemoryStore {
         let workflow = all
             .get_mut(workflow_id)
             .ok_or_else(|| LanternError::WorkflowNotFound(workflow_id.to_owned()))?;
+        // All or nothing: refused before anything is appended.
+        if events.iter().any(|new| {
+            new.key
+                .as_ref()
+                .is_some_and(|k| workflow.keys.contains_key(k))
+        }) {
+            return Err(LanternError::RetryKeyLogged);
+        }
         let ts = now_rfc3339();
         let mut stored = Vec::with_capacity(events.len());
         for new in events {
@@ -146,5 +154,51 @@ impl EventStore for MemoryStore {
             all.remove(id);
         }
         Ok(old)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn thinking(id: Option<&str>) -> NewEvent {
+        NewEvent {
+            body: EventBody::AgentThinking {
+                agent: "a".into(),
+                content: "hm".into(),
+            },
+            key: id.map(|id| IdempotencyKey::EventId(id.into())),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_holding_a_logged_retry_key_is_refused_whole() {
+        let store = MemoryStore::default();
+        let info = store
+            .create_workflow("external", None, "u")
+            .await
+            .expect("created");
+        store
+            .append(&info.id, vec![thinking(Some("e1"))])
+            .await
+            .expect("first");
+        let batch = vec![thinking(None), thinking(Some("e2")), thinking(Some("e1"))];
+        let refused = store.append(&info.id, batch).await;
+        assert!(
+            matches!(refused, Err(LanternError::RetryKeyLogged)),
+            "{refused:?}"
+        );
+        assert_eq!(store.read(&info.id, 0, 10).await.expect("read").len(), 1);
+        let keys = [&IdempotencyKey::EventId("e2".into())];
+        assert!(store
+            .seqs_of_keys(&info.id, &keys)
+            .await
+            .expect("keys")
+            .is_empty());
+        let next = store
+            .append(&info.id, vec![thinking(Some("e2"))])
+            .await
+            .expect("next");
+        assert_eq!(next[0].seq(), 2);
     }
 }

@@ -111,6 +111,9 @@ impl StoredEvent {
 ///
 /// Guarantees every implementation gives:
 /// - `append` is atomic: all of a batch is appended, in order, or none of it.
+/// - `append` refuses a batch holding a retry key that is in the workflow's log already with
+///   [`crate::error::LanternError::RetryKeyLogged`] (appending none of it), so callers need not look keys
+///   up before every append; a key is never logged twice.
 /// - `seq` is per workflow, starts at 1, is contiguous and never reused; it is assigned inside
 ///   `append`, which returns only once the batch is stored.
 /// - `read` returns events in `seq` order, exactly those with `seq > after`, at most `limit`.

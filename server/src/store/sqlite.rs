@@ -364,18 +364,32 @@ fn append_now(
                 workflow_id: workflow_id.to_owned(),
                 body,
             });
-            insert.execute(params![
-                workflow_id,
-                seq as i64,
-                event.json.as_str(),
-                event_id,
-                client_msg_id
-            ])?;
+            insert
+                .execute(params![
+                    workflow_id,
+                    seq as i64,
+                    event.json.as_str(),
+                    event_id,
+                    client_msg_id
+                ])
+                .map_err(retry_key_logged)?;
             stored.push(event);
         }
     }
     tx.commit()?;
     Ok(stored)
+}
+
+/// An event's INSERT failed. The only UNIQUE indexes of `events` are the two of retry keys (a
+/// clash of `(workflow_id, seq)` fails as PRIMARYKEY instead), so a UNIQUE failure means the
+/// event's key is logged already.
+fn retry_key_logged(e: rusqlite::Error) -> LanternError {
+    match e.sqlite_error() {
+        Some(cause) if cause.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE => {
+            LanternError::RetryKeyLogged
+        }
+        _ => e.into(),
+    }
 }
 
 /// The `seq` of each of `keys` already in `workflow_id`'s log.
@@ -452,7 +466,7 @@ mod tests {
         let batch = vec![thinking(None), thinking(Some("e2")), thinking(Some("e1"))];
         let refused = store.append(&info.id, batch).await;
         assert!(
-            matches!(refused, Err(LanternError::Storage(_))),
+            matches!(refused, Err(LanternError::RetryKeyLogged)),
             "{refused:?}"
         );
         let log = store.read(&info.id, 0, 100).await.expect("read");

@@ -18,7 +18,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tracing::Instrument;
 
-use app::protocol::{ErrorCode, ServerFrame};
+use app::protocol::{AgentEvent, ErrorCode, ServerFrame};
 use axum::{
     extract::{
         ws::{Message, WebSocket, WebSocketUpgrade},
@@ -165,26 +165,14 @@ fn forward_input(link: &Link, event: crate::error::Result<Option<Arc<StoredEvent
 
 /// One text frame from the agent: a heartbeat, or events to append.
 async fn on_text(link: &Link, workflow_id: &str, text: &str) {
-    let batch: ingest::OneOrMany = match serde_json::from_str(text) {
-        Ok(batch) => batch,
-        Err(e) => {
-            let message = format!("invalid frame: {e}");
-            return link.error(ErrorCode::BadRequest, &message, None);
-        }
-    };
-    if let ingest::OneOrMany::One(frame) = &batch {
-        if frame.get("type").and_then(Value::as_str) == Some("heartbeat") {
-            let correlation_id = frame
-                .get("correlation_id")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned();
-            return link.send(&ServerFrame::HeartbeatResponse { correlation_id });
-        }
-    }
-    let events = match ingest::events(batch) {
-        Ok(events) => events,
-        Err(refused) => return link.error_from(&refused.error, refused.id),
+    // Most frames are well-formed events, read straight from the text; the rest (a heartbeat,
+    // a bad frame) go the long way, which answers the heartbeat or says what is wrong.
+    let events = match ingest::well_formed_events(text) {
+        Some(events) => events,
+        None => match events_or_reply(link, text) {
+            Some(events) => events,
+            None => return,
+        },
     };
     let ids: Vec<Option<String>> = events.iter().map(|e| e.id.clone()).collect();
     match link.state.hub.publish(workflow_id, events).await {
@@ -204,6 +192,37 @@ async fn on_text(link: &Link, workflow_id: &str, text: &str) {
         Err(e) => {
             let id = if ids.len() == 1 { ids[0].clone() } else { None };
             link.error_from(&e, id)
+        }
+    }
+}
+
+/// A frame that is not well-formed events: a heartbeat is answered, and anything wrong with
+/// the frame gets an `error` (`None` then); events that do parse this way are returned.
+fn events_or_reply(link: &Link, text: &str) -> Option<Vec<AgentEvent>> {
+    let batch: ingest::OneOrMany = match serde_json::from_str(text) {
+        Ok(batch) => batch,
+        Err(e) => {
+            let message = format!("invalid frame: {e}");
+            link.error(ErrorCode::BadRequest, &message, None);
+            return None;
+        }
+    };
+    if let ingest::OneOrMany::One(frame) = &batch {
+        if frame.get("type").and_then(Value::as_str) == Some("heartbeat") {
+            let correlation_id = frame
+                .get("correlation_id")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            link.send(&ServerFrame::HeartbeatResponse { correlation_id });
+            return None;
+        }
+    }
+    match ingest::events(batch) {
+        Ok(events) => Some(events),
+        Err(refused) => {
+            link.error_from(&refused.error, refused.id);
+            None
         }
     }
 }
