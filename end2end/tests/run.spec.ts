@@ -22,6 +22,30 @@ test('home page is server-rendered and lists workflows', async ({ page }) => {
   await expect(page.locator('h1')).toHaveText('Workflows');
 });
 
+test('pages load everything they ask for, with no error in the console', async ({ page }) => {
+  const problems: string[] = [];
+  page.on('console', (m) => {
+    if (m.type() === 'error') problems.push(`console: ${m.text()}`);
+  });
+  page.on('response', (r) => {
+    if (r.status() >= 400) problems.push(`${r.status()} ${r.url()}`);
+  });
+  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  await page.goto('/');
+  await expect(page.getByTestId('start-echo')).toBeVisible();
+  // The page names its icon, and the icon is there.
+  const icon = await page.locator('link[rel=icon]').getAttribute('href');
+  expect(icon).toBe('/favicon.svg');
+  const served = await page.request.get(icon!);
+  expect(served.status()).toBe(200);
+  expect(served.headers()['content-type']).toContain('image/svg+xml');
+  // A run page, live (startEcho waits for the socket), and the list page again.
+  await startEcho(page);
+  await page.goto('/');
+  await expect(page.getByTestId('start-echo')).toBeVisible();
+  expect(problems).toEqual([]);
+});
+
 test('an echo workflow streams live and survives a dropped connection', async ({ page }) => {
   const pageErrors: string[] = [];
   page.on('pageerror', (e) => pageErrors.push(e.message));
@@ -82,4 +106,16 @@ test('a run page for an unknown workflow says so', async ({ page }) => {
   await page.goto('/w/wf_DOESNOTEXIST');
   await expect(page.getByTestId('not-found')).toHaveText('Workflow not found.');
   await expect(page.getByTestId('connection')).toHaveCount(0);
+});
+
+test('a cancel the server refuses says why, and the run goes on', async ({ page }) => {
+  await startEcho(page);
+  await expect(page.getByTestId('workflow-status')).toHaveText('waiting input');
+  // Signed out behind the page's back: the server refuses the cancel as unauthenticated.
+  await page.context().clearCookies();
+  await page.getByTestId('cancel').click();
+  await expect(page.getByTestId('cancel-error')).toContainText('Could not cancel');
+  await expect(page.getByTestId('cancel-error')).toContainText('sign in first');
+  await expect(page.getByTestId('cancel')).toBeEnabled();
+  await expect(page.getByTestId('workflow-status')).toHaveText('waiting input');
 });
