@@ -160,45 +160,10 @@ impl EventStore for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn thinking(id: Option<&str>) -> NewEvent {
-        NewEvent {
-            body: EventBody::AgentThinking {
-                agent: "a".into(),
-                content: "hm".into(),
-            },
-            key: id.map(|id| IdempotencyKey::EventId(id.into())),
-        }
-    }
+    use crate::store::contract;
 
     #[tokio::test]
     async fn a_batch_holding_a_logged_retry_key_is_refused_whole() {
-        let store = MemoryStore::default();
-        let info = store
-            .create_workflow("external", None, "u")
-            .await
-            .expect("created");
-        store
-            .append(&info.id, vec![thinking(Some("e1"))])
-            .await
-            .expect("first");
-        let batch = vec![thinking(None), thinking(Some("e2")), thinking(Some("e1"))];
-        let refused = store.append(&info.id, batch).await;
-        assert!(
-            matches!(refused, Err(LanternError::RetryKeyLogged)),
-            "{refused:?}"
-        );
-        assert_eq!(store.read(&info.id, 0, 10).await.expect("read").len(), 1);
-        let keys = [&IdempotencyKey::EventId("e2".into())];
-        assert!(store
-            .seqs_of_keys(&info.id, &keys)
-            .await
-            .expect("keys")
-            .is_empty());
-        let next = store
-            .append(&info.id, vec![thinking(Some("e2"))])
-            .await
-            .expect("next");
-        assert_eq!(next[0].seq(), 2);
+        contract::a_batch_holding_a_logged_key_is_refused_whole(&MemoryStore::default()).await;
     }
 }

@@ -6,6 +6,8 @@
 //! [`memory::MemoryStore`] (in-process, nothing survives a restart; for measuring the hub
 //! without storage).
 
+#[cfg(test)]
+mod contract;
 pub mod log_writer;
 pub mod memory;
 pub mod sqlite;

@@ -428,16 +428,7 @@ fn keys_in_log(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn thinking(id: Option<&str>) -> NewEvent {
-        NewEvent {
-            body: EventBody::AgentThinking {
-                agent: "a".into(),
-                content: "hm".into(),
-            },
-            key: id.map(|id| IdempotencyKey::EventId(id.into())),
-        }
-    }
+    use crate::store::contract::{self, thinking};
 
     /// A store in a fresh data dir (dropped with the dir), with one empty workflow.
     async fn store_with_a_workflow(
@@ -454,35 +445,13 @@ mod tests {
         (dir, store, info)
     }
 
+    /// The batch's third event repeats a logged retry key: the unique index refuses it after the
+    /// first two rows went in, and the whole transaction must go.
     #[tokio::test]
     async fn a_batch_that_fails_half_way_leaves_nothing_behind() {
-        let (_dir, store, info) = store_with_a_workflow("normal").await;
-        store
-            .append(&info.id, vec![thinking(Some("e1"))])
-            .await
-            .expect("first");
-        // The third event repeats a retry key already in the log: the unique index refuses it
-        // after the first two rows went in, and the whole batch must go.
-        let batch = vec![thinking(None), thinking(Some("e2")), thinking(Some("e1"))];
-        let refused = store.append(&info.id, batch).await;
-        assert!(
-            matches!(refused, Err(LanternError::RetryKeyLogged)),
-            "{refused:?}"
-        );
-        let log = store.read(&info.id, 0, 100).await.expect("read");
-        assert_eq!(log.iter().map(|e| e.seq()).collect::<Vec<_>>(), vec![1]);
-        let after = store
-            .workflow(&info.id)
-            .await
-            .expect("read")
-            .expect("exists");
-        assert_eq!(after.last_seq, 1, "the refused batch took no seqs");
-        // The writer is usable afterwards, and seqs go on from where the log ends.
-        let next = store
-            .append(&info.id, vec![thinking(None)])
-            .await
-            .expect("next");
-        assert_eq!(next[0].seq(), 2);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = SqliteStore::open(dir.path(), "normal").await.expect("open");
+        contract::a_batch_holding_a_logged_key_is_refused_whole(&store).await;
     }
 
     #[tokio::test]
