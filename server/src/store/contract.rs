@@ -1,8 +1,8 @@
 //! Checks of the [`EventStore`] guarantees that every store must pass, run by each store's tests.
 
-use app::protocol::EventBody;
+use app::protocol::{EventBody, WorkflowInfo, WorkflowStatus};
 
-use super::{EventStore, IdempotencyKey, NewEvent};
+use super::{EventStore, IdempotencyKey, NewEvent, StoredEvent};
 use crate::error::LanternError;
 
 /// An event to append, with retry key `id` if given.
@@ -14,6 +14,88 @@ pub fn thinking(id: Option<&str>) -> NewEvent {
         },
         key: id.map(|id| IdempotencyKey::EventId(id.into())),
     }
+}
+
+/// A status change to append.
+pub fn status(status: WorkflowStatus) -> NewEvent {
+    NewEvent {
+        body: EventBody::WorkflowStatus {
+            status,
+            detail: None,
+        },
+        key: None,
+    }
+}
+
+/// The workflow as `workflow` reads it, which `list_workflows` must read alike.
+async fn workflow_now(store: &dyn EventStore, id: &str) -> WorkflowInfo {
+    let info = store.workflow(id).await.expect("read").expect("exists");
+    let listed = store.list_workflows(Some("u")).await.expect("listed");
+    assert_eq!(
+        listed.iter().find(|w| w.id == id),
+        Some(&info),
+        "{listed:?}"
+    );
+    info
+}
+
+fn ts_of(event: &StoredEvent) -> String {
+    event.event().expect("parses").ts
+}
+
+/// The workflow object follows its log: `last_seq` is the last event's `seq`, `updated_at` its
+/// `ts` (the creation time while the log is empty), `status` the last status appended; and
+/// retention sweeps a finished workflow by the time of its last event, never a running one.
+pub async fn the_workflow_follows_its_log(store: &dyn EventStore) {
+    let info = store
+        .create_workflow("external", None, "u")
+        .await
+        .expect("created");
+    let fresh = workflow_now(store, &info.id).await;
+    assert_eq!((fresh.last_seq, fresh.status), (0, WorkflowStatus::Pending));
+    assert_eq!(fresh.updated_at, fresh.created_at);
+
+    let two = store
+        .append(&info.id, vec![thinking(None), thinking(None)])
+        .await
+        .expect("two");
+    let now = workflow_now(store, &info.id).await;
+    assert_eq!((now.last_seq, now.status), (2, WorkflowStatus::Pending));
+    assert_eq!(now.updated_at, ts_of(&two[1]));
+
+    let running = store.append(
+        &info.id,
+        vec![status(WorkflowStatus::Running), thinking(None)],
+    );
+    let running = running.await.expect("running");
+    let now = workflow_now(store, &info.id).await;
+    assert_eq!((now.last_seq, now.status), (4, WorkflowStatus::Running));
+    assert_eq!(now.updated_at, ts_of(&running[1]));
+    assert!(store
+        .delete_finished_before("9999")
+        .await
+        .expect("swept")
+        .is_empty());
+
+    let done = store
+        .append(&info.id, vec![status(WorkflowStatus::Completed)])
+        .await
+        .expect("done");
+    let finished_at = ts_of(&done[0]);
+    let now = workflow_now(store, &info.id).await;
+    assert_eq!((now.last_seq, now.status), (5, WorkflowStatus::Completed));
+    assert_eq!(now.updated_at, finished_at);
+    let kept = store
+        .delete_finished_before(&finished_at)
+        .await
+        .expect("swept");
+    assert!(
+        kept.is_empty(),
+        "finished at the cutoff, not before it: {kept:?}"
+    );
+    let swept = store.delete_finished_before("9999").await.expect("swept");
+    assert_eq!(swept, vec![info.id.clone()]);
+    assert_eq!(store.workflow(&info.id).await.expect("read"), None);
 }
 
 /// A batch whose third event repeats a logged retry key is refused whole, as

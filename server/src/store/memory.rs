@@ -166,4 +166,9 @@ mod tests {
     async fn a_batch_holding_a_logged_retry_key_is_refused_whole() {
         contract::a_batch_holding_a_logged_key_is_refused_whole(&MemoryStore::default()).await;
     }
+
+    #[tokio::test]
+    async fn the_workflow_follows_its_log() {
+        contract::the_workflow_follows_its_log(&MemoryStore::default()).await;
+    }
 }

@@ -42,6 +42,16 @@ pub struct SqliteStore {
 /// `IN` values per lookup statement: far below SQLite's 32,766 variables.
 const KEYS_PER_STATEMENT: usize = 200;
 
+/// The workflow object, as `workflow` and `list_workflows` read it: the row, plus the position
+/// of its log read off the log itself (an append does not touch the row; see migration 0003).
+/// The last event is found by `(workflow_id, seq)` on the events' primary key, one step down
+/// the B-tree each; a workflow with no events yet was last updated when it was created.
+const SELECT_WORKFLOWS: &str = "SELECT w.id, w.kind, w.title, w.status, w.created_at, \
+     COALESCE(last.seq, 0) AS last_seq, \
+     COALESCE(json_extract(last.json, '$.ts'), w.status_at) AS updated_at \
+     FROM workflows w LEFT JOIN events last ON last.workflow_id = w.id \
+     AND last.seq = (SELECT MAX(seq) FROM events WHERE workflow_id = w.id)";
+
 /// How often the background checkpoint runs: the WAL holds at most about this much of the
 /// writes (a few MB at the highest publish rates) before it is copied back.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
@@ -193,8 +203,8 @@ impl EventStore for SqliteStore {
         self.log
             .run(false, |conn| {
                 conn.prepare_cached(
-                    "INSERT INTO workflows (id, kind, title, status, last_seq, created_at, \
-                     updated_at, owner) VALUES (?, ?, ?, ?, 0, ?, ?, ?)",
+                    "INSERT INTO workflows (id, kind, title, status, created_at, status_at, \
+                     owner) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 )?
                 .execute(params![
                     info.id,
@@ -212,7 +222,7 @@ impl EventStore for SqliteStore {
     }
 
     async fn workflow(&self, id: &str) -> Result<Option<WorkflowInfo>> {
-        let row = sqlx::query("SELECT * FROM workflows WHERE id = ?")
+        let row = sqlx::query(&format!("{SELECT_WORKFLOWS} WHERE w.id = ?"))
             .bind(id)
             .fetch_optional(&self.readers)
             .await?;
@@ -231,13 +241,15 @@ impl EventStore for SqliteStore {
     async fn list_workflows(&self, owner: Option<&str>) -> Result<Vec<WorkflowInfo>> {
         let rows = match owner {
             Some(owner) => {
-                sqlx::query("SELECT * FROM workflows WHERE owner = ? ORDER BY id DESC")
-                    .bind(owner)
-                    .fetch_all(&self.readers)
-                    .await?
+                sqlx::query(&format!(
+                    "{SELECT_WORKFLOWS} WHERE w.owner = ? ORDER BY w.id DESC"
+                ))
+                .bind(owner)
+                .fetch_all(&self.readers)
+                .await?
             }
             None => {
-                sqlx::query("SELECT * FROM workflows ORDER BY id DESC")
+                sqlx::query(&format!("{SELECT_WORKFLOWS} ORDER BY w.id DESC"))
                     .fetch_all(&self.readers)
                     .await?
             }
@@ -293,7 +305,7 @@ impl EventStore for SqliteStore {
             .run(true, |conn| {
                 let mut delete = conn.prepare_cached(
                     "DELETE FROM workflows WHERE status IN ('completed','failed','cancelled') \
-                     AND updated_at < ? RETURNING id",
+                     AND status_at < ? RETURNING id",
                 )?;
                 let ids = delete.query_map([cutoff], |row| row.get::<_, String>(0))?;
                 Ok(ids.collect::<rusqlite::Result<Vec<_>>>()?)
@@ -326,24 +338,25 @@ fn append_now(
         EventBody::WorkflowStatus { status, .. } => Some(*status),
         _ => None,
     });
-    let count = i64::try_from(events.len()).unwrap_or(i64::MAX);
     let ts = now_rfc3339();
     // IMMEDIATE: take the write lock now, so the transaction cannot fail half-way for it.
     // Dropped without a commit (an error below), the transaction rolls back.
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    // Takes the batch's seqs, moves the status and finds the workflow, in one statement.
+    // Finds the workflow and where its log ends. Only reads: the row is written only when the
+    // status changes (migration 0003 says why).
     let last_seq: i64 = tx
         .prepare_cached(
-            "UPDATE workflows SET last_seq = last_seq + ?, status = COALESCE(?, status), \
-             updated_at = ? WHERE id = ? RETURNING last_seq",
+            "SELECT COALESCE((SELECT MAX(seq) FROM events WHERE workflow_id = ?1), 0) \
+             FROM workflows WHERE id = ?1",
         )?
-        .query_row(
-            params![count, new_status.map(|s| s.as_str()), ts, workflow_id],
-            |row| row.get(0),
-        )
+        .query_row([workflow_id], |row| row.get(0))
         .optional()?
         .ok_or_else(|| LanternError::WorkflowNotFound(workflow_id.to_owned()))?;
-    let first_seq = (last_seq - count) as u64 + 1;
+    if let Some(status) = new_status {
+        tx.prepare_cached("UPDATE workflows SET status = ?, status_at = ? WHERE id = ?")?
+            .execute(params![status.as_str(), ts, workflow_id])?;
+    }
+    let first_seq = last_seq as u64 + 1;
     let mut stored = Vec::with_capacity(events.len());
     {
         // One prepared statement, run per row: without a round trip per statement, many rows
@@ -452,6 +465,87 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = SqliteStore::open(dir.path(), "normal").await.expect("open");
         contract::a_batch_holding_a_logged_key_is_refused_whole(&store).await;
+    }
+
+    #[tokio::test]
+    async fn the_workflow_follows_its_log() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = SqliteStore::open(dir.path(), "normal").await.expect("open");
+        contract::the_workflow_follows_its_log(&store).await;
+    }
+
+    /// A database written before migration 0003, when the workflow row held `last_seq` and
+    /// `updated_at`: once migrated, each workflow is where its log says, and appends go on
+    /// from there.
+    #[tokio::test]
+    async fn a_database_from_before_0003_keeps_each_workflow_where_it_was() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let old_migrations = tempfile::tempdir().expect("temp dir");
+        for name in ["0001_event_log.sql", "0002_accounts.sql"] {
+            let from = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("migrations")
+                .join(name);
+            std::fs::copy(from, old_migrations.path().join(name)).expect("copied");
+        }
+        let old = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(
+                SqliteConnectOptions::new()
+                    .filename(dir.path().join(DB_FILE))
+                    .create_if_missing(true),
+            )
+            .await
+            .expect("old database");
+        let migrator = sqlx::migrate::Migrator::new(old_migrations.path()).await;
+        migrator
+            .expect("old migrations")
+            .run(&old)
+            .await
+            .expect("migrated");
+        let (created, second) = ("2026-01-01T00:00:00.000Z", "2026-01-01T00:00:02.000Z");
+        sqlx::query(
+            "INSERT INTO workflows (id, kind, status, last_seq, created_at, updated_at) \
+             VALUES ('wf_a', 'external', 'running', 2, ?1, ?2), \
+             ('wf_b', 'external', 'pending', 0, ?1, ?1)",
+        )
+        .bind(created)
+        .bind(second)
+        .execute(&old)
+        .await
+        .expect("workflows");
+        for (seq, ts) in [(1, "2026-01-01T00:00:01.000Z"), (2, second)] {
+            let body = contract::thinking(None).body;
+            let workflow_id = "wf_a".to_owned();
+            let ts = ts.to_owned();
+            let event = StoredEvent::new(&LoggedEvent {
+                seq,
+                ts,
+                workflow_id,
+                body,
+            });
+            sqlx::query("INSERT INTO events (workflow_id, seq, json) VALUES ('wf_a', ?, ?)")
+                .bind(seq as i64)
+                .bind(event.json.as_str())
+                .execute(&old)
+                .await
+                .expect("event");
+        }
+        old.close().await;
+
+        let store = SqliteStore::open(dir.path(), "normal").await.expect("open");
+        let a = store.workflow("wf_a").await.expect("read").expect("exists");
+        assert_eq!((a.last_seq, a.updated_at.as_str()), (2, second));
+        assert_eq!(
+            (a.status, a.created_at.as_str()),
+            (WorkflowStatus::Running, created)
+        );
+        let b = store.workflow("wf_b").await.expect("read").expect("exists");
+        assert_eq!((b.last_seq, b.updated_at.as_str()), (0, created));
+        let next = store
+            .append("wf_a", vec![thinking(None)])
+            .await
+            .expect("appended");
+        assert_eq!(next[0].seq(), 3);
     }
 
     #[tokio::test]
