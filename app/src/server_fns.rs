@@ -6,9 +6,16 @@ use leptos::prelude::*;
 use crate::protocol::{RunSnapshot, WorkflowInfo};
 
 #[cfg(feature = "ssr")]
+use crate::{backend::BackendError, protocol::ErrorCode};
+
+#[cfg(feature = "ssr")]
 fn backend() -> Result<crate::backend::Backend, ServerFnError> {
-    use_context::<crate::backend::Backend>()
-        .ok_or_else(|| ServerFnError::new("the server has no workflow backend"))
+    use_context::<crate::backend::Backend>().ok_or_else(|| {
+        refused(BackendError {
+            code: ErrorCode::Internal,
+            message: "the server has no workflow backend".into(),
+        })
+    })
 }
 
 /// The signed-in user this request comes from (put there by the server's auth layer).
@@ -16,8 +23,36 @@ fn backend() -> Result<crate::backend::Backend, ServerFnError> {
 fn viewer() -> Result<crate::backend::Viewer, ServerFnError> {
     use_context::<http::request::Parts>()
         .and_then(|parts| parts.extensions.get::<crate::backend::Viewer>().cloned())
-        .ok_or_else(|| ServerFnError::new("unauthorized: sign in first"))
+        .ok_or_else(|| {
+            refused(BackendError {
+                code: ErrorCode::Unauthorized,
+                message: "unauthorized: sign in first".into(),
+            })
+        })
 }
+
+/// The error a server function answers with, its HTTP status set from the code: a refusal
+/// (signed out, not found, already finished) is a 4xx, not a server error — the server logs
+/// 5xx answers as errors.
+///
+/// Only when the function was called over HTTP: a page rendering on the server calls it as a
+/// plain function, with the page's own response in context, and a part of the page that could
+/// not load (the login page asks who is signed in) must not turn the page into an error.
+#[cfg(feature = "ssr")]
+fn refused(error: BackendError) -> ServerFnError {
+    let called_over_http = use_context::<http::request::Parts>()
+        .is_some_and(|request| request.uri.path().starts_with(SERVER_FN_PREFIX));
+    let response = use_context::<leptos_axum::ResponseOptions>().filter(|_| called_over_http);
+    if let Some(response) = response {
+        let status = http::StatusCode::from_u16(error.code.http_status());
+        response.set_status(status.unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR));
+    }
+    ServerFnError::new(error.message)
+}
+
+/// Where the server functions are served (Leptos's default prefix); no page lives under it.
+#[cfg(feature = "ssr")]
+const SERVER_FN_PREFIX: &str = "/api/";
 
 /// The signed-in user's name.
 #[server]
@@ -28,10 +63,7 @@ pub async fn current_user() -> Result<String, ServerFnError> {
 /// The user's workflows, newest first.
 #[server]
 pub async fn list_workflows() -> Result<Vec<WorkflowInfo>, ServerFnError> {
-    backend()?
-        .list_workflows(&viewer()?)
-        .await
-        .map_err(ServerFnError::new)
+    backend()?.list_workflows(&viewer()?).await.map_err(refused)
 }
 
 /// Start a built-in `echo` workflow; a form post then lands on its run page.
@@ -40,7 +72,7 @@ pub async fn start_echo() -> Result<WorkflowInfo, ServerFnError> {
     let started = backend()?
         .start_workflow(&viewer()?, "echo", None)
         .await
-        .map_err(ServerFnError::new)?;
+        .map_err(refused)?;
     open_run_page(&started);
     Ok(started)
 }
@@ -48,10 +80,7 @@ pub async fn start_echo() -> Result<WorkflowInfo, ServerFnError> {
 /// One workflow and its log so far; `None` when it does not exist.
 #[server]
 pub async fn get_snapshot(id: String) -> Result<Option<RunSnapshot>, ServerFnError> {
-    backend()?
-        .snapshot(&viewer()?, &id)
-        .await
-        .map_err(ServerFnError::new)
+    backend()?.snapshot(&viewer()?, &id).await.map_err(refused)
 }
 
 /// Start a built-in `search` workflow for `query`; a form post then lands on its run page.
@@ -61,7 +90,7 @@ pub async fn start_search(query: String) -> Result<WorkflowInfo, ServerFnError> 
     let started = backend()?
         .start_workflow(&viewer()?, "search", Some(input))
         .await
-        .map_err(ServerFnError::new)?;
+        .map_err(refused)?;
     open_run_page(&started);
     Ok(started)
 }
@@ -74,12 +103,10 @@ fn open_run_page(started: &WorkflowInfo) {
 }
 
 /// Cancel a workflow: what is open is closed with `ok: false`, status `cancelled`.
-#[server]
+// A fixed path (`/api/cancel_workflow`), so tests can name it.
+#[server(endpoint = "cancel_workflow")]
 pub async fn cancel_workflow(id: String) -> Result<(), ServerFnError> {
-    backend()?
-        .cancel(&viewer()?, &id)
-        .await
-        .map_err(ServerFnError::new)
+    backend()?.cancel(&viewer()?, &id).await.map_err(refused)
 }
 
 /// Event `seq` of workflow `id`, a `final_report`, as safe HTML: the Markdown renderer lives
@@ -92,7 +119,7 @@ pub async fn report_html(id: String, seq: u64) -> Result<Option<String>, ServerF
     let event = backend()?
         .event(&viewer()?, &id, seq)
         .await
-        .map_err(ServerFnError::new)?;
+        .map_err(refused)?;
     Ok(event.and_then(|e| match e.body {
         EventBody::FinalReport { content } => Some(crate::markdown::to_safe_html(&content)),
         _ => None,

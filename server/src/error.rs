@@ -60,12 +60,31 @@ pub fn error_response(code: ErrorCode, message: impl Into<String>) -> Response {
     (status, Json(body)).into_response()
 }
 
-impl IntoResponse for LanternError {
-    fn into_response(self) -> Response {
-        if let Self::Storage(detail) = &self {
+impl LanternError {
+    /// Log what the caller is not told: the detail of a server-side failure.
+    fn log_if_internal(&self) {
+        if let Self::Storage(detail) = self {
             tracing::error!(%detail, "storage error");
         }
+    }
+}
+
+impl IntoResponse for LanternError {
+    fn into_response(self) -> Response {
+        self.log_if_internal();
         error_response(self.code(), self.to_string())
+    }
+}
+
+/// A failure of the pages' server functions: the same code, so the same HTTP status, as the
+/// API would answer with.
+impl From<LanternError> for app::backend::BackendError {
+    fn from(e: LanternError) -> Self {
+        e.log_if_internal();
+        Self {
+            code: e.code(),
+            message: e.to_string(),
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use app::backend::{Viewer, WorkflowBackend};
+use app::backend::{BackendError, Viewer, WorkflowBackend};
 use app::protocol::{LoggedEvent, RunSnapshot, WorkflowInfo};
 
 use crate::workflows::Builtins;
@@ -15,13 +15,13 @@ pub struct HubBackend(pub Arc<Builtins>);
 
 #[async_trait::async_trait]
 impl WorkflowBackend for HubBackend {
-    async fn list_workflows(&self, viewer: &Viewer) -> Result<Vec<WorkflowInfo>, String> {
+    async fn list_workflows(&self, viewer: &Viewer) -> Result<Vec<WorkflowInfo>, BackendError> {
         self.0
             .hub
             .store()
             .list_workflows(Some(&viewer.user))
             .await
-            .map_err(|e| e.to_string())
+            .map_err(BackendError::from)
     }
 
     async fn start_workflow(
@@ -29,26 +29,28 @@ impl WorkflowBackend for HubBackend {
         viewer: &Viewer,
         kind: &str,
         input: Option<serde_json::Value>,
-    ) -> Result<WorkflowInfo, String> {
+    ) -> Result<WorkflowInfo, BackendError> {
         crate::workflows::start(&self.0, kind, None, input.as_ref(), &viewer.user)
             .await
-            .map_err(|e| e.to_string())
+            .map_err(BackendError::from)
     }
 
-    async fn cancel(&self, viewer: &Viewer, id: &str) -> Result<(), String> {
+    async fn cancel(&self, viewer: &Viewer, id: &str) -> Result<(), BackendError> {
         let hub = &self.0.hub;
-        hub.check_owner(id, &viewer.user)
-            .await
-            .map_err(|e| e.to_string())?;
-        hub.cancel(id).await.map(|_| ()).map_err(|e| e.to_string())
+        hub.check_owner(id, &viewer.user).await?;
+        hub.cancel(id).await.map(|_| ()).map_err(BackendError::from)
     }
 
-    async fn snapshot(&self, viewer: &Viewer, id: &str) -> Result<Option<RunSnapshot>, String> {
+    async fn snapshot(
+        &self,
+        viewer: &Viewer,
+        id: &str,
+    ) -> Result<Option<RunSnapshot>, BackendError> {
         if !self.owns(viewer, id).await? {
             return Ok(None);
         }
         let store = self.0.hub.store();
-        let Some(workflow) = store.workflow(id).await.map_err(|e| e.to_string())? else {
+        let Some(workflow) = store.workflow(id).await? else {
             return Ok(None);
         };
         let mut events = Vec::new();
@@ -56,13 +58,10 @@ impl WorkflowBackend for HubBackend {
             let after = events
                 .last()
                 .map_or(0, |e: &app::protocol::LoggedEvent| e.seq);
-            let page = store
-                .read(id, after, PAGE)
-                .await
-                .map_err(|e| e.to_string())?;
+            let page = store.read(id, after, PAGE).await?;
             let full = page.len() == PAGE;
             for event in &page {
-                events.push(event.event().map_err(|e| e.to_string())?);
+                events.push(event.event()?);
             }
             if !full {
                 break;
@@ -76,26 +75,26 @@ impl WorkflowBackend for HubBackend {
         viewer: &Viewer,
         id: &str,
         seq: u64,
-    ) -> Result<Option<LoggedEvent>, String> {
+    ) -> Result<Option<LoggedEvent>, BackendError> {
         if seq == 0 || !self.owns(viewer, id).await? {
             return Ok(None);
         }
         let page = self.0.hub.store().read(id, seq - 1, 1).await;
-        let found = page.map_err(|e| e.to_string())?.into_iter().next();
+        let found = page?.into_iter().next();
         found
             .filter(|event| event.seq() == seq)
-            .map(|event| event.event().map_err(|e| e.to_string()))
+            .map(|event| event.event().map_err(BackendError::from))
             .transpose()
     }
 }
 
 impl HubBackend {
     /// Whether `id` is one of the viewer's workflows; another user's answers like a missing one.
-    async fn owns(&self, viewer: &Viewer, id: &str) -> Result<bool, String> {
+    async fn owns(&self, viewer: &Viewer, id: &str) -> Result<bool, BackendError> {
         match self.0.hub.check_owner(id, &viewer.user).await {
             Ok(()) => Ok(true),
             Err(crate::error::LanternError::WorkflowNotFound(_)) => Ok(false),
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(e.into()),
         }
     }
 }

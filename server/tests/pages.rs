@@ -64,6 +64,40 @@ async fn a_report_is_rendered_by_the_server_safely_and_only_for_its_owner() {
         report_html(&server, Some(&other), id, 2).await,
         (200, Value::Null)
     );
-    let (status, _) = report_html(&server, None, id, 2).await;
-    assert_ne!(status, 200);
+    let (status, body) = report_html(&server, None, id, 2).await;
+    assert_eq!(status, 401, "{body}");
+}
+
+/// `POST /api/cancel_workflow` as `token`.
+async fn cancel(server: &common::TestServer, token: Option<&str>, id: &str) -> (u16, String) {
+    let response = server
+        .request_as(reqwest::Method::POST, "/api/cancel_workflow", token)
+        .form(&[("id", id)])
+        .send()
+        .await
+        .expect("POST");
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap_or_default())
+}
+
+/// A refused call answers with the status the API would give, not as a server error: signed
+/// out 401, someone else's or no such workflow 404, already finished 409.
+#[tokio::test]
+async fn a_refused_server_function_answers_with_the_reason_not_500() {
+    let server = start().await;
+    let owner = server.mint("admin", TokenKind::User).await;
+    let other = server.mint("someone-else", TokenKind::User).await;
+    let id = server.create("external").await;
+    let id = id.as_str();
+
+    let (status, body) = cancel(&server, None, id).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("sign in first"), "{body}");
+    assert_eq!(cancel(&server, Some(&other), id).await.0, 404);
+    assert_eq!(cancel(&server, Some(&owner), "wf_missing").await.0, 404);
+
+    let (status, body) = cancel(&server, Some(&owner), id).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = cancel(&server, Some(&owner), id).await;
+    assert_eq!(status, 409, "already cancelled: {body}");
 }
