@@ -21,6 +21,7 @@ use axum::{
     http::HeaderMap,
     response::{IntoResponse, Response},
 };
+use futures::stream::SplitStream;
 use futures::StreamExt;
 
 use super::close;
@@ -62,8 +63,8 @@ pub async fn upgrade(
         Ok(after) => after.unwrap_or(0),
         Err(e) => return e.into_response(),
     };
-    let feed = match state.hub.feed(&workflow_id, after).await {
-        Ok((feed, info)) => (feed, info),
+    let (feed, info) = match state.hub.feed(&workflow_id, after).await {
+        Ok(started) => started,
         Err(e) => return e.into_response(),
     };
     let limit = state.config.client_frame_bytes;
@@ -74,6 +75,13 @@ pub async fn upgrade(
         workflow = %workflow_id,
         user = %admitted.caller.user,
     );
+    let accepted = Box::new(Accepted {
+        state,
+        admitted,
+        feed,
+        info,
+        after,
+    });
     upgrade
         // Idle sockets cost their read buffer; the default 128 KiB dominates memory per socket.
         // A viewer sends only small frames (inputs, heartbeats), so 512 bytes is plenty.
@@ -81,7 +89,7 @@ pub async fn upgrade(
         .write_buffer_size(16 * 1024)
         .max_message_size(limit.max(1))
         .max_frame_size(limit.max(1))
-        .on_upgrade(move |socket| serve(socket, state, admitted, feed, after).instrument(span))
+        .on_upgrade(move |socket| serve(socket, accepted).instrument(span))
 }
 
 /// Per-connection state the main loop needs.
@@ -133,20 +141,32 @@ async fn next_event(feed: &mut Option<Feed>) -> crate::error::Result<Option<Arc<
     }
 }
 
-async fn serve(
-    socket: WebSocket,
+/// What the socket takes over from its request, in one box: axum's upgrade task keeps its
+/// callback's captures for the socket's whole life, so they should be one pointer.
+struct Accepted {
     state: AppState,
-    // Held until the connection ends: it holds this socket's places in the connection limits.
     admitted: Admitted,
-    (feed, info): (Feed, app::protocol::WorkflowInfo),
+    feed: Feed,
+    info: app::protocol::WorkflowInfo,
     after: u64,
-) {
-    tracing::debug!(after, "socket open");
-    let (sink, mut stream) = socket.split();
+}
+
+/// Set the connection up, then run it. The setup is not part of the returned future: an async
+/// fn keeps its arguments for as long as it runs, so the request's values (and the socket
+/// before its split) would stay in every idle socket's memory beside what the loop uses.
+fn serve(socket: WebSocket, accepted: Box<Accepted>) -> impl std::future::Future<Output = ()> {
+    let Accepted {
+        state,
+        admitted,
+        feed,
+        info,
+        after,
+    } = *accepted;
+    let (sink, stream) = socket.split();
     let (rate, burst) = (state.config.client_rate, state.config.client_burst);
-    let mut revocations = state.accounts.revocations();
-    let mut disconnect = state.hub.disconnect_signal();
-    let mut shutdown = state.hub.shutdown_signal();
+    let revocations = state.accounts.revocations();
+    let disconnect = state.hub.disconnect_signal();
+    let shutdown = state.hub.shutdown_signal();
     let mut conn = Connection {
         link: Link::new(state, admitted.caller.clone(), rate, burst),
         workflow_id: info.id.clone(),
@@ -158,7 +178,7 @@ async fn serve(
     let writer = tokio::spawn(conn.link.outbox.clone().write_to(sink));
     let heartbeat = conn.link.heartbeat();
     conn.link.send(&ServerFrame::Hello {
-        workflow_id: info.id.clone(),
+        workflow_id: info.id,
         last_seq: info.last_seq,
         status: info.status,
         heartbeat_ms: heartbeat.as_millis() as u64,
@@ -170,48 +190,86 @@ async fn serve(
         );
     }
     conn.caught_up();
-    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
-    while !conn.link.outbox.is_closing() {
-        // While replaying, pull from the store only as fast as the peer reads.
-        let replaying = conn.feed.as_ref().is_some_and(|f| !f.backlog_done());
-        let paused = replaying && !conn.link.outbox.has_room();
-        tokio::select! {
-            _ = disconnect.changed() => {
-                // Drop the TCP connection with no close frame, as a network fault would.
-                writer.abort();
-                return;
-            }
-            frame = stream.next() => match frame {
-                Some(Ok(message)) => conn.on_message(message).await,
-                Some(Err(e)) => {
-                    let (code, reason) = super::read_error_close(&e);
-                    conn.link.outbox.close(code, reason);
-                }
-                None => {
-                    // The peer is gone: nothing more can be written.
-                    writer.abort();
+    let ping = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
+    let session = Session {
+        conn,
+        stream,
+        writer,
+        revocations,
+        disconnect,
+        shutdown,
+        ping,
+        admitted,
+    };
+    Box::new(session).run()
+}
+
+/// A set-up connection: what its loop waits on.
+struct Session {
+    conn: Connection,
+    stream: SplitStream<WebSocket>,
+    writer: tokio::task::JoinHandle<()>,
+    revocations: tokio::sync::broadcast::Receiver<Arc<str>>,
+    /// Changes when every viewer socket must drop its connection
+    /// ([`Hub::disconnect_signal`](crate::hub::Hub::disconnect_signal)).
+    disconnect: tokio::sync::watch::Receiver<u64>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+    ping: tokio::time::Interval,
+    /// Held until the connection ends: it holds this socket's places in the connection limits.
+    admitted: Admitted,
+}
+
+impl Session {
+    /// Boxed: an async fn moves a by-value argument into its own locals, so an unboxed session
+    /// would sit in the future twice, as argument and as local.
+    async fn run(mut self: Box<Self>) {
+        tracing::debug!(after = self.conn.replayed_from, "socket open");
+        let conn = &mut self.conn;
+        while !conn.link.outbox.is_closing() {
+            // While replaying, pull from the store only as fast as the peer reads.
+            let replaying = conn.feed.as_ref().is_some_and(|f| !f.backlog_done());
+            let paused = replaying && !conn.link.outbox.has_room();
+            tokio::select! {
+                _ = self.disconnect.changed() => {
+                    // Drop the TCP connection with no close frame, as a network fault would.
+                    self.writer.abort();
                     return;
                 }
-            },
-            event = next_event(&mut conn.feed), if !paused => conn.on_event(event),
-            () = conn.link.outbox.closed() => {}
-            revoked = revocations.recv() => conn.link.on_revocation(revoked).await,
-            () = super::shutdown_begun(&mut shutdown) => conn.link.shutting_down(),
-            _ = conn.link.outbox.drained(), if paused => {}
-            _ = ping.tick() => {
-                if conn.link.peer_is_dead() {
-                    // It stopped answering: no close handshake to wait for.
-                    writer.abort();
-                    return;
+                frame = self.stream.next() => match frame {
+                    // Boxed: a client's frame (a heartbeat, an input) is rare, and its future
+                    // is the largest this loop awaits; inline, every idle socket would carry
+                    // its size.
+                    Some(Ok(message)) => Box::pin(conn.on_message(message)).await,
+                    Some(Err(e)) => {
+                        let (code, reason) = super::read_error_close(&e);
+                        conn.link.outbox.close(code, reason);
+                    }
+                    None => {
+                        // The peer is gone: nothing more can be written.
+                        self.writer.abort();
+                        return;
+                    }
+                },
+                event = next_event(&mut conn.feed), if !paused => conn.on_event(event),
+                () = conn.link.outbox.closed() => {}
+                revoked = self.revocations.recv() => conn.link.on_revocation(revoked).await,
+                () = super::shutdown_begun(&mut self.shutdown) => conn.link.shutting_down(),
+                _ = conn.link.outbox.drained(), if paused => {}
+                _ = self.ping.tick() => {
+                    if conn.link.peer_is_dead() {
+                        // It stopped answering: no close handshake to wait for.
+                        self.writer.abort();
+                        return;
+                    }
                 }
             }
         }
+        // Off the live list before the closing handshake: nothing more is queued.
+        drop(conn.live.take());
+        super::finish_closing(self.writer, self.stream).await;
+        tracing::debug!("socket closed");
+        drop(self.admitted);
     }
-    // Off the live list before the closing handshake: nothing more is queued.
-    drop(conn.live.take());
-    super::finish_closing(writer, stream).await;
-    tracing::debug!("socket closed");
-    drop(admitted);
 }
 
 impl Connection {
