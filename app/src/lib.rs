@@ -1,7 +1,8 @@
 //! Lantern's Leptos app, shared by the server (`ssr`) and the browser (`hydrate`).
 //!
-//! - [`protocol`]: the wire types of PROTOCOL.md (pure serde); [`decode`]: the browser's
-//!   reader of the server's frames and snapshots (by hand, for a smaller WASM).
+//! - [`protocol`]: the wire types of PROTOCOL.md (pure serde), the words of the wire
+//!   ([`protocol::vocab`], each written once) and the browser's reader of the server's frames
+//!   and snapshots ([`protocol::decode`], by hand, for a smaller WASM).
 //! - [`socket`]: the run page's connection: a pure state machine and the gloo-net driver.
 //! - [`run_model`]: the run page's picture of a workflow (steps, agent cards, tool rows),
 //!   folded from the log event by event; `markdown` (`ssr` only): agent Markdown to safe HTML;
@@ -23,7 +24,6 @@
 #![recursion_limit = "256"]
 
 pub mod components;
-pub mod decode;
 pub mod live_list;
 #[cfg(feature = "ssr")]
 pub mod markdown;
@@ -81,7 +81,7 @@ pub fn App() -> impl IntoView {
                 <UserMenu/>
             </header>
             <main>
-                <Routes fallback=|| view! { <p class="notice">"Page not found."</p> }>
+                <Routes fallback=|| view! { <pages::NotFound message="Page not found."/> }>
                     // Async: the HTML is sent once the data is in it, so the pages read
                     // fine with JavaScript off and hydrate without a flash.
                     <Route path=path!("/") view=HomePage ssr=SsrMode::Async/>

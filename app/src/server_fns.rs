@@ -6,7 +6,7 @@ use leptos::prelude::*;
 use crate::protocol::{RunSnapshot, WorkflowInfo};
 
 #[cfg(feature = "ssr")]
-use crate::{backend::BackendError, protocol::ErrorCode};
+use crate::{backend::BackendError, protocol::vocab::kinds, protocol::ErrorCode};
 
 #[cfg(feature = "ssr")]
 fn backend() -> Result<crate::backend::Backend, ServerFnError> {
@@ -70,11 +70,9 @@ pub async fn list_workflows() -> Result<Vec<WorkflowInfo>, ServerFnError> {
 #[server]
 pub async fn start_echo() -> Result<WorkflowInfo, ServerFnError> {
     let started = backend()?
-        .start_workflow(&viewer()?, "echo", None)
-        .await
-        .map_err(refused)?;
-    open_run_page(&started);
-    Ok(started)
+        .start_workflow(&viewer()?, kinds::ECHO, None)
+        .await;
+    open_run_page(started)
 }
 
 /// One workflow and its log so far; `None` when it does not exist.
@@ -88,18 +86,38 @@ pub async fn get_snapshot(id: String) -> Result<Option<RunSnapshot>, ServerFnErr
 pub async fn start_search(query: String) -> Result<WorkflowInfo, ServerFnError> {
     let input = serde_json::json!({ "query": query });
     let started = backend()?
-        .start_workflow(&viewer()?, "search", Some(input))
-        .await
-        .map_err(refused)?;
-    open_run_page(&started);
-    Ok(started)
+        .start_workflow(&viewer()?, kinds::SEARCH, Some(input))
+        .await;
+    open_run_page(started)
 }
 
 /// The home page's start forms are plain HTML forms (no WASM): answer their post with a
-/// redirect to the new workflow's run page. (A call from code gets the workflow as JSON.)
+/// redirect to the new workflow's run page, or back home naming what went wrong by its code
+/// alone (`/?start_error=rate_limited`; the page words it). Leptos would put the error's text
+/// in the URL instead, and the page would show whatever text a crafted link carried. A call
+/// from code gets the workflow as JSON, or the error with its HTTP status.
 #[cfg(feature = "ssr")]
-fn open_run_page(started: &WorkflowInfo) {
-    leptos_axum::redirect(&format!("/w/{}", started.id));
+fn open_run_page(
+    started: Result<WorkflowInfo, BackendError>,
+) -> Result<WorkflowInfo, ServerFnError> {
+    let form_post = use_context::<http::request::Parts>().is_some_and(|request| {
+        request
+            .headers
+            .get(http::header::ACCEPT)
+            .and_then(|accept| accept.to_str().ok())
+            .is_some_and(|accept| accept.contains("text/html"))
+    });
+    match started {
+        Ok(started) => {
+            leptos_axum::redirect(&format!("/w/{}", started.id));
+            Ok(started)
+        }
+        Err(error) if form_post => {
+            leptos_axum::redirect(&format!("/?start_error={}", error.code.as_str()));
+            Err(ServerFnError::new(error.message))
+        }
+        Err(error) => Err(refused(error)),
+    }
 }
 
 /// Cancel a workflow: what is open is closed with `ok: false`, status `cancelled`.

@@ -56,6 +56,31 @@ const LANTERN_FLAGS: &[&str] = &[
     "--client-rate=0",
 ];
 
+/// Limits of newer builds the bench also turns off, by environment variable (an older build
+/// ignores a variable it does not know; it would refuse an unknown flag).
+const LANTERN_ENV: &[(&str, &str)] = &[
+    ("LANTERN_MAX_CONNECTIONS", "0"),
+    ("LANTERN_MAX_CONNECTIONS_PER_IP", "0"),
+    ("LANTERN_MAX_OPEN_WORKFLOWS", "0"),
+];
+
+/// A new token of admin's from `lantern token create` on `data`.
+async fn mint(bin: &Path, data: &Path, agent: bool) -> Result<String> {
+    let mut command = Command::new(bin);
+    command
+        .args(["token", "create", "--user", "admin", "--data-dir"])
+        .arg(data);
+    if agent {
+        command.arg("--agent");
+    }
+    let minted = command.output().await?;
+    Ok(String::from_utf8(minted.stdout)?
+        .lines()
+        .last()
+        .ok_or("no token printed")?
+        .to_owned())
+}
+
 impl Target {
     /// Start the server; with `pin`, on [`crate::pin::SERVER_CPU`] only.
     pub async fn start(kind: Kind, lantern: &Path, pin: bool) -> Result<Self> {
@@ -78,6 +103,7 @@ impl Target {
             .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
             .arg(data.path())
             .args(LANTERN_FLAGS)
+            .envs(LANTERN_ENV.iter().copied())
             .env("RUST_LOG", "error")
             .stdout(Stdio::piped())
             .kill_on_drop(true)
@@ -85,28 +111,10 @@ impl Target {
         let line = first_line(&mut child).await?;
         let rest = line.split("http://").nth(1).ok_or("no URL printed")?;
         let addr = rest.split('/').next().ok_or("no address")?.to_owned();
-        let token = rest
-            .split("token=")
-            .nth(1)
-            .ok_or("no token printed")?
-            .to_owned();
-        let minted = Command::new(bin)
-            .args([
-                "token",
-                "create",
-                "--user",
-                "admin",
-                "--agent",
-                "--data-dir",
-            ])
-            .arg(data.path())
-            .output()
-            .await?;
-        let agent_token = String::from_utf8(minted.stdout)?
-            .lines()
-            .last()
-            .ok_or("no agent token")?
-            .to_owned();
+        // The printed link is a browser's (a one-time code, or a token in older builds): mint
+        // tokens as an operator would.
+        let token = mint(bin, data.path(), false).await?;
+        let agent_token = mint(bin, data.path(), true).await?;
         Ok(Self {
             kind: Kind::Lantern,
             addr,

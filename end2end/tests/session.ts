@@ -1,6 +1,6 @@
-// Signing in for the tests: the login URL the server printed on its first start (kept in
-// .data/server.out by serve.sh), the admin token in it, and an agent token minted with
-// `lantern token create --agent` as an operator would.
+// Signing in for the tests: the one-time login link the server printed on its first start
+// (kept in .data/server.out by serve.sh), fresh login links and tokens minted with the binary
+// (`lantern token login-link`, `lantern token create`) as an operator would.
 import { expect, Page } from '@playwright/test';
 import { execFileSync } from 'child_process';
 import * as fs from 'fs';
@@ -9,35 +9,48 @@ import * as path from 'path';
 const dataDir = path.resolve(__dirname, '..', '.data');
 const lantern = path.resolve(__dirname, '..', '..', 'target', 'release', 'lantern');
 
-/** The `/login?token=…` path the server printed (without scheme and host). */
-export function loginPath(): string {
+/** `lantern ARGS --data-dir <the test server's>`: its last line of output. */
+function cli(...args: string[]): string {
+  return execFileSync(lantern, [...args, '--data-dir', dataDir], { encoding: 'utf8' })
+    .trim()
+    .split('\n')
+    .pop()!;
+}
+
+/** The `/login?code=…` path the server printed on its first start (without scheme and host).
+ *  It works once. */
+export function printedLoginPath(): string {
   const printed = fs.readFileSync(path.join(dataDir, 'server.out'), 'utf8');
-  const url = printed.match(/http:\/\/\S+\/login\?token=\S+/);
+  const url = printed.match(/http:\/\/\S+\/login\?code=\S+/);
   expect(url, `a login URL in: ${printed}`).not.toBeNull();
   return new URL(url![0]).pathname + new URL(url![0]).search;
 }
 
-export function adminToken(): string {
-  return new URLSearchParams(loginPath().split('?')[1]).get('token')!;
+/** A fresh one-time login link's path, as `lantern token login-link` makes it. */
+export function loginPath(user = 'admin'): string {
+  const url = new URL(cli('token', 'login-link', '--user', user));
+  return url.pathname + url.search;
 }
 
+let user: string | undefined;
 let agent: string | undefined;
+
+/** A user token of admin's (minted once per test worker). */
+export function adminToken(): string {
+  user ??= cli('token', 'create', '--user', 'admin');
+  return user;
+}
 
 /** An agent token of admin's (minted once per test worker). */
 export function agentToken(): string {
-  agent ??= execFileSync(lantern, ['token', 'create', '--user', 'admin', '--agent', '--data-dir', dataDir], {
-    encoding: 'utf8',
-  })
-    .trim()
-    .split('\n')
-    .pop()!;
+  agent ??= cli('token', 'create', '--user', 'admin', '--agent');
   return agent;
 }
 
 export const asUser = () => ({ Authorization: `Bearer ${adminToken()}` });
 export const asAgent = () => ({ Authorization: `Bearer ${agentToken()}` });
 
-/** Sign the page's browser context in with the printed login link. */
+/** Sign the page's browser context in with a fresh login link. */
 export async function signIn(page: Page): Promise<void> {
   await page.goto(loginPath());
   await expect(page).toHaveURL(/\/$/);

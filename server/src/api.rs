@@ -1,9 +1,12 @@
-//! The JSON HTTP API of PROTOCOL.md §5 (what exists so far). Handlers only extract and
-//! delegate to the hub; errors become `{"error":{...}}` bodies via [`LanternError`].
+//! The JSON HTTP API of PROTOCOL.md §5 (agent ingest is a transport:
+//! [`crate::transport::ingest`]). Handlers only extract and delegate to the hub; errors become
+//! `{"error":{...}}` bodies via [`LanternError`].
 //!
 //! Every handler but `/healthz` takes a [`Caller`] (no or a wrong credential: 401), says which
 //! kind of token it serves (the other kind: 403), and touches only the caller's own workflows
-//! (anyone else's: 404, exactly as for a workflow that does not exist).
+//! (anyone else's: 404, exactly as for a workflow that does not exist). Writes (create, input,
+//! cancel) count against the caller's write rate ([`crate::limits::WriteLimits`]: 429).
+//! History pages are bounded by bytes as well as by count, and say where to read on.
 
 use std::collections::HashMap;
 
@@ -19,14 +22,15 @@ use serde_json::{json, Value};
 
 use crate::auth::{Caller, TokenKind};
 use crate::error::LanternError;
-use crate::ingest::{self, OneOrMany};
 use crate::AppState;
 
 /// Most events one history request returns.
 const MAX_HISTORY_PAGE: usize = 1000;
+/// Most bytes of event JSON one history page holds (a page holds at least one event).
+const MAX_HISTORY_BYTES: usize = 4 * 1024 * 1024;
 
 /// A JSON body, or a `bad_request` error that says what is wrong with it.
-fn body<T>(payload: Result<Json<T>, JsonRejection>) -> Result<T, LanternError> {
+pub fn body<T>(payload: Result<Json<T>, JsonRejection>) -> Result<T, LanternError> {
     payload.map(|Json(v)| v).map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             LanternError::TooLarge(e.body_text())
@@ -45,6 +49,12 @@ async fn may_use(
 ) -> Result<(), LanternError> {
     caller.require(kind)?;
     state.hub.check_owner(id, &caller.user).await
+}
+
+/// As [`may_use`], for a write: it also counts against the caller's write rate.
+async fn may_write(state: &AppState, caller: &Caller, id: &str) -> Result<(), LanternError> {
+    may_use(state, caller, TokenKind::User, id).await?;
+    state.write_limits.check(caller)
 }
 
 fn respond<T: serde::Serialize>(result: Result<T, LanternError>) -> Response {
@@ -69,7 +79,10 @@ pub async fn create_workflow(
     caller: Caller,
     payload: Result<Json<CreateWorkflow>, JsonRejection>,
 ) -> Response {
-    let request = match caller.require(TokenKind::User).and_then(|()| body(payload)) {
+    let checked = caller
+        .require(TokenKind::User)
+        .and_then(|()| state.write_limits.check(&caller));
+    let request = match checked.and_then(|()| body(payload)) {
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };
@@ -128,7 +141,10 @@ fn number(query: &HashMap<String, String>, name: &str, default: u64) -> Result<u
     }
 }
 
-/// `GET /api/workflows/{id}/events?after=N&limit=M` → `{"events":[...],"last_seq":N}`.
+/// `GET /api/workflows/{id}/events?after=N&limit=M` →
+/// `{"events":[...],"last_seq":N,"next_after":M|null}`. A page holds at most `limit` (≤ 1,000)
+/// events and about 4 MiB of them; `next_after` is where to read on when the page stopped
+/// before the log's end, and `null` when it reached it.
 pub async fn history(
     State(state): State<AppState>,
     caller: Caller,
@@ -149,7 +165,7 @@ pub async fn history(
             .workflow(&id)
             .await?
             .ok_or_else(|| LanternError::WorkflowNotFound(id.clone()))?;
-        let events = store.read(&id, after, limit).await?;
+        let events = store.read(&id, after, limit, MAX_HISTORY_BYTES).await?;
         Ok::<_, LanternError>((events, info.last_seq))
     }
     .await;
@@ -159,10 +175,11 @@ pub async fn history(
     }
 }
 
-/// `{"events":[...],"last_seq":N}`, built from the stored JSON of each event as it is (the
-/// events were serialized once, at append; they are not parsed and serialized again).
+/// `{"events":[...],"last_seq":N,"next_after":M|null}`, built from the stored JSON of each
+/// event as it is (the events were serialized once, at append; they are not parsed and
+/// serialized again).
 fn history_body(events: &[std::sync::Arc<crate::store::StoredEvent>], last_seq: u64) -> Response {
-    let size = events.iter().map(|e| e.json.len() + 1).sum::<usize>() + 40;
+    let size = events.iter().map(|e| e.json.len() + 1).sum::<usize>() + 64;
     let mut body = String::with_capacity(size);
     body.push_str("{\"events\":[");
     for (i, event) in events.iter().enumerate() {
@@ -173,36 +190,17 @@ fn history_body(events: &[std::sync::Arc<crate::store::StoredEvent>], last_seq: 
     }
     body.push_str("],\"last_seq\":");
     body.push_str(&last_seq.to_string());
+    body.push_str(",\"next_after\":");
+    match events.last().map(|e| e.seq()).filter(|&seq| seq < last_seq) {
+        Some(seq) => body.push_str(&seq.to_string()),
+        None => body.push_str("null"),
+    }
     body.push('}');
     (
         [(axum::http::header::CONTENT_TYPE, "application/json")],
         body,
     )
         .into_response()
-}
-
-/// `POST /api/workflows/{id}/events`: agent ingest → `{"seqs":[...]}`, all or nothing.
-pub async fn ingest(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-    payload: Result<Json<OneOrMany>, JsonRejection>,
-) -> Response {
-    if let Err(e) = may_use(&state, &caller, TokenKind::Agent, &id).await {
-        return e.into_response();
-    }
-    let events = match body(payload).map(ingest::events) {
-        Ok(Ok(events)) => events,
-        Ok(Err(refused)) => return refused.error.into_response(),
-        Err(e) => return e.into_response(),
-    };
-    respond(
-        state
-            .hub
-            .publish(&id, events)
-            .await
-            .map(|seqs| json!({ "seqs": seqs })),
-    )
 }
 
 #[derive(Deserialize)]
@@ -218,7 +216,7 @@ pub async fn input(
     Path(id): Path<String>,
     payload: Result<Json<UserInput>, JsonRejection>,
 ) -> Response {
-    if let Err(e) = may_use(&state, &caller, TokenKind::User, &id).await {
+    if let Err(e) = may_write(&state, &caller, &id).await {
         return e.into_response();
     }
     let request = match body(payload) {
@@ -238,7 +236,7 @@ pub async fn cancel(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(e) = may_use(&state, &caller, TokenKind::User, &id).await {
+    if let Err(e) = may_write(&state, &caller, &id).await {
         return e.into_response();
     }
     respond(state.hub.cancel(&id).await.map(|seq| json!({ "seq": seq })))
@@ -246,16 +244,18 @@ pub async fn cancel(
 
 /// `GET /api/v1/websocket/stats`: what is connected and what has flowed, as numbers.
 pub async fn stats(State(state): State<AppState>, caller: Caller) -> Response {
-    use crate::metrics::ConnectionKind::{Agent, Subscriber};
+    use crate::metrics::ConnectionKind::{Agent, Stream, Subscriber};
     if let Err(e) = caller.require(TokenKind::User) {
         return e.into_response();
     }
     let metrics = state.hub.metrics();
     let (subscribers, agents) = (metrics.connections(Subscriber), metrics.connections(Agent));
+    let streams = metrics.connections(Stream);
     Json(json!({
-        "connections": subscribers + agents,
+        "connections": subscribers + agents + streams,
         "subscriber_connections": subscribers,
         "agent_connections": agents,
+        "stream_connections": streams,
         "unique_users": state.user_limits.keys_open(),
         "active_workflows": state.hub.active_workflows(),
         "events_appended": metrics.events_appended.get(),
@@ -288,8 +288,12 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
-/// `POST /api/test/disconnect`: drop every subscriber socket (only with `LANTERN_TEST_HOOKS=1`).
-pub async fn test_disconnect(State(state): State<AppState>) -> Response {
+/// `POST /api/test/disconnect`: drop every subscriber socket (only with `LANTERN_TEST_HOOKS=1`,
+/// and only for a signed-in user).
+pub async fn test_disconnect(State(state): State<AppState>, caller: Caller) -> Response {
+    if let Err(e) = caller.require(TokenKind::User) {
+        return e.into_response();
+    }
     state.hub.disconnect_all();
     StatusCode::NO_CONTENT.into_response()
 }

@@ -1,359 +1,414 @@
-//! Every setting in one place: its flag, its environment variable and its default.
+//! Every setting, written once: a field of [`Config`] (or of [`Storage`], which the `token`
+//! commands share) whose clap attributes give its flag, its environment variable and its
+//! default, and whose doc comment is its help. `lantern serve --help` prints them;
+//! `docs/SETTINGS.md` is generated from the same definition ([`markdown_table`]), and a test
+//! fails when it is out of date.
 //!
-//! | flag | environment | default | what |
-//! |---|---|---|---|
-//! | `--addr` | `LANTERN_ADDR` | `127.0.0.1:3000` | where to listen |
-//! | `--data-dir` | `LANTERN_DATA_DIR` | `./data` | where data lives |
-//! | `--heartbeat-ms` | `LANTERN_HEARTBEAT_MS` | `15000` | ping period; `hello.heartbeat_ms` |
-//! | `--client-frame-bytes` | `LANTERN_CLIENT_FRAME_BYTES` | `65536` | largest subscriber frame (bigger: close 1009) |
-//! | `--client-rate` | `LANTERN_CLIENT_RATE` | `50` | subscriber frames per second (over it: `rate_limited`, then close 4029); 0 = no limit |
-//! | `--client-burst` | `LANTERN_CLIENT_BURST` | `100` | subscriber frames allowed in a burst |
-//! | `--allowed-origins` | `LANTERN_ALLOWED_ORIGINS` | (none) | comma-separated origins, besides the server's own, whose pages may open sockets |
-//! | `--max-conns-per-ip` | `LANTERN_MAX_CONNS_PER_IP` | `200` | open sockets per client address (over it: HTTP 429 before the upgrade); 0 = no limit |
-//! | `--max-conns-per-user` | `LANTERN_MAX_CONNS_PER_USER` | `100` | open sockets per user (over it: HTTP 429 before the upgrade); 0 = no limit |
-//! | `--conn-attempts-per-ip` | `LANTERN_CONN_ATTEMPTS_PER_IP` | `20` | socket upgrades per second per address, bursts of twice that (over it: HTTP 429); 0 = no limit |
-//! | `--agent-rate` | `LANTERN_AGENT_RATE` | `1000` | agent frames per second (over it: `rate_limited`, then close 4029); 0 = no limit |
-//! | `--agent-burst` | `LANTERN_AGENT_BURST` | `2000` | agent frames allowed in a burst |
-//! | `--agent-grace-secs` | `LANTERN_AGENT_GRACE_SECS` | `30` | how long a running external workflow waits for its agent to reconnect before it is marked `failed` |
-//! | `--agent-frame-bytes` | `LANTERN_AGENT_FRAME_BYTES` | `1048576` | largest agent frame, and largest HTTP ingest body (bigger: 1009 / 413) |
-//! | `--queue-bytes` | `LANTERN_QUEUE_BYTES` | `1048576` | per-connection outgoing queue (over it: close 4008); 0 = no limit |
-//! | `--session-days` | `LANTERN_SESSION_DAYS` | `30` | how long a browser stays signed in |
-//! | `--public-url` | `LANTERN_PUBLIC_URL` | (none) | the URL people reach Lantern at, e.g. `https://lantern.example.com` behind a TLS proxy: its origin may open sockets, the login URL uses it, `https` makes the cookie `Secure` and silences the plain-HTTP warning |
-//! | `--trust-forwarded` | `LANTERN_TRUST_FORWARDED` | `false` | take the client address from the proxy's `X-Forwarded-For` (only behind a proxy that sets it) |
-//! | `--corpus` | `LANTERN_CORPUS` | (Lantern's own docs, built in) | folder whose `.md` and `.txt` files the `search` workflow searches |
-//! | `--tool-timeout-ms` | `LANTERN_TOOL_TIMEOUT_MS` | `10000` | longest a built-in workflow's tool call may run before it fails (`ok: false`) |
-//! | `--site-root` | `LEPTOS_SITE_ROOT` | `target/site` | the built WASM, CSS and assets |
-//! | `--store` | `LANTERN_STORE` | `sqlite` | `sqlite` (durable, in the data dir) or `memory` (nothing kept) |
-//! | `--sqlite-sync` | `LANTERN_SQLITE_SYNC` | `normal` | `normal`: a commit survives `kill -9`; `full`: also a power cut |
-//! | `--retention-days` | `LANTERN_RETENTION_DAYS` | `30` | finished workflows idle this long are deleted; 0 = keep forever |
-//! | `--log-format` | `LANTERN_LOG_FORMAT` | `human` | `human` (readable lines) or `json` (one object per line, with the request, socket and workflow spans); the level comes from `RUST_LOG` |
-//! | — | `LANTERN_TEST_HOOKS=1` | off | enables `POST /api/test/disconnect` (drops every subscriber socket) |
+//! Flags win over environment variables, which win over defaults. Every limit takes 0 for "no
+//! limit". What each setting guarantees is in docs/PROTOCOL.md.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
-/// One setting: its flag, its environment variable, its default as documented, what it does.
-pub struct Setting {
-    pub flag: &'static str,
-    pub env: &'static str,
-    pub default: &'static str,
-    pub help: &'static str,
-}
-
-/// Every setting (the table above, for `lantern --help`).
-pub const SETTINGS: &[Setting] = &[
-    Setting {
-        flag: "addr",
-        env: "LANTERN_ADDR",
-        default: "127.0.0.1:3000",
-        help: "where to listen",
-    },
-    Setting {
-        flag: "data-dir",
-        env: "LANTERN_DATA_DIR",
-        default: "./data",
-        help: "where data lives",
-    },
-    Setting {
-        flag: "heartbeat-ms",
-        env: "LANTERN_HEARTBEAT_MS",
-        default: "15000",
-        help: "ping period; hello.heartbeat_ms",
-    },
-    Setting {
-        flag: "client-frame-bytes",
-        env: "LANTERN_CLIENT_FRAME_BYTES",
-        default: "65536",
-        help: "largest subscriber frame (bigger: close 1009)",
-    },
-    Setting {
-        flag: "client-rate",
-        env: "LANTERN_CLIENT_RATE",
-        default: "50",
-        help: "subscriber frames per second (over it: rate_limited, then close 4029); 0 = no limit",
-    },
-    Setting {
-        flag: "client-burst",
-        env: "LANTERN_CLIENT_BURST",
-        default: "100",
-        help: "subscriber frames allowed in a burst",
-    },
-    Setting {
-        flag: "allowed-origins",
-        env: "LANTERN_ALLOWED_ORIGINS",
-        default: "(none)",
-        help: "comma-separated origins, besides the server's own, whose pages may open sockets",
-    },
-    Setting {
-        flag: "max-conns-per-ip",
-        env: "LANTERN_MAX_CONNS_PER_IP",
-        default: "200",
-        help: "open sockets per client address (over it: HTTP 429 before the upgrade); 0 = no limit",
-    },
-    Setting {
-        flag: "max-conns-per-user",
-        env: "LANTERN_MAX_CONNS_PER_USER",
-        default: "100",
-        help: "open sockets per user (over it: HTTP 429 before the upgrade); 0 = no limit",
-    },
-    Setting {
-        flag: "conn-attempts-per-ip",
-        env: "LANTERN_CONN_ATTEMPTS_PER_IP",
-        default: "20",
-        help: "socket upgrades per second per address, bursts of twice that (over it: HTTP 429); 0 = no limit",
-    },
-    Setting {
-        flag: "agent-rate",
-        env: "LANTERN_AGENT_RATE",
-        default: "1000",
-        help: "agent frames per second (over it: rate_limited, then close 4029); 0 = no limit",
-    },
-    Setting {
-        flag: "agent-burst",
-        env: "LANTERN_AGENT_BURST",
-        default: "2000",
-        help: "agent frames allowed in a burst",
-    },
-    Setting {
-        flag: "agent-grace-secs",
-        env: "LANTERN_AGENT_GRACE_SECS",
-        default: "30",
-        help: "how long a running external workflow waits for its agent to reconnect before it is marked failed",
-    },
-    Setting {
-        flag: "agent-frame-bytes",
-        env: "LANTERN_AGENT_FRAME_BYTES",
-        default: "1048576",
-        help: "largest agent frame, and largest HTTP ingest body (bigger: 1009 / 413)",
-    },
-    Setting {
-        flag: "queue-bytes",
-        env: "LANTERN_QUEUE_BYTES",
-        default: "1048576",
-        help: "per-connection outgoing queue (over it: close 4008); 0 = no limit",
-    },
-    Setting {
-        flag: "session-days",
-        env: "LANTERN_SESSION_DAYS",
-        default: "30",
-        help: "how long a browser stays signed in",
-    },
-    Setting {
-        flag: "public-url",
-        env: "LANTERN_PUBLIC_URL",
-        default: "(none)",
-        help: "the URL people reach Lantern at, e.g. https://lantern.example.com behind a TLS proxy: its origin may open sockets, the login URL uses it, https makes the cookie Secure and silences the plain-HTTP warning",
-    },
-    Setting {
-        flag: "trust-forwarded",
-        env: "LANTERN_TRUST_FORWARDED",
-        default: "false",
-        help: "take the client address from the proxy's X-Forwarded-For (only behind a proxy that sets it)",
-    },
-    Setting {
-        flag: "corpus",
-        env: "LANTERN_CORPUS",
-        default: "(Lantern's own docs, built in)",
-        help: "folder whose .md and .txt files the search workflow searches",
-    },
-    Setting {
-        flag: "tool-timeout-ms",
-        env: "LANTERN_TOOL_TIMEOUT_MS",
-        default: "10000",
-        help: "longest a built-in workflow's tool call may run before it fails (ok: false)",
-    },
-    Setting {
-        flag: "site-root",
-        env: "LEPTOS_SITE_ROOT",
-        default: "target/site",
-        help: "the built WASM, CSS and assets",
-    },
-    Setting {
-        flag: "store",
-        env: "LANTERN_STORE",
-        default: "sqlite",
-        help: "sqlite (durable, in the data dir) or memory (nothing kept)",
-    },
-    Setting {
-        flag: "sqlite-sync",
-        env: "LANTERN_SQLITE_SYNC",
-        default: "normal",
-        help: "normal: a commit survives kill -9; full: also a power cut",
-    },
-    Setting {
-        flag: "retention-days",
-        env: "LANTERN_RETENTION_DAYS",
-        default: "30",
-        help: "finished workflows idle this long are deleted; 0 = keep forever",
-    },
-    Setting {
-        flag: "log-format",
-        env: "LANTERN_LOG_FORMAT",
-        default: "human",
-        help: "human (readable lines) or json (one object per line, with the request, socket and workflow spans); the level comes from RUST_LOG",
-    },
-];
-
-/// `lantern serve --help`: every setting with its variable, default and meaning.
-pub fn help_text() -> String {
-    let mut out = String::from("settings (each flag also reads its environment variable):\n");
-    for s in SETTINGS {
-        out.push_str(&format!(
-            "  --{} VALUE   [{}; default {}]\n      {}\n",
-            s.flag, s.env, s.default, s.help
-        ));
-    }
-    out.push_str("  LANTERN_TEST_HOOKS=1   (environment only) test-only endpoints and behaviours; off by default\n");
-    out
-}
+use clap::{Args, FromArgMatches, ValueEnum};
 
 /// Which [`EventStore`](crate::store::EventStore) holds the logs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum StoreKind {
+    /// Durable, in the data dir.
     Sqlite,
+    /// In memory: nothing survives a restart (for measuring the hub without storage).
     Memory,
 }
 
-impl std::str::FromStr for StoreKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "sqlite" => Ok(Self::Sqlite),
-            "memory" => Ok(Self::Memory),
-            _ => Err("expected sqlite or memory".into()),
-        }
-    }
+/// How hard SQLite works to keep a commit (its `synchronous` pragma).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SyncMode {
+    /// A commit survives the process being killed (`kill -9`).
+    Normal,
+    /// A commit also survives a power cut (an fsync per commit).
+    Full,
+    /// As `full`, and the directory is synced too.
+    Extra,
+    /// No syncing at all: a crash of the machine may lose or corrupt recent commits.
+    Off,
 }
 
-#[derive(Clone, Debug)]
-pub struct Config {
-    pub addr: SocketAddr,
-    pub data_dir: PathBuf,
-    pub heartbeat_ms: u64,
-    pub client_frame_bytes: usize,
-    pub queue_bytes: usize,
-    pub client_rate: u32,
-    pub max_conns_per_ip: u32,
-    pub max_conns_per_user: u32,
-    pub agent_rate: u32,
-    pub agent_burst: u32,
-    pub agent_grace_secs: u64,
-    /// Largest frame an agent may send; also the largest HTTP ingest body.
-    pub agent_frame_bytes: usize,
-    pub session_days: u64,
-    /// The URL users reach Lantern at (through a proxy); `None` = `http://ADDR`.
-    pub public_url: Option<String>,
-    /// Believe `X-Forwarded-For`: only true behind a proxy that sets it, else clients could
-    /// choose their own address and escape the per-address limits.
-    pub trust_forwarded: bool,
-    pub conn_attempts_per_ip: u32,
-    /// Origins besides the server's own whose pages may open sockets (e.g. behind a proxy
-    /// that rewrites `Host`).
-    pub allowed_origins: Vec<String>,
-    pub client_burst: u32,
-    pub site_root: PathBuf,
-    /// Documents for the `search` workflow; `None` = Lantern's own docs.
-    pub corpus: Option<PathBuf>,
-    pub tool_timeout_ms: u64,
-    pub store: StoreKind,
-    pub sqlite_sync: String,
-    pub retention_days: u64,
-    pub log_format: LogFormat,
-    /// Endpoints that only tests may use (fault injection). Off unless asked for.
-    pub test_hooks: bool,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            addr: SocketAddr::from(([127, 0, 0, 1], 3000)),
-            data_dir: PathBuf::from("./data"),
-            heartbeat_ms: 15_000,
-            client_frame_bytes: 64 * 1024,
-            queue_bytes: 1024 * 1024,
-            client_rate: 50,
-            max_conns_per_ip: 200,
-            max_conns_per_user: 100,
-            agent_rate: 1000,
-            agent_burst: 2000,
-            agent_grace_secs: 30,
-            agent_frame_bytes: 1024 * 1024,
-            session_days: 30,
-            public_url: None,
-            trust_forwarded: false,
-            conn_attempts_per_ip: 20,
-            allowed_origins: Vec::new(),
-            client_burst: 100,
-            site_root: PathBuf::from("target/site"),
-            corpus: None,
-            tool_timeout_ms: 10_000,
-            store: StoreKind::Sqlite,
-            sqlite_sync: "normal".into(),
-            retention_days: 30,
-            log_format: LogFormat::Human,
-            test_hooks: false,
+impl SyncMode {
+    /// The word SQLite's pragma takes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Normal => "normal",
+            Self::Full => "full",
+            Self::Extra => "extra",
+            Self::Off => "off",
         }
     }
 }
 
 /// How log lines are written (to stderr).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
+    /// Readable lines.
     Human,
+    /// One JSON object per line, with the request, socket and workflow spans.
     Json,
 }
 
-impl std::str::FromStr for LogFormat {
-    type Err = String;
+/// Where the data lives: what `serve` and the `token` commands share.
+#[derive(Clone, Debug, Args)]
+pub struct Storage {
+    /// Where the data lives (created 0700, its database files 0600).
+    #[arg(
+        long,
+        env = "LANTERN_DATA_DIR",
+        default_value = "./data",
+        help_heading = "Storage"
+    )]
+    pub data_dir: PathBuf,
 
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "human" => Ok(Self::Human),
-            "json" => Ok(Self::Json),
-            _ => Err("expected human or json".into()),
-        }
+    /// `normal`: a commit survives `kill -9`; `full`: also a power cut.
+    #[arg(
+        long,
+        env = "LANTERN_SQLITE_SYNC",
+        value_enum,
+        default_value = "normal",
+        help_heading = "Storage"
+    )]
+    pub sqlite_sync: SyncMode,
+}
+
+/// The settings of `lantern serve`.
+#[derive(Clone, Debug, Args)]
+pub struct Config {
+    /// Where to listen.
+    #[arg(
+        long,
+        env = "LANTERN_ADDR",
+        default_value = "127.0.0.1:3000",
+        help_heading = "Network"
+    )]
+    pub addr: SocketAddr,
+
+    /// The URL people reach Lantern at, e.g. `https://lantern.example.com` behind a TLS proxy:
+    /// its origin may open sockets and post forms, login links use it, `https` makes the
+    /// session cookie `Secure` and silences the plain-HTTP warning.
+    #[arg(long, env = "LANTERN_PUBLIC_URL", value_parser = public_url, help_heading = "Network")]
+    pub public_url: Option<url::Url>,
+
+    /// Comma-separated origins, besides the server's own, whose pages may open sockets and post
+    /// forms.
+    #[arg(
+        long,
+        env = "LANTERN_ALLOWED_ORIGINS",
+        value_delimiter = ',',
+        help_heading = "Network"
+    )]
+    pub allowed_origins: Vec<String>,
+
+    /// Take the client address from the proxy's `X-Forwarded-For` (only behind a proxy that
+    /// sets it). The per-address TCP connection cap then does not apply: every connection comes
+    /// from the proxy.
+    #[arg(long, env = "LANTERN_TRUST_FORWARDED", num_args = 0..=1, default_value = "false",
+          default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new(),
+          help_heading = "Network")]
+    pub trust_forwarded: bool,
+
+    #[command(flatten)]
+    pub storage: Storage,
+
+    /// Which store keeps the workflows and their logs: `sqlite` (durable, in the data dir) or
+    /// `memory` (nothing kept).
+    #[arg(
+        long,
+        env = "LANTERN_STORE",
+        value_enum,
+        default_value = "sqlite",
+        help_heading = "Storage"
+    )]
+    pub store: StoreKind,
+
+    /// Finished workflows idle this long are deleted; 0 = keep forever.
+    #[arg(
+        long,
+        env = "LANTERN_RETENTION_DAYS",
+        default_value_t = 30,
+        help_heading = "Storage"
+    )]
+    pub retention_days: u64,
+
+    /// Largest event log of one workflow, in bytes of JSON: once a log holds this much, only a
+    /// terminal `workflow_status` may still be appended (anything else is `too_large`); 0 = no
+    /// limit.
+    #[arg(long, env = "LANTERN_MAX_LOG_BYTES", default_value_t = 64 * 1024 * 1024, help_heading = "Storage")]
+    pub max_log_bytes: u64,
+
+    /// Open TCP connections in all (pages, API, streams and sockets); over it a new connection
+    /// is closed at once. Lowered to what the open-file limit allows.
+    #[arg(
+        long,
+        env = "LANTERN_MAX_CONNECTIONS",
+        default_value_t = 10_000,
+        help_heading = "Connections"
+    )]
+    pub max_connections: usize,
+
+    /// Open TCP connections from one address; over it a new connection is closed at once.
+    #[arg(
+        long,
+        env = "LANTERN_MAX_CONNECTIONS_PER_IP",
+        default_value_t = 256,
+        help_heading = "Connections"
+    )]
+    pub max_connections_per_ip: usize,
+
+    /// Seconds a client may take to send a request's headers once it started; then the
+    /// connection is closed.
+    #[arg(
+        long,
+        env = "LANTERN_HEADER_TIMEOUT_SECS",
+        default_value_t = 10,
+        help_heading = "Connections"
+    )]
+    pub header_timeout_secs: u64,
+
+    /// Seconds a connection may stay without a byte either way (an idle keep-alive, a client
+    /// that never sends a request) before it is closed; at least three heartbeats.
+    #[arg(
+        long,
+        env = "LANTERN_IDLE_TIMEOUT_SECS",
+        default_value_t = 60,
+        help_heading = "Connections"
+    )]
+    pub idle_timeout_secs: u64,
+
+    /// Open sockets and event streams per client address (over it: HTTP 429 before the
+    /// upgrade or stream); 0 = no limit.
+    #[arg(
+        long,
+        env = "LANTERN_MAX_CONNS_PER_IP",
+        default_value_t = 200,
+        help_heading = "Connections"
+    )]
+    pub max_conns_per_ip: u32,
+
+    /// Open sockets and event streams per user (over it: HTTP 429 before the upgrade or
+    /// stream); 0 = no limit.
+    #[arg(
+        long,
+        env = "LANTERN_MAX_CONNS_PER_USER",
+        default_value_t = 100,
+        help_heading = "Connections"
+    )]
+    pub max_conns_per_user: u32,
+
+    /// Socket upgrades and event streams opened per second per address, bursts of twice that
+    /// (over it: HTTP 429); 0 = no limit.
+    #[arg(
+        long,
+        env = "LANTERN_CONN_ATTEMPTS_PER_IP",
+        default_value_t = 20,
+        help_heading = "Connections"
+    )]
+    pub conn_attempts_per_ip: u32,
+
+    /// Page renders and history reads served at once; more wait their turn.
+    #[arg(
+        long,
+        env = "LANTERN_MAX_HEAVY_REQUESTS",
+        default_value_t = 8,
+        help_heading = "Connections"
+    )]
+    pub max_heavy_requests: usize,
+
+    /// Ping period of the sockets (`hello.heartbeat_ms`), and the keep-alive period of event
+    /// streams.
+    #[arg(
+        long,
+        env = "LANTERN_HEARTBEAT_MS",
+        default_value_t = 15_000,
+        help_heading = "Sockets"
+    )]
+    pub heartbeat_ms: u64,
+
+    /// Largest subscriber frame (bigger: close 1009).
+    #[arg(long, env = "LANTERN_CLIENT_FRAME_BYTES", default_value_t = 64 * 1024, help_heading = "Sockets")]
+    pub client_frame_bytes: usize,
+
+    /// Subscriber frames per second per connection, and HTTP writes (create, input, cancel)
+    /// per second per user (over it: `rate_limited`; a socket that keeps on is closed 4029);
+    /// 0 = no limit.
+    #[arg(
+        long,
+        env = "LANTERN_CLIENT_RATE",
+        default_value_t = 50,
+        help_heading = "Sockets"
+    )]
+    pub client_rate: u32,
+
+    /// Subscriber frames (and a user's HTTP writes) allowed in a burst.
+    #[arg(
+        long,
+        env = "LANTERN_CLIENT_BURST",
+        default_value_t = 100,
+        help_heading = "Sockets"
+    )]
+    pub client_burst: u32,
+
+    /// Agent frames per second per connection, and HTTP ingest requests per second per agent
+    /// token (over it: `rate_limited`; a socket that keeps on is closed 4029); 0 = no limit.
+    #[arg(
+        long,
+        env = "LANTERN_AGENT_RATE",
+        default_value_t = 1000,
+        help_heading = "Sockets"
+    )]
+    pub agent_rate: u32,
+
+    /// Agent frames (and ingest requests) allowed in a burst.
+    #[arg(
+        long,
+        env = "LANTERN_AGENT_BURST",
+        default_value_t = 2000,
+        help_heading = "Sockets"
+    )]
+    pub agent_burst: u32,
+
+    /// Largest agent frame, and largest HTTP ingest body (bigger: 1009 / 413).
+    #[arg(long, env = "LANTERN_AGENT_FRAME_BYTES", default_value_t = 1024 * 1024, help_heading = "Sockets")]
+    pub agent_frame_bytes: usize,
+
+    /// Per-connection outgoing queue in bytes (over it: close 4008, or the end of an event
+    /// stream); 0 = no limit.
+    #[arg(long, env = "LANTERN_QUEUE_BYTES", default_value_t = 1024 * 1024, help_heading = "Sockets")]
+    pub queue_bytes: usize,
+
+    /// Seconds a running external workflow waits for its agent to reconnect before it is
+    /// marked `failed`.
+    #[arg(
+        long,
+        env = "LANTERN_AGENT_GRACE_SECS",
+        default_value_t = 30,
+        help_heading = "Workflows"
+    )]
+    pub agent_grace_secs: u64,
+
+    /// Workflows one user may have open (not finished) at once (over it: creating one more is
+    /// `rate_limited`); 0 = no limit.
+    #[arg(
+        long,
+        env = "LANTERN_MAX_OPEN_WORKFLOWS",
+        default_value_t = 100,
+        help_heading = "Workflows"
+    )]
+    pub max_open_workflows: u32,
+
+    /// Seconds a built-in workflow waits for a person's next message before it finishes by
+    /// itself (`completed`); 0 = wait forever.
+    #[arg(
+        long,
+        env = "LANTERN_BUILTIN_IDLE_SECS",
+        default_value_t = 3600,
+        help_heading = "Workflows"
+    )]
+    pub builtin_idle_secs: u64,
+
+    /// Folder whose `.md` and `.txt` files the `search` workflow searches (default: Lantern's
+    /// own docs, built in).
+    #[arg(long, env = "LANTERN_CORPUS", help_heading = "Workflows")]
+    pub corpus: Option<PathBuf>,
+
+    /// Longest a built-in workflow's tool call may run before it fails (`ok: false`), in ms.
+    #[arg(
+        long,
+        env = "LANTERN_TOOL_TIMEOUT_MS",
+        default_value_t = 10_000,
+        help_heading = "Workflows"
+    )]
+    pub tool_timeout_ms: u64,
+
+    /// How long a browser stays signed in, in days.
+    #[arg(
+        long,
+        env = "LANTERN_SESSION_DAYS",
+        default_value_t = 30,
+        help_heading = "Accounts"
+    )]
+    pub session_days: u64,
+
+    /// The built WASM, CSS and assets (release builds carry them inside the binary).
+    #[arg(
+        long,
+        env = "LEPTOS_SITE_ROOT",
+        default_value = "target/site",
+        help_heading = "Site and logs"
+    )]
+    pub site_root: PathBuf,
+
+    /// `human` (readable lines) or `json` (one object per line, with the request, socket and
+    /// workflow spans); the level comes from `RUST_LOG`.
+    #[arg(
+        long,
+        env = "LANTERN_LOG_FORMAT",
+        value_enum,
+        default_value = "human",
+        help_heading = "Site and logs"
+    )]
+    pub log_format: LogFormat,
+
+    /// Test-only endpoints and behaviours (fault injection); never in production.
+    #[arg(long, env = "LANTERN_TEST_HOOKS", num_args = 0..=1, default_value = "false",
+          default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new(),
+          hide = true)]
+    pub test_hooks: bool,
+}
+
+/// `--public-url`: an `http` or `https` URL, kept without a trailing slash.
+fn public_url(text: &str) -> Result<url::Url, String> {
+    let url = url::Url::parse(text.trim()).map_err(|e| e.to_string())?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err("expected http://HOST… or https://HOST…".into());
+    }
+    Ok(url)
+}
+
+/// The defaults alone: what the definition says, with no environment variable read.
+fn defaults<T: Args + FromArgMatches>() -> T {
+    let command = clap::Command::new("defaults").no_binary_name(true);
+    let command = T::augment_args(command).mut_args(|arg| arg.env(None::<&str>));
+    let matches = command
+        .try_get_matches_from(std::iter::empty::<String>())
+        .unwrap_or_else(|e| panic!("the settings' defaults must parse: {e}"));
+    T::from_arg_matches(&matches).unwrap_or_else(|e| panic!("the settings' defaults: {e}"))
+}
+
+impl Default for Config {
+    /// Every setting at its documented default (the environment is not read).
+    fn default() -> Self {
+        defaults()
     }
 }
 
-/// A setting given a value that does not parse.
-#[derive(Debug, thiserror::Error)]
-#[error("{name}: cannot use {value:?}: {why}")]
-pub struct ConfigError {
-    name: String,
-    value: String,
-    why: String,
-}
-
-/// `scheme://authority` of a URL (what a browser sends as `Origin`).
-fn origin_of(url: &str) -> Option<String> {
-    let (scheme, rest) = url.split_once("://")?;
-    let authority = rest.split('/').next()?;
-    Some(format!("{scheme}://{authority}"))
-}
-
-fn parse<T: std::str::FromStr>(name: &str, value: &str) -> Result<T, ConfigError>
-where
-    T::Err: std::fmt::Display,
-{
-    value.parse().map_err(|e: T::Err| ConfigError {
-        name: name.to_owned(),
-        value: value.to_owned(),
-        why: e.to_string(),
-    })
+impl Default for Storage {
+    fn default() -> Self {
+        defaults()
+    }
 }
 
 impl Config {
     /// Is a TLS-terminating proxy in front (the public URL is `https`)?
     pub fn public_url_is_https(&self) -> bool {
         self.public_url
-            .as_deref()
-            .is_some_and(|u| u.starts_with("https://"))
+            .as_ref()
+            .is_some_and(|u| u.scheme() == "https")
     }
 
-    /// The base URL to show people: the public URL, else this server's own address.
+    /// The base URL to show people (no trailing slash): the public URL, else this server's own
+    /// address.
     pub fn base_url(&self, bound: SocketAddr) -> String {
         if let Some(url) = &self.public_url {
-            return url.clone();
+            return url.as_str().trim_end_matches('/').to_owned();
         }
         let mut addr = bound;
         if addr.ip().is_unspecified() {
@@ -362,159 +417,155 @@ impl Config {
         format!("http://{addr}")
     }
 
-    /// Listening where other machines can connect, with no TLS proxy configured?
-    pub fn exposed_without_tls(&self) -> bool {
-        !self.addr.ip().is_loopback() && !self.public_url_is_https()
+    /// Origins besides the server's own that may open sockets and post forms: the allow-list
+    /// and the public URL's.
+    pub fn allowed_origins(&self) -> Vec<String> {
+        let mut origins = self.allowed_origins.clone();
+        if let Some(url) = &self.public_url {
+            origins.push(url.origin().ascii_serialization());
+        }
+        origins
     }
 
-    /// Defaults, then the environment, then `--flag value` pairs (flags win).
-    pub fn load(
-        env: impl Fn(&str) -> Option<String>,
-        flags: &[(String, String)],
-    ) -> Result<Self, ConfigError> {
-        let mut config = Self::default();
-        let settings: Vec<(&str, &str)> = SETTINGS.iter().map(|s| (s.flag, s.env)).collect();
-        if let Some((flag, value)) = flags
+    /// The socket ping period.
+    pub fn heartbeat(&self) -> Duration {
+        Duration::from_millis(self.heartbeat_ms.max(1))
+    }
+
+    /// How long a connection may stay silent: the setting, but never under three heartbeats
+    /// (a healthy socket or stream sends something every heartbeat).
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.idle_timeout_secs.max(1)).max(self.heartbeat() * 3)
+    }
+}
+
+/// The settings of `lantern serve` as a Markdown table (docs/SETTINGS.md is this text).
+pub fn markdown_table() -> String {
+    let command = Config::augment_args(clap::Command::new("serve"));
+    let mut out = String::from("| flag | environment | default | what |\n|---|---|---|---|\n");
+    for arg in command.get_arguments() {
+        if arg.is_hide_set() {
+            continue;
+        }
+        let Some(flag) = arg.get_long() else { continue };
+        let env = arg
+            .get_env()
+            .map(|e| format!("`{}`", e.to_string_lossy()))
+            .unwrap_or_default();
+        let default = arg
+            .get_default_values()
             .iter()
-            .find(|(f, _)| !settings.iter().any(|(s, _)| s == f))
-        {
-            return Err(ConfigError {
-                name: flag.clone(),
-                value: value.clone(),
-                why: "no such setting".into(),
-            });
-        }
-        for (flag, var) in settings {
-            let from_flag = flags
-                .iter()
-                .rev()
-                .find(|(f, _)| f == flag)
-                .map(|(_, v)| v.clone());
-            if let Some(value) = from_flag.or_else(|| env(var)) {
-                config.set(flag, &value)?;
-            }
-        }
-        if let Some(origin) = config.public_url.as_deref().and_then(origin_of) {
-            config.allowed_origins.push(origin);
-        }
-        config.test_hooks = env("LANTERN_TEST_HOOKS").is_some_and(|v| v == "1" || v == "true");
-        Ok(config)
+            .map(|v| format!("`{}`", v.to_string_lossy()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let help = arg
+            .get_long_help()
+            .or(arg.get_help())
+            .map(|h| h.to_string().replace('\n', " "))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "| `--{flag}` | {env} | {} | {help} |\n",
+            if default.is_empty() { "—" } else { &default }
+        ));
     }
-
-    fn set(&mut self, flag: &str, value: &str) -> Result<(), ConfigError> {
-        match flag {
-            "addr" => self.addr = parse(flag, value)?,
-            "data-dir" => self.data_dir = PathBuf::from(value),
-            "heartbeat-ms" => self.heartbeat_ms = parse(flag, value)?,
-            "client-frame-bytes" => self.client_frame_bytes = parse(flag, value)?,
-            "queue-bytes" => self.queue_bytes = parse(flag, value)?,
-            "client-rate" => self.client_rate = parse(flag, value)?,
-            "max-conns-per-ip" => self.max_conns_per_ip = parse(flag, value)?,
-            "max-conns-per-user" => self.max_conns_per_user = parse(flag, value)?,
-            "agent-frame-bytes" => self.agent_frame_bytes = parse(flag, value)?,
-            "agent-rate" => self.agent_rate = parse(flag, value)?,
-            "agent-burst" => self.agent_burst = parse(flag, value)?,
-            "agent-grace-secs" => self.agent_grace_secs = parse(flag, value)?,
-            "session-days" => self.session_days = parse(flag, value)?,
-            "public-url" => {
-                let url = value.trim().trim_end_matches('/');
-                if !(url.starts_with("http://") || url.starts_with("https://")) {
-                    return Err(ConfigError {
-                        name: flag.into(),
-                        value: value.into(),
-                        why: "expected http://… or https://…".into(),
-                    });
-                }
-                self.public_url = Some(url.to_owned());
-            }
-            "trust-forwarded" => self.trust_forwarded = parse(flag, value)?,
-            "conn-attempts-per-ip" => self.conn_attempts_per_ip = parse(flag, value)?,
-            "allowed-origins" => {
-                self.allowed_origins = value
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|o| !o.is_empty())
-                    .map(str::to_owned)
-                    .collect()
-            }
-            "client-burst" => self.client_burst = parse(flag, value)?,
-            "site-root" => self.site_root = PathBuf::from(value),
-            "corpus" => self.corpus = Some(PathBuf::from(value)),
-            "tool-timeout-ms" => self.tool_timeout_ms = parse(flag, value)?,
-            "store" => self.store = parse(flag, value)?,
-            "sqlite-sync" => match value {
-                "normal" | "full" | "extra" | "off" => self.sqlite_sync = value.to_owned(),
-                _ => {
-                    return Err(ConfigError {
-                        name: flag.into(),
-                        value: value.into(),
-                        why: "expected normal, full, extra or off".into(),
-                    })
-                }
-            },
-            "retention-days" => self.retention_days = parse(flag, value)?,
-            "log-format" => self.log_format = parse(flag, value)?,
-            _ => {
-                return Err(ConfigError {
-                    name: flag.into(),
-                    value: value.into(),
-                    why: "no such setting".into(),
-                })
-            }
-        }
-        Ok(())
-    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
+
+    /// `lantern serve` alone, as the command line defines it.
+    #[derive(Parser)]
+    struct Serve {
+        #[command(flatten)]
+        config: Config,
+    }
+
+    fn parse(args: &[&str]) -> Result<Config, clap::Error> {
+        let args = std::iter::once("serve").chain(args.iter().copied());
+        Serve::try_parse_from(args).map(|s| s.config)
+    }
 
     #[test]
-    fn flags_beat_environment_beats_defaults() {
-        let env = |name: &str| match name {
-            "LANTERN_ADDR" => Some("127.0.0.1:4000".to_owned()),
-            "LANTERN_QUEUE_BYTES" => Some("2048".to_owned()),
-            _ => None,
-        };
-        let flags = [("addr".to_owned(), "127.0.0.1:5000".to_owned())];
-        let config = Config::load(env, &flags).expect("valid");
+    fn defaults_are_what_the_definition_says() {
+        let config = Config::default();
+        assert_eq!(config.addr, "127.0.0.1:3000".parse().expect("addr"));
+        assert_eq!(config.storage.data_dir, PathBuf::from("./data"));
+        assert_eq!(config.heartbeat_ms, 15_000);
+        assert_eq!(config.client_rate, 50);
+        assert_eq!(config.agent_rate, 1000);
+        assert_eq!(config.queue_bytes, 1024 * 1024);
+        assert_eq!(config.storage.sqlite_sync, SyncMode::Normal);
+        assert!(!config.trust_forwarded && !config.test_hooks);
+    }
+
+    #[test]
+    fn flags_take_both_spellings_and_booleans_need_no_value() {
+        let config = parse(&[
+            "--addr",
+            "127.0.0.1:5000",
+            "--queue-bytes=2048",
+            "--trust-forwarded",
+            "--allowed-origins",
+            "https://a.example, https://b.example",
+        ])
+        .expect("valid");
         assert_eq!(config.addr.port(), 5000);
         assert_eq!(config.queue_bytes, 2048);
-        assert_eq!(config.heartbeat_ms, 15_000);
-        assert!(!config.test_hooks);
+        assert!(config.trust_forwarded);
+        assert_eq!(config.allowed_origins.len(), 2);
+        assert!(parse(&["--trust-forwarded", "false"]).is_ok_and(|c| !c.trust_forwarded));
     }
 
     #[test]
-    fn every_documented_setting_takes_its_documented_default() {
-        for setting in SETTINGS {
-            let mut config = Config::default();
-            let default = setting.default;
-            // Settings without a value by default (none, or computed) are skipped.
-            if default.starts_with('(') {
-                continue;
-            }
-            config
-                .set(setting.flag, default)
-                .unwrap_or_else(|e| panic!("--{} {default}: {e}", setting.flag));
+    fn an_unknown_flag_or_a_bad_value_is_an_error_that_names_it() {
+        assert!(parse(&["--adr", "x"]).is_err());
+        let err = parse(&["--heartbeat-ms", "soon"]).expect_err("invalid");
+        assert!(err.to_string().contains("--heartbeat-ms"), "{err}");
+        let err = parse(&["--public-url", "ftp://x"]).expect_err("invalid");
+        assert!(err.to_string().contains("--public-url"), "{err}");
+    }
+
+    #[test]
+    fn the_public_url_is_an_allowed_origin_and_the_base_of_links() {
+        let config = parse(&["--public-url", "https://lantern.example.com/"]).expect("valid");
+        assert!(config.public_url_is_https());
+        assert_eq!(
+            config.allowed_origins(),
+            ["https://lantern.example.com".to_owned()]
+        );
+        let bound = "0.0.0.0:1".parse().expect("addr");
+        assert_eq!(config.base_url(bound), "https://lantern.example.com");
+        assert_eq!(Config::default().base_url(bound), "http://127.0.0.1:1");
+    }
+
+    #[test]
+    fn every_setting_has_an_environment_variable_and_a_help() {
+        let command = Config::augment_args(clap::Command::new("serve"));
+        for arg in command.get_arguments().filter(|a| a.get_long().is_some()) {
+            assert!(
+                arg.get_env().is_some(),
+                "--{:?} has no variable",
+                arg.get_long()
+            );
+            assert!(
+                arg.get_help().is_some(),
+                "--{:?} has no help",
+                arg.get_long()
+            );
         }
-        let help = help_text();
-        assert!(SETTINGS
-            .iter()
-            .all(|s| help.contains(&format!("--{} ", s.flag))));
-        assert!(SETTINGS.len() >= 24, "{}", SETTINGS.len());
     }
 
     #[test]
-    fn an_unknown_flag_is_an_error() {
-        let flags = [("adr".to_owned(), "x".to_owned())];
-        assert!(Config::load(|_| None, &flags).is_err());
-    }
-
-    #[test]
-    fn a_bad_value_names_the_setting() {
-        let env = |name: &str| (name == "LANTERN_HEARTBEAT_MS").then(|| "soon".to_owned());
-        let err = Config::load(env, &[]).expect_err("invalid");
-        assert!(err.to_string().starts_with("heartbeat-ms"), "{err}");
+    fn docs_settings_is_generated_from_the_definition() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/SETTINGS.md");
+        let docs = std::fs::read_to_string(path).unwrap_or_default();
+        let table = markdown_table();
+        assert!(
+            docs.contains(&table),
+            "docs/SETTINGS.md is out of date; its table must be:\n{table}"
+        );
     }
 }

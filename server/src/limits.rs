@@ -1,7 +1,11 @@
 //! Limits that keep one client from hurting the others:
 //! - [`FrameLimiter`]: frames per second on one connection (token bucket, then close 4029);
-//! - [`ConnLimits`]: open sockets per key and socket upgrades per second per key (HTTP 429),
-//!   keyed by client address ([`IpLimits`]) and by user ([`UserLimits`]).
+//! - [`ConnLimits`]: open sockets and streams per key and openings per second per key (HTTP
+//!   429), keyed by client address ([`IpLimits`]) and by user ([`UserLimits`]);
+//! - [`WriteLimits`]: HTTP writes per second per user, and ingest requests per second per
+//!   agent token (HTTP 429).
+//!
+//! (TCP connections themselves are capped before any of this, in [`crate::connections`].)
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -27,11 +31,18 @@ impl TokenBucket {
         }
     }
 
-    /// Take one token if there is one.
-    pub fn take(&mut self, now: Instant) -> bool {
+    /// Refill for the time since the last call; true when the bucket is full again (the
+    /// client was quiet long enough to earn a whole burst).
+    fn refill(&mut self, now: Instant) -> bool {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
         self.last = now;
         self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        self.tokens >= self.burst
+    }
+
+    /// Take one token if there is one.
+    pub fn take(&mut self, now: Instant) -> bool {
+        self.refill(now);
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
             true
@@ -55,13 +66,16 @@ pub enum Verdict {
 }
 
 /// A token bucket plus patience: a client over the limit gets one `rate_limited` error, and
-/// is closed if it sends `burst` more frames before the bucket lets one through again.
+/// is closed once `burst` of its frames have been refused without it slowing down — that is,
+/// before the bucket filled up again. A frame let through now and then by the refill does not
+/// forgive a client that keeps sending faster than the rate: a flood is closed, however fast
+/// the bucket refills.
 #[derive(Debug, Clone)]
 pub struct FrameLimiter {
     /// `None`: no limit (rate 0).
     bucket: Option<TokenBucket>,
     patience: u32,
-    /// Frames refused since the last one allowed.
+    /// Frames refused since the client last slowed down (its bucket was full again).
     refused: u32,
 }
 
@@ -80,8 +94,10 @@ impl FrameLimiter {
         let Some(bucket) = &mut self.bucket else {
             return Verdict::Allow;
         };
-        if bucket.take(now) {
+        if bucket.refill(now) {
             self.refused = 0;
+        }
+        if bucket.take(now) {
             return Verdict::Allow;
         }
         self.refused += 1;
@@ -89,6 +105,69 @@ impl FrameLimiter {
             1 => Verdict::LimitAndWarn,
             n if n > self.patience => Verdict::Close,
             _ => Verdict::Limit,
+        }
+    }
+}
+
+/// HTTP writes per second: a user's (create, input, cancel; at `--client-rate` in bursts of
+/// `--client-burst`) and an agent token's ingest requests (at `--agent-rate` / `--agent-burst`),
+/// like the frames of their sockets. Over it: `rate_limited` (429). One lock over two small maps,
+/// never held across an await; entries idle for a minute are forgotten when a map grows large.
+pub struct WriteLimits {
+    users: Mutex<HashMap<String, (TokenBucket, Instant)>>,
+    agents: Mutex<HashMap<String, (TokenBucket, Instant)>>,
+    user_rate: (u32, u32),
+    agent_rate: (u32, u32),
+}
+
+impl WriteLimits {
+    pub fn new(config: &crate::config::Config) -> Arc<Self> {
+        Arc::new(Self {
+            users: Mutex::default(),
+            agents: Mutex::default(),
+            user_rate: (config.client_rate, config.client_burst),
+            agent_rate: (config.agent_rate, config.agent_burst),
+        })
+    }
+
+    /// Count one write of `caller`'s; `rate_limited` when over its rate.
+    pub fn check(&self, caller: &crate::auth::Caller) -> Result<(), crate::error::LanternError> {
+        match caller.kind {
+            crate::auth::TokenKind::User => self.check_user(&caller.user),
+            crate::auth::TokenKind::Agent => {
+                Self::take(&self.agents, &caller.token_id, self.agent_rate)
+            }
+        }
+    }
+
+    /// Count one write of user `user`'s (a page's form, say).
+    pub fn check_user(&self, user: &str) -> Result<(), crate::error::LanternError> {
+        Self::take(&self.users, user, self.user_rate)
+    }
+
+    fn take(
+        map: &Mutex<HashMap<String, (TokenBucket, Instant)>>,
+        key: &str,
+        (rate, burst): (u32, u32),
+    ) -> Result<(), crate::error::LanternError> {
+        if rate == 0 {
+            return Ok(());
+        }
+        let now = Instant::now();
+        let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() > 10_000 {
+            map.retain(|_, (_, last)| now.saturating_duration_since(*last) < FORGET_IDLE_IP);
+        }
+        let (bucket, last) = map
+            .entry(key.to_owned())
+            .or_insert_with(|| (TokenBucket::new(rate as f64, burst.max(1) as f64, now), now));
+        *last = now;
+        if bucket.take(now) {
+            Ok(())
+        } else {
+            Err(crate::error::LanternError::RateLimited(format!(
+                "too many requests: at most {rate} per second in bursts of {burst}"
+            )))
         }
     }
 }
@@ -296,6 +375,61 @@ mod tests {
             Verdict::LimitAndWarn,
             "warned again after being let through"
         );
+    }
+
+    #[test]
+    fn a_flood_is_closed_though_the_refill_lets_a_frame_through_now_and_then() {
+        // 1,000 frames/s in bursts of 2,000, and a client sending ten times that: a token
+        // comes back every millisecond, so one frame in ten passes; the other nine count.
+        let t0 = Instant::now();
+        let mut l = FrameLimiter::new(1000, 2000, t0);
+        let mut verdicts = Vec::new();
+        for n in 0..10_000u64 {
+            let at = t0 + Duration::from_micros(n * 100);
+            verdicts.push(l.check(at));
+            if verdicts.last() == Some(&Verdict::Close) {
+                break;
+            }
+        }
+        assert_eq!(verdicts.last(), Some(&Verdict::Close), "never closed");
+        let warned = verdicts
+            .iter()
+            .filter(|v| **v == Verdict::LimitAndWarn)
+            .count();
+        assert_eq!(warned, 1, "warned once");
+        assert!(
+            verdicts.len() < 5000,
+            "closed after {} frames",
+            verdicts.len()
+        );
+    }
+
+    #[test]
+    fn write_limits_count_per_user_and_per_agent_token() {
+        let config = crate::config::Config {
+            client_rate: 1,
+            client_burst: 2,
+            agent_rate: 1,
+            agent_burst: 1,
+            ..crate::config::Config::default()
+        };
+        let limits = WriteLimits::new(&config);
+        let caller = |user: &str, kind, token: &str| crate::auth::Caller {
+            user: user.into(),
+            kind,
+            token_id: token.into(),
+            session_id: None,
+        };
+        let alice = caller("alice", crate::auth::TokenKind::User, "t1");
+        assert!(limits.check(&alice).is_ok() && limits.check(&alice).is_ok());
+        assert!(limits.check(&alice).is_err(), "a burst of two");
+        let bob = caller("bob", crate::auth::TokenKind::User, "t2");
+        assert!(limits.check(&bob).is_ok(), "another user is not affected");
+        let agent = caller("alice", crate::auth::TokenKind::Agent, "t3");
+        assert!(limits.check(&agent).is_ok(), "agents count apart");
+        assert!(limits.check(&agent).is_err());
+        let other_token = caller("alice", crate::auth::TokenKind::Agent, "t4");
+        assert!(limits.check(&other_token).is_ok(), "per agent token");
     }
 
     #[test]

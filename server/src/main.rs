@@ -1,6 +1,6 @@
 //! `lantern`: parse the command line ([`server::cli`]) and hand over.
 
-use server::cli::{self, Command, USAGE};
+use server::cli::{self, Command};
 use server::config::{Config, LogFormat};
 
 fn fail(code: i32, message: impl std::fmt::Display) -> ! {
@@ -10,14 +10,16 @@ fn fail(code: i32, message: impl std::fmt::Display) -> ! {
 
 #[tokio::main]
 async fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let command = cli::parse(&args).unwrap_or_else(|e| fail(2, format!("{e}\n{USAGE}")));
+    let command = match cli::parse(std::env::args_os()) {
+        Ok(cli) => cli.command,
+        // Help and --version are "errors" that print to stdout and exit 0; the rest exit 2.
+        Err(e) => e.exit(),
+    };
     match command {
-        Command::Help => println!("{USAGE}\n\n{}", server::config::help_text()),
-        Command::Serve(flags) => serve(&flags).await,
-        token => {
+        Command::Serve(config) => serve(*config).await,
+        Command::Token(token) => {
             start_logging(LogFormat::Human);
-            match cli::run_token_command(token, |k| std::env::var(k).ok()).await {
+            match cli::run_token_command(token).await {
                 Ok(output) => println!("{output}"),
                 Err(e) => fail(1, e),
             }
@@ -44,9 +46,7 @@ fn start_logging(format: LogFormat) {
     }
 }
 
-async fn serve(flags: &[(String, String)]) {
-    let config = Config::load(|k| std::env::var(k).ok(), flags)
-        .unwrap_or_else(|e| fail(2, format!("{e}\n{USAGE}")));
+async fn serve(config: Config) {
     start_logging(config.log_format);
     let listener = match tokio::net::TcpListener::bind(config.addr).await {
         Ok(listener) => listener,

@@ -9,11 +9,15 @@ use prometheus::{
     Encoder, Histogram, HistogramOpts, IntCounter, IntGauge, IntGaugeVec, Opts, Registry,
 };
 
-/// Which socket a connection is.
+/// What an open connection is (plain HTTP requests are not counted here).
 #[derive(Clone, Copy, Debug)]
 pub enum ConnectionKind {
+    /// A viewer's socket.
     Subscriber,
+    /// An agent's socket.
     Agent,
+    /// A Server-Sent Events stream (the live workflow list).
+    Stream,
 }
 
 pub struct Metrics {
@@ -26,6 +30,8 @@ pub struct Metrics {
     pub rate_limit_closes: IntCounter,
     /// Sockets dropped because the peer missed two pings (PROTOCOL.md §4).
     pub dead_peer_closes: IntCounter,
+    /// TCP connections closed at once because a connection cap was reached.
+    pub connections_refused: IntCounter,
     /// Time from the start of an append (lock, checks, store) to its broadcast.
     pub append_seconds: Histogram,
     /// Time from an event's append (serialized, then committed) to it being queued on a
@@ -33,10 +39,6 @@ pub struct Metrics {
     pub fanout_seconds: Histogram,
     connections: IntGauge,
     by_kind: IntGaugeVec,
-    /// Woken whenever a connection ends, so a shutdown can wait for the last one: upgraded
-    /// sockets live in tasks of their own, which the HTTP server's graceful shutdown does not
-    /// wait for.
-    closed: tokio::sync::Notify,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
@@ -49,13 +51,16 @@ fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
 impl Metrics {
     pub fn new() -> Arc<Self> {
         let registry = Registry::new();
-        let connections = IntGauge::new("lantern_connections", "open WebSocket connections")
-            .unwrap_or_else(|e| panic!("metric: {e}"));
+        let connections = IntGauge::new(
+            "lantern_connections",
+            "open WebSocket connections and event streams",
+        )
+        .unwrap_or_else(|e| panic!("metric: {e}"));
         let _ = registry.register(Box::new(connections.clone()));
         let by_kind = IntGaugeVec::new(
             Opts::new(
                 "lantern_connections_by_kind",
-                "open WebSocket connections by kind",
+                "open WebSocket connections and event streams by kind",
             ),
             &["kind"],
         )
@@ -107,11 +112,15 @@ impl Metrics {
                 "lantern_dead_peer_closes_total",
                 "sockets dropped after the peer missed two pings",
             ),
+            connections_refused: counter(
+                &registry,
+                "lantern_connections_refused_total",
+                "TCP connections closed at once because a connection cap was reached",
+            ),
             append_seconds,
             fanout_seconds,
             connections,
             by_kind,
-            closed: tokio::sync::Notify::new(),
             registry,
         })
     }
@@ -130,20 +139,6 @@ impl Metrics {
         self.by_kind.with_label_values(&[kind.label()]).get()
     }
 
-    /// Resolves once no connection is open (at once if none is).
-    pub async fn all_connections_closed(&self) {
-        loop {
-            // Registered before the check, so a close between the two is not missed.
-            let closed = self.closed.notified();
-            tokio::pin!(closed);
-            closed.as_mut().enable();
-            if self.connections.get() <= 0 {
-                return;
-            }
-            closed.await;
-        }
-    }
-
     /// Everything, in the Prometheus text format.
     pub fn prometheus_text(&self) -> String {
         let mut out = Vec::new();
@@ -159,6 +154,7 @@ impl ConnectionKind {
         match self {
             Self::Subscriber => "subscriber",
             Self::Agent => "agent",
+            Self::Stream => "stream",
         }
     }
 }
@@ -176,7 +172,6 @@ impl Drop for ConnectionGauge {
             .by_kind
             .with_label_values(&[self.kind.label()])
             .dec();
-        self.metrics.closed.notify_waiters();
     }
 }
 
@@ -203,22 +198,5 @@ mod tests {
             assert!(text.contains(line), "{line} in {text}");
         }
         drop(b);
-    }
-
-    #[tokio::test]
-    async fn waiting_for_every_connection_to_close_ends_with_the_last_one() {
-        let metrics = Metrics::new();
-        metrics.all_connections_closed().await; // none open: at once
-        let a = metrics.open(ConnectionKind::Subscriber);
-        let b = metrics.open(ConnectionKind::Agent);
-        let waiting = tokio::spawn({
-            let metrics = metrics.clone();
-            async move { metrics.all_connections_closed().await }
-        });
-        drop(a);
-        tokio::task::yield_now().await;
-        assert!(!waiting.is_finished(), "one connection is still open");
-        drop(b);
-        waiting.await.expect("ends once the last connection closed");
     }
 }

@@ -1,8 +1,56 @@
-//! Cross-site WebSocket hijacking guard: a browser always sends `Origin` on a WebSocket
-//! upgrade, and a page on another site must not be able to open a socket with the user's
-//! cookies. An upgrade whose `Origin` is neither this server's own (same host and port as the
-//! request's `Host`) nor in the configured allow-list is refused with 403 before the upgrade.
-//! Programs that send no `Origin` are judged by their token alone.
+//! Cross-site guards. A page of another origin — another site, a sibling subdomain, another
+//! port of this host — must not be able to act with the user's cookies:
+//! - a socket upgrade or event stream whose `Origin` is neither this server's own (same host
+//!   and port as the request's `Host`) nor in the configured allow-list is refused with 403
+//!   before it opens ([`allowed`], in [`crate::transport::gate`]);
+//! - every state-changing request (any method but GET, HEAD, OPTIONS: forms, server functions,
+//!   login and logout, the API's writes) passes [`same_origin_writes`]: a foreign `Origin`, or
+//!   no `Origin` but `Sec-Fetch-Site` saying another site's page sent it, is 403.
+//!
+//! Programs send neither header and are judged by their token alone (a cookie cannot ride
+//! along with a request another site's page did not make).
+
+use axum::{
+    extract::{Request, State},
+    http::{
+        header::{HOST, ORIGIN},
+        Method,
+    },
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+
+use crate::error::LanternError;
+use crate::AppState;
+
+/// Middleware: refuse a state-changing request that a page of another origin made.
+pub async fn same_origin_writes(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    ) {
+        return next.run(request).await;
+    }
+    let headers = request.headers();
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let fetched_from = header("sec-fetch-site");
+    let foreign = match header(ORIGIN.as_str()) {
+        Some(origin) => {
+            let host = header(HOST.as_str());
+            !allowed(Some(origin), host, &state.config.allowed_origins())
+        }
+        None => matches!(fetched_from, Some("cross-site" | "same-site")),
+    };
+    if foreign {
+        let refusal = "a page of another origin may not change anything here";
+        return LanternError::Forbidden(refusal.into()).into_response();
+    }
+    next.run(request).await
+}
 
 /// Is an upgrade with this `Origin` (if any) allowed, given the request's `Host`?
 pub fn allowed(origin: Option<&str>, host: Option<&str>, allow_list: &[String]) -> bool {

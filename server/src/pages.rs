@@ -6,17 +6,27 @@ use std::sync::Arc;
 use app::backend::{BackendError, Viewer, WorkflowBackend};
 use app::protocol::{LoggedEvent, RunSnapshot, WorkflowInfo};
 
+use crate::limits::WriteLimits;
 use crate::workflows::Builtins;
 
 /// Events read from the store per query while building a snapshot.
 const PAGE: usize = 1000;
+/// Most bytes of event JSON a run page's snapshot carries (and at most [`SNAPSHOT_EVENTS`]
+/// events): the page is rendered from it and carries it again as the live view's props, so a
+/// log of huge events must not come whole. The page's socket replays the rest with `after`.
+const SNAPSHOT_BYTES: usize = 1024 * 1024;
+const SNAPSHOT_EVENTS: usize = 5000;
 
-pub struct HubBackend(pub Arc<Builtins>);
+pub struct HubBackend {
+    pub builtins: Arc<Builtins>,
+    /// A page's start and cancel are writes like the API's, and count alike.
+    pub write_limits: Arc<WriteLimits>,
+}
 
 #[async_trait::async_trait]
 impl WorkflowBackend for HubBackend {
     async fn list_workflows(&self, viewer: &Viewer) -> Result<Vec<WorkflowInfo>, BackendError> {
-        self.0
+        self.builtins
             .hub
             .store()
             .list_workflows(Some(&viewer.user))
@@ -30,14 +40,16 @@ impl WorkflowBackend for HubBackend {
         kind: &str,
         input: Option<serde_json::Value>,
     ) -> Result<WorkflowInfo, BackendError> {
-        crate::workflows::start(&self.0, kind, None, input.as_ref(), &viewer.user)
+        self.write_limits.check_user(&viewer.user)?;
+        crate::workflows::start(&self.builtins, kind, None, input.as_ref(), &viewer.user)
             .await
             .map_err(BackendError::from)
     }
 
     async fn cancel(&self, viewer: &Viewer, id: &str) -> Result<(), BackendError> {
-        let hub = &self.0.hub;
+        let hub = &self.builtins.hub;
         hub.check_owner(id, &viewer.user).await?;
+        self.write_limits.check_user(&viewer.user)?;
         hub.cancel(id).await.map(|_| ()).map_err(BackendError::from)
     }
 
@@ -49,22 +61,26 @@ impl WorkflowBackend for HubBackend {
         if !self.owns(viewer, id).await? {
             return Ok(None);
         }
-        let store = self.0.hub.store();
+        let store = self.builtins.hub.store();
         let Some(workflow) = store.workflow(id).await? else {
             return Ok(None);
         };
+        // The log's beginning, contiguous: the page folds its picture of the run from the first
+        // event on, in order, so what comes with the page is where that fold starts.
         let mut events = Vec::new();
-        loop {
+        let mut bytes = 0;
+        while events.len() < SNAPSHOT_EVENTS && bytes < SNAPSHOT_BYTES {
             let after = events
                 .last()
                 .map_or(0, |e: &app::protocol::LoggedEvent| e.seq);
-            let page = store.read(id, after, PAGE).await?;
-            let full = page.len() == PAGE;
-            for event in &page {
-                events.push(event.event()?);
-            }
-            if !full {
+            let limit = PAGE.min(SNAPSHOT_EVENTS - events.len());
+            let page = store.read(id, after, limit, SNAPSHOT_BYTES - bytes).await?;
+            if page.is_empty() || (bytes > 0 && page[0].json.len() > SNAPSHOT_BYTES - bytes) {
                 break;
+            }
+            for event in &page {
+                bytes += event.json.len();
+                events.push(event.event()?);
             }
         }
         Ok(Some(RunSnapshot { workflow, events }))
@@ -79,7 +95,12 @@ impl WorkflowBackend for HubBackend {
         if seq == 0 || !self.owns(viewer, id).await? {
             return Ok(None);
         }
-        let page = self.0.hub.store().read(id, seq - 1, 1).await;
+        let page = self
+            .builtins
+            .hub
+            .store()
+            .read(id, seq - 1, 1, usize::MAX)
+            .await;
         let found = page?.into_iter().next();
         found
             .filter(|event| event.seq() == seq)
@@ -91,7 +112,7 @@ impl WorkflowBackend for HubBackend {
 impl HubBackend {
     /// Whether `id` is one of the viewer's workflows; another user's answers like a missing one.
     async fn owns(&self, viewer: &Viewer, id: &str) -> Result<bool, BackendError> {
-        match self.0.hub.check_owner(id, &viewer.user).await {
+        match self.builtins.hub.check_owner(id, &viewer.user).await {
             Ok(()) => Ok(true),
             Err(crate::error::LanternError::WorkflowNotFound(_)) => Ok(false),
             Err(e) => Err(e.into()),

@@ -1,10 +1,11 @@
-//! Retention: finished workflows that have been idle for `retention_days` are deleted with
-//! their logs, once an hour, so the database cannot grow without bound. Running workflows are
-//! never touched.
+//! Retention: once an hour, finished workflows that have been idle for `retention_days` are
+//! deleted with their logs (running workflows are never touched), and so are expired sessions,
+//! spent login links and old revocation notices, so the database cannot grow without bound.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::auth::Accounts;
 use crate::hub::Hub;
 
 const SWEEP_EVERY: Duration = Duration::from_secs(3600);
@@ -15,14 +16,22 @@ pub fn cutoff(days: u64) -> String {
     (chrono::Utc::now() - age).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-pub async fn run(hub: Arc<Hub>, days: u64) {
+/// Sweep every hour for the server's life; `days` of 0 keeps workflows forever.
+pub async fn run(hub: Arc<Hub>, accounts: Arc<Accounts>, days: u64) {
     let mut every = tokio::time::interval(SWEEP_EVERY);
     loop {
         every.tick().await;
-        match hub.delete_finished_before(&cutoff(days)).await {
+        if days > 0 {
+            match hub.delete_finished_before(&cutoff(days)).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(deleted = n, "retention: deleted finished workflows"),
+                Err(e) => tracing::error!(error = %e, "retention sweep failed"),
+            }
+        }
+        match accounts.prune().await {
             Ok(0) => {}
-            Ok(n) => tracing::info!(deleted = n, "retention: deleted finished workflows"),
-            Err(e) => tracing::error!(error = %e, "retention sweep failed"),
+            Ok(n) => tracing::debug!(pruned = n, "expired sessions and spent login links pruned"),
+            Err(e) => tracing::error!(error = %e, "pruning sessions failed"),
         }
     }
 }

@@ -34,6 +34,7 @@ pub fn InputBox(
             <input
                 type="text"
                 data-testid="input"
+                aria-label="Message to the workflow"
                 placeholder=move || {
                     if finished() { "This workflow has finished." } else { "Say something (\"done\" finishes)" }
                 }

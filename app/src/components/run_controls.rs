@@ -28,7 +28,7 @@ pub fn RunControls(
                     <button
                         type="button"
                         data-testid="finish"
-                        on:click=move |_| socket.send_input("done".into())
+                        on:click=move |_| socket.send_input(crate::protocol::vocab::FINISH.into())
                     >
                         "Finish"
                     </button>

@@ -52,7 +52,7 @@ pub fn RunHeader(
                     socket
                     workflow_id=workflow.id.clone()
                     status
-                    can_finish=workflow.kind != "external"
+                    can_finish=crate::protocol::vocab::kinds::is_built_in(&workflow.kind)
                 />
             </div>
             <p class="run-id">{workflow.id.clone()} " · " {workflow.kind.clone()}</p>

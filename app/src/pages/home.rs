@@ -3,7 +3,10 @@
 
 use leptos::prelude::*;
 
+use leptos_router::hooks::use_query_map;
+
 use crate::components::workflow_list::WorkflowList;
+use crate::protocol::ErrorCode;
 use crate::server_fns::{list_workflows, StartEcho, StartSearch};
 
 #[component]
@@ -32,11 +35,19 @@ pub fn HomePage() -> impl IntoView {
 /// The search form and the echo button: plain HTML forms that post to the start server
 /// functions, which answer with a redirect to the new run page. Not an island — nothing here
 /// needs the WASM, and as an island its form handling was an eighth of the WASM. A failed start
-/// comes back to this page with the error in its URL, shown below the form.
+/// comes back to this page with the error's code in its URL (`start_error`), worded here: the
+/// page shows only words of its own, whatever a link carries.
 #[component]
 fn StartForms() -> impl IntoView {
     let start = ServerAction::<StartEcho>::new();
     let search = ServerAction::<StartSearch>::new();
+    let query = use_query_map();
+    let start_error = move || {
+        query
+            .read()
+            .get("start_error")
+            .map(|code| start_failed(&code))
+    };
     view! {
         <ActionForm action=search attr:class="search-form">
             <input
@@ -52,17 +63,23 @@ fn StartForms() -> impl IntoView {
                 "Search"
             </button>
         </ActionForm>
-        {move || {
-            search
-                .value()
-                .get()
-                .and_then(Result::err)
-                .map(|e| view! { <p class="error">{e.to_string()}</p> })
-        }}
+        {move || start_error().map(|e| view! { <p class="error" role="alert" data-testid="start-error">{e}</p> })}
         <ActionForm action=start>
             <button type="submit" data-testid="start-echo">
                 "Start an echo workflow"
             </button>
         </ActionForm>
+    }
+}
+
+/// What the page says about a start that failed with error code `code`.
+fn start_failed(code: &str) -> &'static str {
+    match ErrorCode::from_word(code) {
+        Some(ErrorCode::RateLimited) => {
+            "Too many workflows: finish or cancel some of yours, or wait a moment, then try again."
+        }
+        Some(ErrorCode::BadRequest) => "That search could not start: check the question.",
+        Some(ErrorCode::Unauthorized | ErrorCode::Forbidden) => "Sign in again, then try again.",
+        _ => "The workflow could not start. Try again.",
     }
 }

@@ -1,7 +1,7 @@
 //! `/login`: sign in by pasting a token. A plain HTML form (`POST /login`), so it works before
 //! the WASM has loaded and with JavaScript off; the server sets the session cookie and sends
-//! the browser on to `next`. The login link `/login?token=…` never shows this page: the server
-//! signs the browser in and redirects at once.
+//! the browser on to `next`. A login link `/login?code=…` never shows this page when it works:
+//! the server signs the browser in and redirects at once.
 
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
@@ -13,6 +13,10 @@ pub fn LoginPage() -> impl IntoView {
     let error = move || {
         query.read().get("error").map(|e| match e.as_str() {
             "agent" => "That is an agent token; agents cannot sign in to the web app.",
+            "link" => {
+                "That login link was used already or has expired. Ask for a new one \
+                 (lantern token login-link --user NAME), or paste a token below."
+            }
             _ => "That token is not valid (wrong, revoked or expired).",
         })
     };
@@ -20,8 +24,9 @@ pub fn LoginPage() -> impl IntoView {
         <section class="login">
             <h1>"Sign in to Lantern"</h1>
             <p class="tagline">
-                "Paste a user token. The server printed one on first start, and "
-                <code>"lantern token create --user NAME"</code> " makes more."
+                "Open the login link the server printed on its first start ("
+                <code>"lantern token login-link --user NAME"</code> " makes another), or paste a user token ("
+                <code>"lantern token create --user NAME"</code> ")."
             </p>
             {move || error().map(|e| view! { <p class="error" data-testid="login-error">{e}</p> })}
             <form method="post" action="/login" class="login-form">

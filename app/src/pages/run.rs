@@ -5,6 +5,7 @@
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
 
+use super::NotFound;
 use crate::components::{
     clock::use_clock, conversation::Conversation, event_list::RawLog, input_box::InputBox,
     report::Reports, run_header::RunHeader, search_results::SearchResults, step_rail::StepRail,
@@ -32,12 +33,7 @@ pub fn RunPage() -> impl IntoView {
                         .map(|found| match found {
                             Ok(Some(snapshot)) => view! { <LiveRun snapshot/> }.into_any(),
                             Ok(None) => {
-                                view! {
-                                    <p class="notice" data-testid="not-found">
-                                        "Workflow not found."
-                                    </p>
-                                }
-                                    .into_any()
+                                view! { <NotFound message="Workflow not found."/> }.into_any()
                             }
                             Err(e) => view! { <p class="error">{e.to_string()}</p> }.into_any(),
                         })

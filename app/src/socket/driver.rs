@@ -8,7 +8,7 @@ use gloo_net::websocket::{futures::WebSocket, Message, WebSocketError};
 use gloo_timers::future::TimeoutFuture;
 use leptos::prelude::*;
 
-use super::machine::{AfterClose, Backoff, Incoming, SocketMachine};
+use super::machine::{AfterClose, Backoff, Incoming, SocketMachine, Tick};
 use super::{new_client_msg_id, Command, SocketWriters};
 use crate::protocol::ClientFrame;
 
@@ -144,7 +144,14 @@ enum Wake {
     Frame(Option<Result<Message, WebSocketError>>),
     Command(Option<Command>),
     HeartbeatDue,
+    /// Time to show the events that arrived since the last time.
+    Render,
 }
+
+/// Events arriving in a burst are shown together, at most this often: one update of the event
+/// list (and of everything drawn from it) per frame of the screen, not one per event. Each
+/// browser message is a task of its own, so only a timer lets a burst's messages gather.
+const RENDER_EVERY_MS: u32 = 16;
 
 /// Pump one open socket until it ends.
 async fn connected(
@@ -158,21 +165,23 @@ async fn connected(
     let mut heartbeat = TimeoutFuture::new(machine.heartbeat_ms() as u32).fuse();
     // How many pending inputs the page shows; other arms set the signal themselves.
     let mut pending_shown = machine.pending().len();
+    // Events received and not shown yet, and the timer that shows them.
+    let mut arrived: Vec<crate::protocol::LoggedEvent> = Vec::new();
+    let mut render = futures::future::Fuse::terminated();
     loop {
         let wake = futures::select! {
             frame = stream.next() => Wake::Frame(frame),
             command = commands.next() => Wake::Command(command),
             _ = heartbeat => Wake::HeartbeatDue,
+            _ = render => Wake::Render,
         };
         let outgoing: Vec<ClientFrame> = match wake {
             Wake::Frame(Some(Ok(Message::Text(text)))) => match machine.on_text(&text, now_ms()) {
                 Incoming::Event(event) => {
-                    w.events.update(|events| events.push(event));
-                    // An acked input leaves the pending list once its event is held.
-                    if machine.pending().len() != pending_shown {
-                        pending_shown = machine.pending().len();
-                        w.pending.set(machine.pending().to_vec());
+                    if arrived.is_empty() {
+                        render = TimeoutFuture::new(RENDER_EVERY_MS).fuse();
                     }
+                    arrived.push(event);
                     vec![]
                 }
                 Incoming::Hello { resend } => {
@@ -190,16 +199,27 @@ async fn connected(
                     w.last_error.set(Some(message));
                     vec![]
                 }
-                Incoming::Resync => return Ended::Closed(None),
+                Incoming::Resync => {
+                    show(&mut arrived, machine, w, &mut pending_shown);
+                    return Ended::Closed(None);
+                }
                 Incoming::Ignored => vec![],
             },
+            Wake::Render => {
+                show(&mut arrived, machine, w, &mut pending_shown);
+                vec![]
+            }
             Wake::Frame(Some(Ok(Message::Bytes(_)))) => vec![],
             Wake::Frame(Some(Err(WebSocketError::ConnectionClose(event)))) => {
-                return Ended::Closed(Some(event.code))
+                show(&mut arrived, machine, w, &mut pending_shown);
+                return Ended::Closed(Some(event.code));
             }
             // An `error` event; the `close` event follows it.
             Wake::Frame(Some(Err(_))) => vec![],
-            Wake::Frame(None) => return Ended::Closed(None),
+            Wake::Frame(None) => {
+                show(&mut arrived, machine, w, &mut pending_shown);
+                return Ended::Closed(None);
+            }
             Wake::Command(Some(Command::Input {
                 client_msg_id,
                 content,
@@ -210,15 +230,23 @@ async fn connected(
                 vec![frame]
             }
             Wake::Command(Some(Command::RetryNow)) => vec![],
-            Wake::Command(Some(Command::Offline)) => return Ended::Offline,
+            Wake::Command(Some(Command::Offline)) => {
+                show(&mut arrived, machine, w, &mut pending_shown);
+                return Ended::Offline;
+            }
             Wake::Command(None) => return Ended::Closed(Some(1000)),
             Wake::HeartbeatDue => {
                 heartbeat = TimeoutFuture::new(machine.heartbeat_ms() as u32).fuse();
                 match machine.heartbeat_tick(new_client_msg_id()) {
-                    Some(frame) => vec![frame],
-                    // The last heartbeat went unanswered for a whole period: the socket is dead
-                    // even if the browser has not noticed. Drop it and reconnect.
-                    None => return Ended::Closed(None),
+                    Tick::Send(frame) => vec![frame],
+                    Tick::Wait => vec![],
+                    // A whole period with a heartbeat unanswered and nothing else from the
+                    // server: the socket is dead even if the browser has not noticed. Drop it
+                    // and reconnect.
+                    Tick::Dead => {
+                        show(&mut arrived, machine, w, &mut pending_shown);
+                        return Ended::Closed(None);
+                    }
                 }
             }
         };
@@ -230,6 +258,25 @@ async fn connected(
                 return Ended::Closed(None);
             }
         }
+    }
+}
+
+/// Show the events that arrived: one update of the event list for all of them, then the
+/// pending inputs whose events are now held.
+fn show(
+    arrived: &mut Vec<crate::protocol::LoggedEvent>,
+    machine: &SocketMachine,
+    w: &SocketWriters,
+    pending_shown: &mut usize,
+) {
+    if arrived.is_empty() {
+        return;
+    }
+    w.events.update(|events| events.append(arrived));
+    // An acked input leaves the pending list once its event is held.
+    if machine.pending().len() != *pending_shown {
+        *pending_shown = machine.pending().len();
+        w.pending.set(machine.pending().to_vec());
     }
 }
 

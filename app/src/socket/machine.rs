@@ -5,6 +5,7 @@
 //! heartbeat tick) and does what it answers. Randomness comes in as an argument, so every
 //! decision is deterministic under test.
 
+use crate::protocol::vocab::close;
 use crate::protocol::{ClientFrame, LoggedEvent, ServerFrame, ServerMessage};
 
 /// What the page shows about the connection.
@@ -152,6 +153,17 @@ pub enum Incoming {
     Resync,
 }
 
+/// What the driver must do when a heartbeat period passed.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Tick {
+    /// Send this heartbeat.
+    Send(ClientFrame),
+    /// A heartbeat is still unanswered, but the server sent frames meanwhile: it is alive.
+    Wait,
+    /// Nothing at all came for a whole period with a heartbeat unanswered: drop the socket.
+    Dead,
+}
+
 /// What the driver must do after the socket closed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AfterClose {
@@ -176,6 +188,9 @@ pub struct SocketMachine {
     pending: Vec<PendingInput>,
     /// The heartbeat we sent and still wait an answer for.
     awaited_heartbeat: Option<String>,
+    /// A frame arrived since the last heartbeat tick. Any frame is a sign of life: in a burst
+    /// the answer to a heartbeat waits behind the events queued before it.
+    heard_since_tick: bool,
     /// Period announced by the server's `hello`; the driver ticks at this rate.
     heartbeat_ms: u64,
     /// A dial is under way or a socket open: the only time a close may schedule a retry.
@@ -188,10 +203,10 @@ pub struct SocketMachine {
 /// Close codes after which reconnecting cannot help.
 fn is_final_close(code: u16) -> Option<&'static str> {
     match code {
-        1000 => Some("closed by the server"),
-        4001 => Some("unauthorized"),
-        4003 => Some("forbidden"),
-        4004 => Some("workflow not found"),
+        close::NORMAL => Some("closed by the server"),
+        close::UNAUTHORIZED => Some("unauthorized"),
+        close::FORBIDDEN => Some("forbidden"),
+        close::NOT_FOUND => Some("workflow not found"),
         _ => None,
     }
 }
@@ -204,6 +219,7 @@ impl SocketMachine {
             last_seq: 0,
             pending: Vec::new(),
             awaited_heartbeat: None,
+            heard_since_tick: false,
             heartbeat_ms: 15_000,
             dialing: false,
             live_since: None,
@@ -237,6 +253,7 @@ impl SocketMachine {
     pub fn connecting(&mut self) {
         self.state = ConnectionState::Connecting;
         self.awaited_heartbeat = None;
+        self.heard_since_tick = false;
         self.dialing = true;
         self.live_since = None;
     }
@@ -268,7 +285,8 @@ impl SocketMachine {
 
     /// Handle one text frame from the server, received at `now_ms` (driver clock).
     pub fn on_text(&mut self, text: &str, now_ms: f64) -> Incoming {
-        match crate::decode::server_message(text) {
+        self.heard_since_tick = true;
+        match crate::protocol::decode::server_message(text) {
             Ok(ServerMessage::Event(event)) => self.on_event(event),
             Ok(ServerMessage::Control(frame)) => self.on_control(frame, now_ms),
             Err(_) => Incoming::ServerError {
@@ -332,14 +350,19 @@ impl SocketMachine {
         }
     }
 
-    /// The heartbeat period passed. Returns the heartbeat frame to send, or `None` when the
-    /// previous one is still unanswered: the connection is dead and must be dropped.
-    pub fn heartbeat_tick(&mut self, correlation_id: String) -> Option<ClientFrame> {
-        if self.awaited_heartbeat.is_some() {
-            return None;
+    /// The heartbeat period passed: send a heartbeat, keep waiting for the one sent, or give
+    /// the connection up. It is dead only when a whole period passed with a heartbeat
+    /// unanswered and not one frame from the server.
+    pub fn heartbeat_tick(&mut self, correlation_id: String) -> Tick {
+        let heard = std::mem::take(&mut self.heard_since_tick);
+        match self.awaited_heartbeat {
+            None => {
+                self.awaited_heartbeat = Some(correlation_id.clone());
+                Tick::Send(ClientFrame::Heartbeat { correlation_id })
+            }
+            Some(_) if heard => Tick::Wait,
+            Some(_) => Tick::Dead,
         }
-        self.awaited_heartbeat = Some(correlation_id.clone());
-        Some(ClientFrame::Heartbeat { correlation_id })
     }
 
     /// The socket closed (or never opened: `code` is `None`) at `now_ms` (driver clock).
@@ -360,7 +383,7 @@ impl SocketMachine {
         {
             self.backoff.reset();
         }
-        let reset_log = code == Some(4009);
+        let reset_log = code == Some(close::CURSOR_AHEAD);
         if reset_log {
             self.last_seq = 0;
         }
@@ -592,19 +615,37 @@ mod tests {
     #[test]
     fn unanswered_heartbeat_means_dead() {
         let mut m = SocketMachine::new(Backoff::default());
-        assert!(m.heartbeat_tick("h1".into()).is_some());
-        assert_eq!(m.heartbeat_tick("h2".into()), None);
+        assert!(matches!(m.heartbeat_tick("h1".into()), Tick::Send(_)));
+        assert_eq!(m.heartbeat_tick("h2".into()), Tick::Dead);
         m.on_text(
             r#"{"type":"heartbeat_response","correlation_id":"h1"}"#,
             0.0,
         );
-        assert!(m.heartbeat_tick("h3".into()).is_some());
-        // A stale answer does not clear the one awaited.
+        assert!(matches!(m.heartbeat_tick("h3".into()), Tick::Send(_)));
+        // A stale answer does not clear the one awaited (though it is a sign of life).
         m.on_text(
             r#"{"type":"heartbeat_response","correlation_id":"h1"}"#,
             0.0,
         );
-        assert_eq!(m.heartbeat_tick("h4".into()), None);
+        assert_eq!(m.heartbeat_tick("h4".into()), Tick::Wait);
+        assert_eq!(m.heartbeat_tick("h5".into()), Tick::Dead);
+    }
+
+    #[test]
+    fn any_frame_is_a_sign_of_life_while_a_heartbeat_waits_behind_a_burst() {
+        let mut m = SocketMachine::new(Backoff::default());
+        m.on_text(&hello(), 0.0);
+        assert!(matches!(m.heartbeat_tick("h1".into()), Tick::Send(_)));
+        for period in 1..=5 {
+            // The answer is queued behind a burst of events; the events keep coming.
+            m.on_text(&event_text(period), 0.0);
+            assert_eq!(m.heartbeat_tick(format!("x{period}")), Tick::Wait);
+        }
+        m.on_text(
+            r#"{"type":"heartbeat_response","correlation_id":"h1"}"#,
+            0.0,
+        );
+        assert!(matches!(m.heartbeat_tick("h2".into()), Tick::Send(_)));
     }
 
     #[test]

@@ -23,6 +23,9 @@ use crate::store::sqlite::Db;
 /// How often a running server looks for revocations made by other processes.
 pub const REVOCATION_POLL: Duration = Duration::from_millis(250);
 
+/// How long a login link works (once).
+pub const LOGIN_CODE_TTL: Duration = Duration::from_secs(24 * 3600);
+
 /// The user created on first start, when there are no users.
 pub const FIRST_USER: &str = "admin";
 
@@ -36,7 +39,7 @@ pub enum TokenKind {
 }
 
 impl TokenKind {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::User => "user",
             Self::Agent => "agent",
@@ -101,6 +104,22 @@ fn caller_if_matching(
     }))
 }
 
+/// A user name is 1 to 64 characters of letters, digits and `._-@`.
+fn check_user_name(user: &str) -> Result<()> {
+    let valid = !user.is_empty()
+        && user.len() <= 64
+        && user
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c));
+    if valid {
+        Ok(())
+    } else {
+        Err(LanternError::BadRequest(
+            "a user name is 1 to 64 characters of letters, digits and . _ - @".into(),
+        ))
+    }
+}
+
 pub struct Accounts {
     db: Db,
     session_ttl: Duration,
@@ -117,7 +136,8 @@ impl Accounts {
         })
     }
 
-    /// On first start (no users at all): create [`FIRST_USER`] and return a user token for it.
+    /// On first start (no users at all): create [`FIRST_USER`] and return a one-time login
+    /// code for it (the login link's; see [`Accounts::create_login_code`]).
     pub async fn create_first_user(&self) -> Result<Option<String>> {
         let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
             .fetch_one(&self.db.writer)
@@ -125,23 +145,12 @@ impl Accounts {
         if users > 0 {
             return Ok(None);
         }
-        self.create_token(FIRST_USER, TokenKind::User)
-            .await
-            .map(Some)
+        self.create_login_code(FIRST_USER).await.map(Some)
     }
 
     /// A new token for `user` (created if new); returns the token text, shown only now.
     pub async fn create_token(&self, user: &str, kind: TokenKind) -> Result<String> {
-        let valid = !user.is_empty()
-            && user.len() <= 64
-            && user
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c));
-        if !valid {
-            return Err(LanternError::BadRequest(
-                "a user name is 1 to 64 characters of letters, digits and . _ - @".into(),
-            ));
-        }
+        check_user_name(user)?;
         let now = now_rfc3339();
         let minted = tokens::mint();
         let mut tx = self.db.writer.begin().await?;
@@ -164,30 +173,159 @@ impl Accounts {
         Ok(minted.text)
     }
 
-    /// Revoke `token`: it stops working, its sessions end, and a running server closes the
-    /// sockets that used either. False when there is no such (unrevoked) token.
-    pub async fn revoke(&self, token: &str) -> Result<bool> {
-        let Some(caller) = self.by_token(token).await? else {
-            return Ok(false);
+    /// Revoke a token, given whole or by the id `token list` shows: it stops working, its
+    /// sessions end, and a running server closes the sockets that used either. False when
+    /// there is no such (unrevoked) token.
+    pub async fn revoke(&self, token_or_id: &str) -> Result<bool> {
+        let token_or_id = token_or_id.trim();
+        let id = match tokens::parse(token_or_id) {
+            Some(_) => match self.by_token(token_or_id).await? {
+                Some(caller) => caller.token_id,
+                None => return Ok(false),
+            },
+            None if tokens::is_id(token_or_id) => token_or_id.to_owned(),
+            None => return Ok(false),
         };
         let now = now_rfc3339();
         let mut tx = self.db.writer.begin().await?;
-        sqlx::query("UPDATE tokens SET revoked_at = ? WHERE id = ?")
-            .bind(&now)
-            .bind(&caller.token_id)
-            .execute(&mut *tx)
-            .await?;
+        let revoked =
+            sqlx::query("UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+                .bind(&now)
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?;
+        if revoked.rows_affected() == 0 {
+            return Ok(false);
+        }
         sqlx::query("DELETE FROM sessions WHERE token_id = ?")
-            .bind(&caller.token_id)
+            .bind(&id)
             .execute(&mut *tx)
             .await?;
         sqlx::query("INSERT INTO revocations (credential, at) VALUES (?, ?)")
-            .bind(&caller.token_id)
+            .bind(&id)
             .bind(&now)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
         Ok(true)
+    }
+
+    /// A one-time login code for `user` (created if new), valid for [`LOGIN_CODE_TTL`]; shown
+    /// only now, as `/login?code=…`.
+    pub async fn create_login_code(&self, user: &str) -> Result<String> {
+        check_user_name(user)?;
+        let minted = tokens::mint();
+        let now = chrono::Utc::now();
+        let ttl = chrono::Duration::from_std(LOGIN_CODE_TTL).unwrap_or(chrono::Duration::days(1));
+        let at = |t: chrono::DateTime<chrono::Utc>| {
+            t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        };
+        let mut tx = self.db.writer.begin().await?;
+        sqlx::query("INSERT OR IGNORE INTO users (name, created_at) VALUES (?, ?)")
+            .bind(user)
+            .bind(at(now))
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO login_codes (id, secret_hash, user, created_at, expires_at)
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(&minted.id)
+        .bind(&minted.secret_hash)
+        .bind(user)
+        .bind(at(now))
+        .bind(at(now + ttl))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(minted.text)
+    }
+
+    /// Whose login code this is, if it is valid, unused and unexpired (without using it).
+    pub async fn login_code_user(&self, code: &str) -> Result<Option<String>> {
+        let Some((id, secret)) = tokens::parse(code) else {
+            return Ok(None);
+        };
+        let row = sqlx::query(
+            "SELECT secret_hash, user FROM login_codes
+             WHERE id = ? AND used_at IS NULL AND expires_at > ?",
+        )
+        .bind(id)
+        .bind(now_rfc3339())
+        .fetch_optional(&self.db.readers)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        if !tokens::matches(row.try_get("secret_hash")?, secret) {
+            return Ok(None);
+        }
+        Ok(Some(row.try_get("user")?))
+    }
+
+    /// Use a login code: once, before it expires. Returns the caller it signs in (a fresh user
+    /// token of the code's user, never shown, for the session to hang on), or `None`.
+    pub async fn redeem_login_code(&self, code: &str) -> Result<Option<Caller>> {
+        let Some(user) = self.login_code_user(code).await? else {
+            return Ok(None);
+        };
+        let Some((id, _)) = tokens::parse(code) else {
+            return Ok(None);
+        };
+        let now = now_rfc3339();
+        let minted = tokens::mint();
+        let mut tx = self.db.writer.begin().await?;
+        // The one use: whoever marks it first wins; a second redemption finds it used.
+        let used = sqlx::query(
+            "UPDATE login_codes SET used_at = ? WHERE id = ? AND used_at IS NULL AND expires_at > ?",
+        )
+        .bind(&now)
+        .bind(id)
+        .bind(&now)
+        .execute(&mut *tx)
+        .await?;
+        if used.rows_affected() != 1 {
+            return Ok(None);
+        }
+        sqlx::query(
+            "INSERT INTO tokens (id, secret_hash, user, kind, created_at) VALUES (?, ?, ?, 'user', ?)",
+        )
+        .bind(&minted.id)
+        .bind(&minted.secret_hash)
+        .bind(&user)
+        .bind(&now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some(Caller {
+            user,
+            kind: TokenKind::User,
+            token_id: minted.id,
+            session_id: None,
+        }))
+    }
+
+    /// Delete what can no longer be used: expired sessions, used or expired login codes, and
+    /// revocation notices old enough that every running server has seen them. Returns how many
+    /// rows went.
+    pub async fn prune(&self) -> Result<u64> {
+        let now = now_rfc3339();
+        let day_ago = (chrono::Utc::now() - chrono::Duration::days(1))
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let mut pruned = 0;
+        for (sql, at) in [
+            ("DELETE FROM sessions WHERE expires_at <= ?", &now),
+            (
+                "DELETE FROM login_codes WHERE expires_at <= ? OR used_at IS NOT NULL",
+                &now,
+            ),
+            ("DELETE FROM revocations WHERE at <= ?", &day_ago),
+        ] {
+            pruned += sqlx::query(sql)
+                .bind(at)
+                .execute(&self.db.writer)
+                .await?
+                .rows_affected();
+        }
+        Ok(pruned)
     }
 
     pub async fn list_tokens(&self) -> Result<Vec<TokenSummary>> {

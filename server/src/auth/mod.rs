@@ -56,30 +56,32 @@ impl From<Option<Caller>> for Authn {
 /// Where a request's credential came from.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Credential<'a> {
-    Token(&'a str),
+    Token(std::borrow::Cow<'a, str>),
     Session(&'a str),
 }
 
 /// The request's credential, if any (see the module doc for the order).
-pub fn credential<'a>(headers: &'a HeaderMap, query: Option<&'a str>) -> Option<Credential<'a>> {
+pub fn credential<'a>(headers: &'a HeaderMap, query: Option<&str>) -> Option<Credential<'a>> {
     if let Some(value) = headers.get(header::AUTHORIZATION) {
         let text = value.to_str().unwrap_or("");
         let token = text
             .strip_prefix("Bearer ")
             .or_else(|| text.strip_prefix("bearer "));
-        return Some(Credential::Token(token.unwrap_or("").trim()));
+        return Some(Credential::Token(
+            token.unwrap_or("").trim().to_owned().into(),
+        ));
     }
-    if let Some(token) = query.and_then(query_token) {
-        return Some(Credential::Token(token));
+    if let Some(token) = query.and_then(|q| query_param(q, "token")) {
+        return Some(Credential::Token(token.into()));
     }
     cookie(headers, SESSION_COOKIE).map(Credential::Session)
 }
 
-/// `token=...` in a query string (tokens are hex and `_`, so no decoding is needed).
-fn query_token(query: &str) -> Option<&str> {
-    query
-        .split('&')
-        .find_map(|pair| pair.strip_prefix("token="))
+/// The first value of parameter `name` in a query string, decoded.
+pub fn query_param(query: &str, name: &str) -> Option<String> {
+    url::form_urlencoded::parse(query.as_bytes())
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.into_owned())
 }
 
 /// The value of cookie `name` in the request's `Cookie` headers.
@@ -88,11 +90,10 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|pair| {
-            let (key, value) = pair.trim().split_once('=')?;
-            (key == name).then_some(value)
-        })
+        .flat_map(cookie::Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == name)
+        .and_then(|c| c.value_raw())
 }
 
 /// Middleware: resolve the request's credential and record the outcome ([`Authn`]); for user
@@ -104,7 +105,7 @@ pub async fn authenticate(
 ) -> Response {
     let found = match credential(request.headers(), request.uri().query()) {
         None => Ok(Authn::Anonymous),
-        Some(Credential::Token(token)) => accounts.by_token(token).await.map(Authn::from),
+        Some(Credential::Token(token)) => accounts.by_token(&token).await.map(Authn::from),
         Some(Credential::Session(cookie)) => accounts.by_session(cookie).await.map(Authn::from),
     };
     let authn = match found {
@@ -174,12 +175,17 @@ mod tests {
         ]);
         assert_eq!(
             credential(&all, Some("token=q")),
-            Some(Credential::Token("abc"))
+            Some(Credential::Token("abc".into()))
         );
         let cookie_only = headers(&[(header::COOKIE, "a=1; lantern_session=s1; b=2")]);
         assert_eq!(
             credential(&cookie_only, Some("after=3&token=q")),
-            Some(Credential::Token("q"))
+            Some(Credential::Token("q".into()))
+        );
+        assert_eq!(
+            credential(&HeaderMap::new(), Some("token=a%5Fb")),
+            Some(Credential::Token("a_b".into())),
+            "a query value is decoded"
         );
         assert_eq!(
             credential(&cookie_only, Some("after=3")),
@@ -191,6 +197,6 @@ mod tests {
     #[test]
     fn a_malformed_authorization_header_is_a_wrong_credential_not_none() {
         let basic = headers(&[(header::AUTHORIZATION, "Basic dXNlcg==")]);
-        assert_eq!(credential(&basic, None), Some(Credential::Token("")));
+        assert_eq!(credential(&basic, None), Some(Credential::Token("".into())));
     }
 }

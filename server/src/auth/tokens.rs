@@ -47,6 +47,11 @@ pub fn parse(text: &str) -> Option<(&str, &str)> {
     (hex(id, ID_BYTES * 2) && hex(secret, SECRET_BYTES * 2)).then_some((id, secret))
 }
 
+/// Is `text` shaped like a credential's id (what `lantern token list` shows)?
+pub fn is_id(text: &str) -> bool {
+    text.len() == ID_BYTES * 2 && text.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 pub fn hash(secret: &str) -> Vec<u8> {
     Sha256::digest(secret.as_bytes()).to_vec()
 }

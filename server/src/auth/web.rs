@@ -1,8 +1,15 @@
-//! The browser's side of auth: the login link and form, logout, the session cookie, and the
-//! guard that sends a signed-out visitor of a page to `/login`.
+//! The browser's side of auth: the one-time login link, the login form, logout, the session
+//! cookie, and the guard that sends a signed-out visitor of a page to `/login`.
 //!
-//! The session cookie is `HttpOnly` (page scripts cannot read it), `SameSite=Strict` (no other
-//! site can make the browser send it) and `Secure` when `--public-url` is `https://…`.
+//! - The session cookie is `HttpOnly` (page scripts cannot read it), `SameSite=Strict` (no other
+//!   site can make the browser send it) and `Secure` when `--public-url` is `https://…`.
+//! - A login link (`/login?code=…`) works once, for a day; the long-lived token never appears in
+//!   a URL. Followed from another site, it does not sign in by itself: the page asks "sign in as
+//!   NAME?" and a same-origin form does it, so a link someone else sent cannot sign a person in
+//!   as that someone (login CSRF).
+//! - `next` (where to go after signing in) is only ever a path on this server.
+//! - Every state-changing request, these forms included, must come from this server's own pages
+//!   ([`crate::origin::same_origin_writes`]).
 
 use axum::{
     extract::{Form, Request, State},
@@ -12,60 +19,43 @@ use axum::{
 };
 use serde::Deserialize;
 
-use super::{cookie, Authn, Caller, TokenKind, SESSION_COOKIE};
+use super::{cookie, query_param, Authn, Caller, TokenKind, SESSION_COOKIE};
 use crate::error::LanternError;
 use crate::AppState;
 
-/// Where a page's redirect may lead: a path on this server, never another site.
-fn safe_next(next: Option<&str>) -> &str {
-    match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n,
-        _ => "/",
-    }
+/// The link that signs a browser in with one-time login code `code`.
+pub fn login_link(base: &str, code: &str) -> String {
+    format!("{base}/login?code={code}")
 }
 
-/// Percent-encode a path for use as a query value.
-fn encode(path: &str) -> String {
-    path.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
-                (b as char).to_string()
+/// Where a redirect after signing in may lead: a path (and query) on this server, parsed as a
+/// browser would parse it against this server's origin, never anything that leaves it —
+/// `//host`, `/\host`, `/<TAB>/host` (browsers drop tabs and newlines) and their kin all resolve
+/// to another host and are refused.
+fn safe_next(next: Option<&str>) -> String {
+    const HERE: &str = "http://lantern.invalid/";
+    let Some(next) = next.filter(|n| n.starts_with('/')) else {
+        return "/".into();
+    };
+    let (Ok(base), Ok(here)) = (url::Url::parse(HERE), url::Url::parse(HERE)) else {
+        return "/".into();
+    };
+    match base.join(next) {
+        Ok(url) if url.origin() == here.origin() => {
+            let mut path = url.path().to_owned();
+            if let Some(query) = url.query() {
+                path.push('?');
+                path.push_str(query);
             }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// One query parameter, decoded just enough for our own values (paths and tokens).
-fn query_param(query: Option<&str>, name: &str) -> Option<String> {
-    query?.split('&').find_map(|pair| {
-        let (key, value) = pair.split_once('=')?;
-        (key == name).then(|| decode(value))
-    })
-}
-
-fn decode(value: &str) -> String {
-    let bytes = value.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |at: usize| bytes.get(at).and_then(|b| (*b as char).to_digit(16));
-        match (bytes[i], hex(i + 1), hex(i + 2)) {
-            (b'%', Some(hi), Some(lo)) => {
-                out.push((hi * 16 + lo) as u8);
-                i += 3;
-            }
-            (b'+', _, _) => {
-                out.push(b' ');
-                i += 1;
-            }
-            (b, _, _) => {
-                out.push(b);
-                i += 1;
-            }
+            path
         }
+        _ => "/".into(),
     }
-    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A path as the value of a query parameter.
+fn encode(path: &str) -> String {
+    url::form_urlencoded::byte_serialize(path.as_bytes()).collect()
 }
 
 fn see_other(to: &str) -> Response {
@@ -77,15 +67,14 @@ fn see_other(to: &str) -> Response {
 }
 
 fn session_cookie(state: &AppState, value: &str, max_age_secs: u64) -> Option<HeaderValue> {
-    let secure = if state.config.public_url_is_https() {
-        "; Secure"
-    } else {
-        ""
-    };
-    HeaderValue::from_str(&format!(
-        "{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age_secs}{secure}"
-    ))
-    .ok()
+    let max_age = i64::try_from(max_age_secs).unwrap_or(i64::MAX);
+    let cookie = cookie::Cookie::build((SESSION_COOKIE, value))
+        .path("/")
+        .http_only(true)
+        .same_site(cookie::SameSite::Strict)
+        .secure(state.config.public_url_is_https())
+        .max_age(cookie::time::Duration::seconds(max_age));
+    HeaderValue::from_str(&cookie.to_string()).ok()
 }
 
 fn with_cookie(mut response: Response, cookie: Option<HeaderValue>) -> Response {
@@ -95,8 +84,16 @@ fn with_cookie(mut response: Response, cookie: Option<HeaderValue>) -> Response 
     response
 }
 
+/// Was this request made by a page of another site (`Sec-Fetch-Site: cross-site` or
+/// `same-site`: a sibling subdomain is another site's page too)?
+fn from_another_site(headers: &HeaderMap) -> bool {
+    headers
+        .get("sec-fetch-site")
+        .is_some_and(|v| v.as_bytes() == b"cross-site" || v.as_bytes() == b"same-site")
+}
+
 /// Sign `caller` in: a new session, its cookie, and on to `next`.
-async fn sign_in(state: &AppState, caller: &Caller, headers: &HeaderMap, next: &str) -> Response {
+async fn sign_in(state: &AppState, caller: &Caller, next: &str) -> Response {
     if caller.kind != TokenKind::User {
         return see_other("/login?error=agent");
     }
@@ -105,27 +102,36 @@ async fn sign_in(state: &AppState, caller: &Caller, headers: &HeaderMap, next: &
         Err(e) => return e.into_response(),
     };
     let cookie = session_cookie(state, &value, state.accounts.session_ttl().as_secs());
-    // A redirect chain that another site started does not carry SameSite=Strict cookies, so
-    // the user would land on the login page again. When the link was followed from another
-    // site, go on from a page of our own instead: that navigation is same-site.
-    let cross_site = headers
-        .get("sec-fetch-site")
-        .is_some_and(|v| v.as_bytes() == b"cross-site");
-    let response = if cross_site {
-        let next = next.replace('"', "%22");
-        Html(format!(
-            "<!DOCTYPE html><meta http-equiv=\"refresh\" content=\"0;url={next}\">\
-             <a href=\"{next}\">Continue to Lantern</a>"
-        ))
-        .into_response()
-    } else {
-        see_other(next)
+    with_cookie(see_other(next), cookie)
+}
+
+/// The page a login link followed from another site shows: who it would sign in as, and a
+/// same-origin form that does it.
+fn confirm_sign_in(user: &str, code: &str, next: &str) -> Response {
+    let escape = |text: &str| {
+        text.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
     };
-    with_cookie(response, cookie)
+    let (user, code, next) = (escape(user), escape(code), escape(next));
+    Html(format!(
+        "<!DOCTYPE html><html lang=\"en\"><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>Sign in to Lantern</title><main><h1>Sign in to Lantern</h1>\
+         <p>A link opened from another site asks to sign this browser in as <b>{user}</b>.</p>\
+         <form method=\"post\" action=\"/login\">\
+         <input type=\"hidden\" name=\"code\" value=\"{code}\">\
+         <input type=\"hidden\" name=\"next\" value=\"{next}\">\
+         <button type=\"submit\" data-testid=\"confirm-sign-in\">Sign in as {user}</button>\
+         </form></main></html>"
+    ))
+    .into_response()
 }
 
 /// Middleware over the pages (and the pages' server functions):
-/// - `GET /login?token=…` (the login link): sign in and go on to `next` or `/`;
+/// - `GET /login?code=…` (a login link): sign in and go on to `next` or `/` — after asking,
+///   when the link was followed from another site;
 /// - `/login` otherwise, and server functions (`/api/…`, which check the viewer themselves):
 ///   pass;
 /// - any other page: a user passes; an agent token is 403; anyone else is sent to
@@ -138,21 +144,17 @@ pub async fn page_guard(State(state): State<AppState>, request: Request, next: N
         .cloned()
         .unwrap_or(Authn::Anonymous);
     if path == "/login" {
-        let query = request.uri().query();
-        if request.method() == Method::GET && query_param(query, "token").is_some() {
-            let next = query_param(query, "next");
-            return match authn {
-                Authn::Caller(caller) => {
-                    sign_in(
-                        &state,
-                        &caller,
-                        request.headers(),
-                        safe_next(next.as_deref()),
-                    )
-                    .await
-                }
-                _ => see_other("/login?error=invalid"),
-            };
+        let query = request.uri().query().unwrap_or("");
+        if let (&Method::GET, Some(code)) = (request.method(), query_param(query, "code")) {
+            let next = safe_next(query_param(query, "next").as_deref());
+            if from_another_site(request.headers()) {
+                return match state.accounts.login_code_user(&code).await {
+                    Ok(Some(user)) => confirm_sign_in(&user, &code, &next),
+                    Ok(None) => see_other("/login?error=link"),
+                    Err(e) => e.into_response(),
+                };
+            }
+            return redeem(&state, &code, &next).await;
         }
         return next.run(request).await;
     }
@@ -176,27 +178,40 @@ pub async fn page_guard(State(state): State<AppState>, request: Request, next: N
     }
 }
 
+/// Use login code `code` and sign in, or back to the login page saying the link is spent.
+async fn redeem(state: &AppState, code: &str, next: &str) -> Response {
+    match state.accounts.redeem_login_code(code).await {
+        Ok(Some(caller)) => sign_in(state, &caller, next).await,
+        Ok(None) => see_other("/login?error=link"),
+        Err(e) => e.into_response(),
+    }
+}
+
 fn clear_cookie(state: &AppState) -> Option<HeaderValue> {
     session_cookie(state, "", 0)
 }
 
 #[derive(Deserialize)]
 pub struct LoginForm {
-    token: String,
+    /// A pasted user token (the login page's form)…
+    #[serde(default)]
+    token: Option<String>,
+    /// …or a login code (the confirmation of a link followed from another site).
+    #[serde(default)]
+    code: Option<String>,
     #[serde(default)]
     next: Option<String>,
 }
 
-/// `POST /login` (the login page's form): sign in with a pasted user token.
-pub async fn login_form(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Form(form): Form<LoginForm>,
-) -> Response {
-    match state.accounts.by_token(form.token.trim()).await {
-        Ok(Some(caller)) => {
-            sign_in(&state, &caller, &headers, safe_next(form.next.as_deref())).await
-        }
+/// `POST /login`: sign in with a pasted user token, or a login code.
+pub async fn login_form(State(state): State<AppState>, Form(form): Form<LoginForm>) -> Response {
+    let next = safe_next(form.next.as_deref());
+    if let Some(code) = form.code.as_deref() {
+        return redeem(&state, code.trim(), &next).await;
+    }
+    let token = form.token.as_deref().unwrap_or("").trim();
+    match state.accounts.by_token(token).await {
+        Ok(Some(caller)) => sign_in(&state, &caller, &next).await,
         Ok(None) => see_other("/login?error=invalid"),
         Err(e) => e.into_response(),
     }
@@ -223,9 +238,19 @@ mod tests {
     #[test]
     fn redirects_stay_on_this_server() {
         assert_eq!(safe_next(Some("/w/wf_1")), "/w/wf_1");
-        assert_eq!(safe_next(Some("//evil.example/")), "/");
-        assert_eq!(safe_next(Some("https://evil.example/")), "/");
-        assert_eq!(safe_next(Some("/\\evil.example")), "/");
+        assert_eq!(safe_next(Some("/w/wf_1?after=3")), "/w/wf_1?after=3");
+        for away in [
+            "//evil.example/",
+            "https://evil.example/",
+            "/\\evil.example",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/\\/evil.example",
+            "\t//evil.example",
+            "evil.example",
+        ] {
+            assert_eq!(safe_next(Some(away)), "/", "{away:?}");
+        }
         assert_eq!(safe_next(None), "/");
     }
 
@@ -233,6 +258,6 @@ mod tests {
     fn next_survives_encoding_and_decoding() {
         let target = "/w/wf_1?after=3&x=a b";
         let query = format!("next={}", encode(target));
-        assert_eq!(query_param(Some(&query), "next").as_deref(), Some(target));
+        assert_eq!(query_param(&query, "next").as_deref(), Some(target));
     }
 }

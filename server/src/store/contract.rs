@@ -116,7 +116,10 @@ pub async fn a_batch_holding_a_logged_key_is_refused_whole(store: &dyn EventStor
         matches!(refused, Err(LanternError::RetryKeyLogged)),
         "{refused:?}"
     );
-    let log = store.read(&info.id, 0, 100).await.expect("read");
+    let log = store
+        .read(&info.id, 0, 100, usize::MAX)
+        .await
+        .expect("read");
     assert_eq!(log.iter().map(|e| e.seq()).collect::<Vec<_>>(), vec![1]);
     let after = store
         .workflow(&info.id)
@@ -135,4 +138,89 @@ pub async fn a_batch_holding_a_logged_key_is_refused_whole(store: &dyn EventStor
         .await
         .expect("next");
     assert_eq!(next[0].seq(), 2);
+}
+
+/// A read stops at `limit` events or before the event that would take it past `max_bytes` of
+/// JSON, whichever comes first, but always returns the first event however big; reading on
+/// after a page's last event reaches every event once.
+pub async fn reads_are_bounded_by_count_and_by_bytes(store: &dyn EventStore) {
+    let info = store
+        .create_workflow("external", None, "u")
+        .await
+        .expect("created");
+    let big = |n: usize| NewEvent {
+        body: EventBody::AgentThinking {
+            agent: "a".into(),
+            content: "x".repeat(n),
+        },
+        key: None,
+    };
+    let stored = store
+        .append(
+            &info.id,
+            vec![big(1000), big(10), big(10), big(5000), big(10)],
+        )
+        .await
+        .expect("appended");
+    let size = |seq: usize| stored[seq - 1].json.len();
+    let seqs =
+        |page: Vec<std::sync::Arc<StoredEvent>>| page.iter().map(|e| e.seq()).collect::<Vec<_>>();
+    let page = store.read(&info.id, 0, 2, usize::MAX).await.expect("read");
+    assert_eq!(seqs(page), [1, 2], "by count");
+    let budget = size(1) + size(2) + size(3);
+    let page = store.read(&info.id, 0, 100, budget).await.expect("read");
+    assert_eq!(seqs(page), [1, 2, 3], "by bytes: the fourth would cross");
+    let page = store.read(&info.id, 3, 100, 1).await.expect("read");
+    assert_eq!(seqs(page), [4], "the first however big");
+    let page = store.read(&info.id, 5, 100, 1).await.expect("read");
+    assert!(page.is_empty(), "nothing after the last");
+}
+
+/// `open_workflows` counts the owner's workflows that have not finished.
+pub async fn open_workflows_counts_the_unfinished_of_one_owner(store: &dyn EventStore) {
+    let mut ids = Vec::new();
+    for owner in ["carol", "carol", "carol", "dave"] {
+        let info = store
+            .create_workflow("external", None, owner)
+            .await
+            .expect("created");
+        ids.push(info.id);
+    }
+    store
+        .append(&ids[0], vec![status(WorkflowStatus::Running)])
+        .await
+        .expect("running");
+    store
+        .append(&ids[1], vec![status(WorkflowStatus::Cancelled)])
+        .await
+        .expect("cancelled");
+    assert_eq!(store.open_workflows("carol").await.expect("count"), 2);
+    assert_eq!(store.open_workflows("dave").await.expect("count"), 1);
+    assert_eq!(store.open_workflows("erin").await.expect("count"), 0);
+}
+
+/// A stored event's `type` is its own, not one inside a field.
+pub async fn the_kind_of_a_stored_event_is_its_own_type(store: &dyn EventStore) {
+    let info = store
+        .create_workflow("external", None, "u")
+        .await
+        .expect("created");
+    let crafted = NewEvent {
+        body: EventBody::ToolExecuting {
+            agent: "a".into(),
+            tool: "t".into(),
+            call_id: "c".into(),
+            input: serde_json::json!({ "type": "user_input", "\"type\":\"user_input\"": 1 }),
+        },
+        key: None,
+    };
+    let stored = store
+        .append(&info.id, vec![crafted])
+        .await
+        .expect("appended");
+    let read = store.read(&info.id, 0, 1, usize::MAX).await.expect("read");
+    for event in [&stored[0], &read[0]] {
+        assert_eq!(event.kind(), "tool_executing");
+        assert!(!event.is_user_input());
+    }
 }

@@ -116,6 +116,7 @@ impl EventStore for MemoryStore {
         workflow_id: &str,
         after: u64,
         limit: usize,
+        max_bytes: usize,
     ) -> Result<Vec<Arc<StoredEvent>>> {
         let all = self.lock();
         let workflow = all
@@ -125,7 +126,16 @@ impl EventStore for MemoryStore {
         let start = usize::try_from(after)
             .unwrap_or(usize::MAX)
             .min(workflow.log.len());
-        Ok(workflow.log[start..].iter().take(limit).cloned().collect())
+        let events = workflow.log[start..].iter().cloned();
+        Ok(super::page_of(events, limit, max_bytes))
+    }
+
+    async fn open_workflows(&self, owner: &str) -> Result<usize> {
+        Ok(self
+            .lock()
+            .values()
+            .filter(|w| w.owner == owner && !w.info.status.is_terminal())
+            .count())
     }
 
     async fn seqs_of_keys(
@@ -170,5 +180,20 @@ mod tests {
     #[tokio::test]
     async fn the_workflow_follows_its_log() {
         contract::the_workflow_follows_its_log(&MemoryStore::default()).await;
+    }
+
+    #[tokio::test]
+    async fn reads_are_bounded_by_count_and_by_bytes() {
+        contract::reads_are_bounded_by_count_and_by_bytes(&MemoryStore::default()).await;
+    }
+
+    #[tokio::test]
+    async fn open_workflows_counts_the_unfinished_of_one_owner() {
+        contract::open_workflows_counts_the_unfinished_of_one_owner(&MemoryStore::default()).await;
+    }
+
+    #[tokio::test]
+    async fn the_kind_of_a_stored_event_is_its_own_type() {
+        contract::the_kind_of_a_stored_event_is_its_own_type(&MemoryStore::default()).await;
     }
 }

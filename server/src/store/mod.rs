@@ -15,7 +15,7 @@ pub mod sqlite;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use app::protocol::{EventBody, LoggedEvent, WorkflowInfo};
+use app::protocol::{vocab, EventBody, LoggedEvent, WorkflowInfo};
 use axum::extract::ws::Utf8Bytes;
 
 use crate::error::Result;
@@ -67,6 +67,24 @@ pub struct StoredEvent {
     pub appended_at: Option<std::time::Instant>,
 }
 
+/// Take events from `events` for a page: at most `limit`, and while under `max_bytes` of JSON
+/// (the first always). What every store's `read` does with the rows it finds.
+pub fn page_of<I>(events: I, limit: usize, max_bytes: usize) -> Vec<Arc<StoredEvent>>
+where
+    I: IntoIterator<Item = Arc<StoredEvent>>,
+{
+    let mut bytes = 0;
+    let mut page = Vec::new();
+    for event in events.into_iter().take(limit) {
+        if !page.is_empty() && bytes + event.json.len() > max_bytes {
+            break;
+        }
+        bytes += event.json.len();
+        page.push(event);
+    }
+    page
+}
+
 impl StoredEvent {
     pub fn new(event: &LoggedEvent) -> Arc<Self> {
         // Serializing our own types into a String cannot fail.
@@ -91,11 +109,22 @@ impl StoredEvent {
         self.seq
     }
 
-    /// Is this a `user_input` event? Read from the JSON without parsing it: `"type":"user_input"`
-    /// with bare quotes cannot occur inside a JSON string (quotes there are escaped), so the
-    /// text holds it only as the event's own `type` field.
+    /// The event's `type`, read off the JSON without parsing it. Every stored event is
+    /// serialized by [`LoggedEvent`]: `seq`, `ts`, `workflow_id`, then the body, whose first
+    /// field is `type`. Neither `ts` nor a workflow id holds a quote, so the first `"type":"`
+    /// of the text is the event's own (a `"type"` key inside a field, say a tool's input, comes
+    /// after it).
+    pub fn kind(&self) -> &str {
+        let text = self.json.as_str();
+        const KEY: &str = "\"type\":\"";
+        let Some(at) = text.find(KEY) else { return "" };
+        let rest = &text[at + KEY.len()..];
+        rest.split('"').next().unwrap_or("")
+    }
+
+    /// Is this a `user_input` event?
     pub fn is_user_input(&self) -> bool {
-        self.json.as_str().contains("\"type\":\"user_input\"")
+        self.kind() == vocab::EventKind::UserInput.as_str()
     }
 
     /// The event's fields.
@@ -118,7 +147,8 @@ impl StoredEvent {
 ///   up before every append; a key is never logged twice.
 /// - `seq` is per workflow, starts at 1, is contiguous and never reused; it is assigned inside
 ///   `append`, which returns only once the batch is stored.
-/// - `read` returns events in `seq` order, exactly those with `seq > after`, at most `limit`.
+/// - `read` returns events in `seq` order, exactly those with `seq > after`, at most `limit`
+///   and at most `max_bytes` of JSON (but at least one event when there is one).
 /// - The workflow object's `status`, `last_seq` and `updated_at` follow the appended events
 ///   (a `workflow_status` event sets `status`) in the same step as the append.
 /// - Appends to one workflow are serialized by the caller (the hub holds that workflow's
@@ -143,13 +173,19 @@ pub trait EventStore: Send + Sync + 'static {
         workflow_id: &str,
         events: Vec<NewEvent>,
     ) -> Result<Vec<Arc<StoredEvent>>>;
-    /// Events with `seq > after`, in order, at most `limit`.
+    /// Events with `seq > after`, in order: at most `limit` of them, and no more than
+    /// `max_bytes` of JSON in all — except that the first is returned however big it is, so a
+    /// reader always makes progress. A page that stopped early is not the log's end: read on
+    /// after its last event.
     async fn read(
         &self,
         workflow_id: &str,
         after: u64,
         limit: usize,
+        max_bytes: usize,
     ) -> Result<Vec<Arc<StoredEvent>>>;
+    /// How many of `owner`'s workflows are open (not finished).
+    async fn open_workflows(&self, owner: &str) -> Result<usize>;
     /// The `seq` each of these retry keys was appended at, for those already in the log
     /// (one lookup for a whole batch: a publisher's retries are checked in one round trip).
     async fn seqs_of_keys(

@@ -28,6 +28,7 @@ use sqlx::Row;
 
 use super::log_writer::LogWriter;
 use super::{new_workflow, now_rfc3339, EventStore, IdempotencyKey, NewEvent, StoredEvent};
+use crate::config::SyncMode;
 use crate::error::{LanternError, Result};
 
 /// Name of the database file inside the data dir.
@@ -114,14 +115,17 @@ pub struct Db {
 
 impl Db {
     /// Open (creating if needed) `data_dir/lantern.db` and apply pending migrations.
-    pub async fn open(data_dir: &Path, synchronous: &str) -> Result<Self> {
-        std::fs::create_dir_all(data_dir).map_err(|e| {
+    /// The dir is created readable by its owner only (0700) and the database file too
+    /// (0600; SQLite gives its WAL and shared-memory files the database file's mode): it holds
+    /// every log and the hashes of every token.
+    pub async fn open(data_dir: &Path, synchronous: SyncMode) -> Result<Self> {
+        private_files(data_dir).map_err(|e| {
             LanternError::Storage(format!(
                 "cannot create data dir {}: {e}",
                 data_dir.display()
             ))
         })?;
-        let sync_mode = SqliteSynchronous::from_str(synchronous).map_err(|_| {
+        let sync_mode = SqliteSynchronous::from_str(synchronous.as_str()).map_err(|_| {
             LanternError::Storage(format!("unknown sqlite sync mode {synchronous:?}"))
         })?;
         let options = SqliteConnectOptions::new()
@@ -145,7 +149,9 @@ impl Db {
         tokio::spawn(checkpoint_in_background(checkpointer));
         let readers = SqlitePoolOptions::new()
             .max_connections(4)
-            .connect_with(options.read_only(true))
+            // A query hands its rows over through a channel this deep: a read that stops at its
+            // byte budget leaves at most this many rows read ahead (events may be 1 MiB).
+            .connect_with(options.read_only(true).row_buffer_size(4))
             .await?;
         let log = Arc::new(LogWriter::open(&data_dir.join(DB_FILE), sync_mode)?);
         Ok(Self {
@@ -176,9 +182,39 @@ async fn checkpoint_in_background(pool: SqlitePool) {
     }
 }
 
+/// Create `data_dir` (0700) and its database file (0600) if they are missing; a database file
+/// that others may read is made private.
+fn private_files(data_dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(data_dir)?;
+        let file = data_dir.join(DB_FILE);
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&file)?;
+        for name in [DB_FILE, "lantern.db-wal", "lantern.db-shm"] {
+            let path = data_dir.join(name);
+            if let Ok(meta) = std::fs::metadata(&path) {
+                if meta.permissions().mode() & 0o077 != 0 {
+                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    std::fs::create_dir_all(data_dir)?;
+    Ok(())
+}
+
 impl SqliteStore {
     /// Open the database under `data_dir` just for the event log.
-    pub async fn open(data_dir: &Path, synchronous: &str) -> Result<Self> {
+    pub async fn open(data_dir: &Path, synchronous: SyncMode) -> Result<Self> {
         Ok(Self::new(&Db::open(data_dir, synchronous).await?))
     }
 
@@ -281,22 +317,47 @@ impl EventStore for SqliteStore {
         workflow_id: &str,
         after: u64,
         limit: usize,
+        max_bytes: usize,
     ) -> Result<Vec<Arc<StoredEvent>>> {
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        use futures::TryStreamExt;
+        let sql_limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let after = i64::try_from(after).unwrap_or(i64::MAX);
-        let rows = sqlx::query(
+        // Rows are taken one at a time and the query dropped once the page is full, so a page
+        // never holds more than its byte budget (and one event).
+        let mut rows = sqlx::query(
             "SELECT seq, json FROM events WHERE workflow_id = ? AND seq > ? ORDER BY seq LIMIT ?",
         )
         .bind(workflow_id)
         .bind(after)
-        .bind(limit)
-        .fetch_all(&self.readers)
-        .await?;
+        .bind(sql_limit)
+        .fetch(&self.readers);
+        let mut page = Vec::new();
+        let mut bytes = 0;
+        while let Some(row) = rows.try_next().await? {
+            let event = event_from_row(&row)?;
+            if !page.is_empty() && bytes + event.json.len() > max_bytes {
+                break;
+            }
+            bytes += event.json.len();
+            page.push(event);
+        }
+        drop(rows);
         // Only an empty page needs to tell "no events yet" from "no such workflow".
-        if rows.is_empty() && self.workflow(workflow_id).await?.is_none() {
+        if page.is_empty() && self.workflow(workflow_id).await?.is_none() {
             return Err(LanternError::WorkflowNotFound(workflow_id.to_owned()));
         }
-        rows.iter().map(event_from_row).collect()
+        Ok(page)
+    }
+
+    async fn open_workflows(&self, owner: &str) -> Result<usize> {
+        let open: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM workflows WHERE owner = ? \
+             AND status NOT IN ('completed', 'failed', 'cancelled')",
+        )
+        .bind(owner)
+        .fetch_one(&self.readers)
+        .await?;
+        Ok(usize::try_from(open).unwrap_or(0))
     }
 
     async fn delete_finished_before(&self, cutoff: &str) -> Result<Vec<String>> {
@@ -445,7 +506,7 @@ mod tests {
 
     /// A store in a fresh data dir (dropped with the dir), with one empty workflow.
     async fn store_with_a_workflow(
-        synchronous: &str,
+        synchronous: SyncMode,
     ) -> (tempfile::TempDir, SqliteStore, WorkflowInfo) {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = SqliteStore::open(dir.path(), synchronous)
@@ -463,15 +524,76 @@ mod tests {
     #[tokio::test]
     async fn a_batch_that_fails_half_way_leaves_nothing_behind() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let store = SqliteStore::open(dir.path(), "normal").await.expect("open");
+        let store = SqliteStore::open(dir.path(), SyncMode::Normal)
+            .await
+            .expect("open");
         contract::a_batch_holding_a_logged_key_is_refused_whole(&store).await;
     }
 
     #[tokio::test]
     async fn the_workflow_follows_its_log() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let store = SqliteStore::open(dir.path(), "normal").await.expect("open");
+        let store = SqliteStore::open(dir.path(), SyncMode::Normal)
+            .await
+            .expect("open");
         contract::the_workflow_follows_its_log(&store).await;
+    }
+
+    #[tokio::test]
+    async fn reads_are_bounded_by_count_and_by_bytes() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = SqliteStore::open(dir.path(), SyncMode::Normal)
+            .await
+            .expect("open");
+        contract::reads_are_bounded_by_count_and_by_bytes(&store).await;
+    }
+
+    #[tokio::test]
+    async fn open_workflows_counts_the_unfinished_of_one_owner() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = SqliteStore::open(dir.path(), SyncMode::Normal)
+            .await
+            .expect("open");
+        contract::open_workflows_counts_the_unfinished_of_one_owner(&store).await;
+    }
+
+    #[tokio::test]
+    async fn the_kind_of_a_stored_event_is_its_own_type() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = SqliteStore::open(dir.path(), SyncMode::Normal)
+            .await
+            .expect("open");
+        contract::the_kind_of_a_stored_event_is_its_own_type(&store).await;
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn the_data_dir_and_the_database_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let parent = tempfile::tempdir().expect("temp dir");
+        let dir = parent.path().join("data");
+        let store = SqliteStore::open(&dir, SyncMode::Normal)
+            .await
+            .expect("open");
+        let info = store
+            .create_workflow("external", None, "u")
+            .await
+            .expect("created");
+        store
+            .append(&info.id, vec![thinking(None)])
+            .await
+            .expect("appended");
+        let mode = |path: &std::path::Path| {
+            std::fs::metadata(path)
+                .expect("exists")
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        assert_eq!(mode(&dir), 0o700);
+        for name in [DB_FILE, "lantern.db-wal", "lantern.db-shm"] {
+            assert_eq!(mode(&dir.join(name)), 0o600, "{name}");
+        }
     }
 
     /// A database written before migration 0003, when the workflow row held `last_seq` and
@@ -532,7 +654,9 @@ mod tests {
         }
         old.close().await;
 
-        let store = SqliteStore::open(dir.path(), "normal").await.expect("open");
+        let store = SqliteStore::open(dir.path(), SyncMode::Normal)
+            .await
+            .expect("open");
         let a = store.workflow("wf_a").await.expect("read").expect("exists");
         assert_eq!((a.last_seq, a.updated_at.as_str()), (2, second));
         assert_eq!(
@@ -551,7 +675,9 @@ mod tests {
     #[tokio::test]
     async fn an_append_to_an_unknown_workflow_is_refused_as_such() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let store = SqliteStore::open(dir.path(), "normal").await.expect("open");
+        let store = SqliteStore::open(dir.path(), SyncMode::Normal)
+            .await
+            .expect("open");
         let refused = store.append("wf_nope", vec![thinking(None)]).await;
         assert!(
             matches!(refused, Err(LanternError::WorkflowNotFound(_))),
@@ -562,7 +688,7 @@ mod tests {
     /// With fsync per commit the writer steps out of the runtime's way (`block_in_place`),
     /// which only the multi-threaded runtime allows: both flavours must append.
     async fn appends_with_fsync_per_commit() {
-        let (_dir, store, info) = store_with_a_workflow("full").await;
+        let (_dir, store, info) = store_with_a_workflow(SyncMode::Full).await;
         let stored = store
             .append(&info.id, vec![thinking(None)])
             .await
@@ -591,7 +717,7 @@ mod tests {
     #[tokio::test]
     async fn the_wal_is_checkpointed_in_the_background_not_by_the_writer() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let db = Db::open(dir.path(), "normal").await.expect("open");
+        let db = Db::open(dir.path(), SyncMode::Normal).await.expect("open");
         let autocheckpoint: i64 = sqlx::query_scalar("PRAGMA wal_autocheckpoint")
             .fetch_one(&db.writer)
             .await

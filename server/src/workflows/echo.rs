@@ -5,24 +5,27 @@
 //! `agent_response`; the input "done" completes the agent and the workflow.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tracing::Instrument;
 
+use app::protocol::vocab::{kinds, FINISH};
 use app::protocol::{EventBody, WorkflowStatus};
 use serde_json::json;
 
+use super::inbox::{Inbox, Said};
 use crate::error::Result;
-use crate::hub::{Feed, Hub};
+use crate::hub::Hub;
 
-const AGENT: &str = "echo";
+const AGENT: &str = kinds::ECHO;
 const TOOL: &str = "text_stats";
 
 /// Start the workflow's task. Returns once the task follows the feed, so no input is missed.
-pub async fn spawn(hub: Arc<Hub>, workflow_id: String) -> Result<()> {
+/// With `idle`, a workflow nobody writes to for that long finishes by itself.
+pub async fn spawn(hub: Arc<Hub>, workflow_id: String, idle: Option<Duration>) -> Result<()> {
     let (feed, _) = hub.feed(&workflow_id, 0).await?;
-    let span = tracing::info_span!("workflow", id = %workflow_id, kind = "echo");
+    let span = tracing::info_span!("workflow", id = %workflow_id, kind = kinds::ECHO);
     let task = async move {
-        if let Err(e) = run(&hub, &workflow_id, feed).await {
+        if let Err(e) = run(&hub, &workflow_id, Inbox::new(feed), idle).await {
             // A conflict here means the workflow was cancelled under us: nothing to report.
             tracing::debug!(error = %e, "echo workflow stopped");
         }
@@ -38,7 +41,7 @@ fn status(status: WorkflowStatus, detail: &str) -> EventBody {
     }
 }
 
-async fn run(hub: &Hub, id: &str, mut feed: Feed) -> Result<()> {
+async fn run(hub: &Hub, id: &str, mut inbox: Inbox, idle: Option<Duration>) -> Result<()> {
     hub.publish_bodies(
         id,
         vec![status(WorkflowStatus::Running, "echo agent starting")],
@@ -48,32 +51,34 @@ async fn run(hub: &Hub, id: &str, mut feed: Feed) -> Result<()> {
         id,
         vec![EventBody::AgentStarted {
             agent: AGENT.into(),
-            task: Some("Answer every message; \"done\" finishes.".into()),
+            task: Some(format!("Answer every message; \"{FINISH}\" finishes.")),
         }],
     )
     .await?;
     hub.publish_bodies(id, vec![waiting()]).await?;
     let mut round = 0u32;
-    while let Some(event) = feed.next().await? {
-        match event.event()?.body {
-            EventBody::UserInput { content, .. } if content.trim().eq_ignore_ascii_case("done") => {
+    loop {
+        match inbox.next_message_within(idle).await? {
+            Said::Message(content) if Said::is_finish(&content) => {
                 return finish(hub, id, round).await;
             }
-            EventBody::UserInput { content, .. } => {
+            Said::Message(content) => {
                 round += 1;
                 answer(hub, id, &content, round).await?;
             }
-            EventBody::WorkflowStatus { status, .. } if status.is_terminal() => return Ok(()),
-            _ => {}
+            Said::Nothing(waited) => {
+                hub.publish_bodies(id, vec![Said::idle_end(waited)]).await?;
+                return Ok(());
+            }
+            Said::Ended => return Ok(()),
         }
     }
-    Ok(())
 }
 
 fn waiting() -> EventBody {
     status(
         WorkflowStatus::WaitingInput,
-        "say something; \"done\" finishes",
+        &format!("say something; \"{FINISH}\" finishes"),
     )
 }
 

@@ -3,10 +3,39 @@
 
 use std::collections::VecDeque;
 
-use app::protocol::EventBody;
+use std::time::Duration;
+
+use app::protocol::{vocab, EventBody, WorkflowStatus};
 
 use crate::error::Result;
 use crate::hub::Feed;
+
+/// What came of waiting for a message.
+pub enum Said {
+    Message(String),
+    /// The workflow ended under us.
+    Ended,
+    /// Nobody said anything for this long.
+    Nothing(Duration),
+}
+
+impl Said {
+    /// The terminal status a built-in workflow ends with when nobody said anything.
+    pub fn idle_end(waited: Duration) -> EventBody {
+        EventBody::WorkflowStatus {
+            status: WorkflowStatus::Completed,
+            detail: Some(format!(
+                "finished by itself after {} minutes without a message",
+                waited.as_secs() / 60
+            )),
+        }
+    }
+
+    /// Whether a message is the word that finishes a built-in workflow.
+    pub fn is_finish(message: &str) -> bool {
+        message.trim().eq_ignore_ascii_case(vocab::FINISH)
+    }
+}
 
 pub struct Inbox {
     feed: Feed,
@@ -49,6 +78,19 @@ impl Inbox {
                 return Ok(None);
             }
         }
+    }
+
+    /// The next message from a user, waiting at most `idle` (forever when `None`).
+    pub async fn next_message_within(&mut self, idle: Option<Duration>) -> Result<Said> {
+        let next = self.next_message();
+        let said = match idle {
+            Some(idle) => match tokio::time::timeout(idle, next).await {
+                Ok(said) => said?,
+                Err(_) => return Ok(Said::Nothing(idle)),
+            },
+            None => next.await?,
+        };
+        Ok(said.map_or(Said::Ended, Said::Message))
     }
 
     /// Resolves once the workflow has ended (keeping any messages read meanwhile).

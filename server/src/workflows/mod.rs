@@ -15,14 +15,11 @@ pub mod tools;
 use std::sync::Arc;
 use std::time::Duration;
 
-use app::protocol::{EventBody, WorkflowInfo};
+use app::protocol::{vocab::kinds, EventBody, WorkflowInfo};
 use serde_json::Value;
 
 use crate::error::{LanternError, Result};
 use crate::hub::Hub;
-
-/// The kinds `POST /api/workflows` accepts.
-pub const KINDS: &[&str] = &["echo", "search", "external"];
 
 /// Longest `search` query.
 const MAX_QUERY_CHARS: usize = 1000;
@@ -34,6 +31,9 @@ pub struct Builtins {
     pub corpus: Arc<corpus::Corpus>,
     /// How long one tool call may run before it is failed.
     pub tool_timeout: Duration,
+    /// How long a built-in workflow waits for a person's next message before it finishes by
+    /// itself; `None`: forever.
+    pub idle: Option<Duration>,
     /// Lets tests make a tool panic or stall (see [`search::TEST_PANIC`]).
     pub test_hooks: bool,
 }
@@ -76,15 +76,15 @@ pub async fn start(
 ) -> Result<WorkflowInfo> {
     let hub = &builtins.hub;
     match kind {
-        "external" => hub.create(kind, title, owner).await,
-        "echo" => {
+        kinds::EXTERNAL => hub.create(kind, title, owner).await,
+        kinds::ECHO => {
             let info = hub
                 .create(kind, title.or_else(|| Some("Echo".into())), owner)
                 .await?;
-            echo::spawn(hub.clone(), info.id.clone()).await?;
+            echo::spawn(hub.clone(), info.id.clone(), builtins.idle).await?;
             Ok(info)
         }
-        "search" => {
+        kinds::SEARCH => {
             let query = search_query(input)?;
             let info = hub
                 .create(kind, title.or_else(|| Some(query.clone())), owner)
@@ -94,7 +94,7 @@ pub async fn start(
         }
         other => Err(LanternError::BadRequest(format!(
             "unknown workflow kind {other:?}; known kinds: {}",
-            KINDS.join(", ")
+            kinds::ALL.join(", ")
         ))),
     }
 }

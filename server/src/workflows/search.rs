@@ -12,11 +12,11 @@
 use std::sync::Arc;
 use tracing::Instrument;
 
-use app::protocol::{EventBody, NodeStatus, WorkflowStatus};
+use app::protocol::{vocab::kinds, EventBody, NodeStatus, WorkflowStatus};
 use serde_json::{json, Value};
 
 use super::corpus::Hit;
-use super::inbox::Inbox;
+use super::inbox::{Inbox, Said};
 use super::tools::{Outcome, ToolCall};
 use super::Builtins;
 use crate::error::Result;
@@ -37,7 +37,7 @@ const STOP_WORDS: &[&str] = &[
 /// Start the workflow's task. Returns once it follows the log, so no input is missed.
 pub async fn spawn(builtins: Arc<Builtins>, id: String, query: String) -> Result<()> {
     let (feed, _) = builtins.hub.feed(&id, 0).await?;
-    let span = tracing::info_span!("workflow", id = %id, kind = "search");
+    let span = tracing::info_span!("workflow", id = %id, kind = kinds::SEARCH);
     let task = async move {
         if let Err(e) = run(&builtins, &id, Inbox::new(feed), query).await {
             // A conflict means the workflow ended under us (cancelled): nothing to report.
@@ -69,14 +69,15 @@ async fn run(b: &Builtins, id: &str, mut inbox: Inbox, mut query: String) -> Res
             ),
         )
         .await?;
-        match inbox.next_message().await? {
-            None => return Ok(()),
-            Some(said) if said.trim().eq_ignore_ascii_case("done") => {
+        match inbox.next_message_within(b.idle).await? {
+            Said::Ended => return Ok(()),
+            Said::Nothing(waited) => return b.publish(id, Said::idle_end(waited)).await,
+            Said::Message(said) if Said::is_finish(&said) => {
                 let done = status(WorkflowStatus::Completed, "finished by the user");
                 b.publish(id, done).await?;
                 return Ok(());
             }
-            Some(said) => query = said,
+            Said::Message(said) => query = said,
         }
         round += 1;
     }
@@ -337,8 +338,10 @@ pub fn report(query: &str, hits: &[Hit]) -> String {
     }
     out.push_str("\n## Sources\n\n");
     for (n, hit) in hits.iter().enumerate() {
+        // The source is named, not linked: it is a path inside the corpus, which the server
+        // does not serve (a relative link would resolve under the run page and go nowhere).
         out.push_str(&format!(
-            "{}. [{}]({}) (score {:.2})\n",
+            "{}. **{}** — `{}` (score {:.2})\n",
             n + 1,
             hit.title,
             hit.source,
@@ -405,6 +408,10 @@ mod tests {
         };
         let report = report("q", &[hit(1), hit(2)]);
         assert!(report.contains("- passage 2 [2]"), "{report}");
-        assert!(report.contains("2. [T2](s2.md)"), "{report}");
+        assert!(report.contains("2. **T2** — `s2.md`"), "{report}");
+        assert!(
+            !report.contains("]("),
+            "no source is a link (it would go nowhere): {report}"
+        );
     }
 }

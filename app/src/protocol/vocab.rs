@@ -1,0 +1,106 @@
+//! The words of the wire, each written once: event types, control frame types, statuses,
+//! error codes, close codes, workflow kinds and the word that finishes a built-in workflow.
+//! The server, the browser's decoder and the tests all take them from here.
+//!
+//! A word list is an enum made by [`wire_words!`], which also makes its `ALL` (so a list can
+//! never leave a word out) and `as_str`; the serde derives on the same enums write the same
+//! words (tested in [`super`]).
+
+/// A fieldless enum whose variants are wire words: `ALL`, `as_str` and `from_word` come with
+/// it, from the one list.
+macro_rules! wire_words {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident {
+            $( $(#[$variant_meta:meta])* $variant:ident = $word:literal, )*
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $( $(#[$variant_meta])* $variant, )*
+        }
+
+        impl $name {
+            /// Every word, in the order of the definition.
+            pub const ALL: &'static [Self] = &[ $( Self::$variant, )* ];
+
+            /// The word used on the wire.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $( Self::$variant => $word, )*
+                }
+            }
+
+            /// The variant a wire word names.
+            pub fn from_word(word: &str) -> Option<Self> {
+                Self::ALL.iter().copied().find(|v| v.as_str() == word)
+            }
+        }
+    };
+}
+pub(crate) use wire_words;
+
+wire_words! {
+    /// The `type` of every workflow event of PROTOCOL.md §1.
+    pub enum EventKind {
+        WorkflowStatus = "workflow_status",
+        NodeUpdate = "node_update",
+        AgentStarted = "agent_started",
+        AgentThinking = "agent_thinking",
+        AgentResponse = "agent_response",
+        ToolExecuting = "tool_executing",
+        ToolUpdate = "tool_update",
+        ToolCompleted = "tool_completed",
+        SearchResults = "search_results",
+        AgentCompleted = "agent_completed",
+        FinalReport = "final_report",
+        UserInput = "user_input",
+    }
+}
+
+wire_words! {
+    /// The `type` of every control frame the server sends (not logged, no `seq`).
+    pub enum FrameKind {
+        Hello = "hello",
+        ReplayDone = "replay_done",
+        Ack = "ack",
+        Error = "error",
+        Heartbeat = "heartbeat",
+        HeartbeatResponse = "heartbeat_response",
+    }
+}
+
+/// Close codes of PROTOCOL.md §4.
+pub mod close {
+    pub const NORMAL: u16 = 1000;
+    pub const GOING_AWAY: u16 = 1001;
+    pub const TOO_LARGE: u16 = 1009;
+    pub const INTERNAL: u16 = 1011;
+    pub const UNAUTHORIZED: u16 = 4001;
+    pub const FORBIDDEN: u16 = 4003;
+    pub const NOT_FOUND: u16 = 4004;
+    pub const TOO_SLOW: u16 = 4008;
+    pub const CURSOR_AHEAD: u16 = 4009;
+    pub const RATE_LIMITED: u16 = 4029;
+}
+
+/// Workflow kinds the server knows without configuration (§5).
+pub mod kinds {
+    /// Interactive: answers each message.
+    pub const ECHO: &str = "echo";
+    /// Searches the corpus for a query, with follow-ups.
+    pub const SEARCH: &str = "search";
+    /// Run by an agent outside the server, which publishes its events.
+    pub const EXTERNAL: &str = "external";
+    /// Every kind `POST /api/workflows` accepts.
+    pub const ALL: [&str; 3] = [ECHO, SEARCH, EXTERNAL];
+    /// Whether a kind runs inside the server (and so finishes when a person says
+    /// [`super::FINISH`]).
+    pub fn is_built_in(kind: &str) -> bool {
+        kind != EXTERNAL
+    }
+}
+
+/// The message that finishes a built-in interactive workflow.
+pub const FINISH: &str = "done";

@@ -1,0 +1,225 @@
+//! The composition root: what a running server is made of ([`AppState`]), how it is put
+//! together from a [`Config`] ([`Lantern::start`]), and how it serves until it is told to stop
+//! ([`Lantern::run_until`]).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::FromRef;
+use leptos::config::LeptosOptions;
+
+use crate::auth::Accounts;
+use crate::config::{Config, StoreKind};
+use crate::connections::{self, Bounds};
+use crate::hub::{Hub, HubSettings};
+use crate::shutdown::{self, Shutdown};
+use crate::store::{self, sqlite::Db};
+use crate::{error, limits, metrics, retention, routes, workflows};
+
+/// What every handler can reach.
+#[derive(Clone, FromRef)]
+pub struct AppState {
+    pub hub: Arc<Hub>,
+    /// What the built-in workflows run with (the hub, the search corpus, tool limits).
+    pub builtins: Arc<workflows::Builtins>,
+    pub config: Arc<Config>,
+    pub accounts: Arc<Accounts>,
+    /// Open sockets and streams, and their attempts, per client address.
+    pub ip_limits: Arc<limits::IpLimits>,
+    /// Open sockets and streams per user; and the HTTP writes of each user and agent token
+    /// ([`limits::WriteLimits`]).
+    pub user_limits: Arc<limits::UserLimits>,
+    pub write_limits: Arc<limits::WriteLimits>,
+    /// Every socket and stream selects on it to close when the server stops.
+    pub shutdown: Shutdown,
+    /// Needed by leptos_axum to render pages and serve the built site.
+    pub leptos_options: LeptosOptions,
+}
+
+/// Why the server could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Storage(#[from] error::LanternError),
+    #[error("{0}")]
+    Corpus(String),
+}
+
+/// The configured event store, on the shared database when it is SQLite.
+fn event_store(config: &Config, db: &Db) -> Arc<dyn store::EventStore> {
+    match config.store {
+        StoreKind::Memory => Arc::new(store::memory::MemoryStore::default()),
+        StoreKind::Sqlite => Arc::new(store::sqlite::SqliteStore::new(db)),
+    }
+}
+
+/// A started server: storage open, background tasks running, not yet serving requests.
+pub struct Lantern {
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    /// On first start (no users yet): a one-time login code for the new `admin` user.
+    first_login: Option<String>,
+    /// What bounds each connection (the open-file limit applied).
+    bounds: Bounds,
+}
+
+impl Lantern {
+    /// Open the data dir, recover what a restart interrupted, start the background tasks.
+    pub async fn start(
+        listener: tokio::net::TcpListener,
+        config: Config,
+    ) -> Result<Self, ServeError> {
+        let addr = listener.local_addr()?;
+        let fd_limit = connections::raise_fd_limit();
+        let bounds = Bounds::new(&config, fd_limit);
+        if bounds.max_total < config.max_connections {
+            tracing::warn!(
+                fd_limit,
+                max_connections = bounds.max_total,
+                "the open-file limit allows fewer connections than --max-connections; raise it \
+                 (LimitNOFILE= in a systemd unit, ulimit -n in a shell)"
+            );
+        }
+        let db = Db::open(&config.storage.data_dir, config.storage.sqlite_sync).await?;
+        let settings = HubSettings {
+            agent_grace: Duration::from_secs(config.agent_grace_secs),
+            max_log_bytes: config.max_log_bytes,
+            max_open_workflows: config.max_open_workflows,
+        };
+        let hub = Hub::build(event_store(&config, &db), settings, metrics::Metrics::new());
+        let session_ttl = Duration::from_secs(config.session_days.saturating_mul(86_400));
+        let accounts = Accounts::new(db, session_ttl);
+        let first_login = accounts.create_first_user().await?;
+        let orphans = hub.fail_orphaned_builtins().await?;
+        if orphans > 0 {
+            tracing::warn!(
+                orphans,
+                "marked built-in workflows interrupted by a restart as failed"
+            );
+        }
+        hub.await_returning_agents().await?;
+        tokio::spawn(retention::run(
+            hub.clone(),
+            accounts.clone(),
+            config.retention_days,
+        ));
+        tokio::spawn(accounts.clone().watch_revocations());
+        tokio::spawn(hub.clone().sweep_forever());
+        let builtins = Arc::new(workflows::Builtins {
+            hub: hub.clone(),
+            corpus: Arc::new(open_corpus(&config).await?),
+            tool_timeout: Duration::from_millis(config.tool_timeout_ms.max(1)),
+            idle: (config.builtin_idle_secs > 0)
+                .then(|| Duration::from_secs(config.builtin_idle_secs)),
+            test_hooks: config.test_hooks,
+        });
+        if !addr.ip().is_loopback() && !config.public_url_is_https() {
+            tracing::warn!(
+                %addr,
+                "listening where other machines can connect, over plain HTTP: tokens and \
+                 session cookies would cross the network unencrypted. Put a TLS-terminating \
+                 proxy in front and pass --public-url https://... (see docs/PROTOCOL.md)"
+            );
+        }
+        let state = AppState {
+            hub,
+            builtins,
+            ip_limits: limits::IpLimits::new(
+                "address",
+                config.max_conns_per_ip,
+                config.conn_attempts_per_ip,
+                config.conn_attempts_per_ip.saturating_mul(2),
+            ),
+            user_limits: limits::UserLimits::new("user", config.max_conns_per_user, 0, 0),
+            write_limits: limits::WriteLimits::new(&config),
+            accounts,
+            shutdown: Shutdown::new(),
+            leptos_options: leptos_options(&config, addr),
+            config: Arc::new(config),
+        };
+        Ok(Self {
+            listener,
+            state,
+            first_login,
+            bounds,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Where to open Lantern: on first start, the admin's one-time login link; else the home
+    /// page.
+    pub fn open_url(&self) -> std::io::Result<String> {
+        let base = self.state.config.base_url(self.local_addr()?);
+        Ok(match &self.first_login {
+            Some(code) => crate::auth::web::login_link(&base, code),
+            None => format!("{base}/"),
+        })
+    }
+
+    /// The accounts (tests mint tokens through it).
+    pub fn accounts(&self) -> Arc<Accounts> {
+        self.state.accounts.clone()
+    }
+
+    /// Serve requests until SIGTERM or SIGINT, then shut down ([`Lantern::run_until`]).
+    pub async fn run(self) -> Result<(), ServeError> {
+        self.run_until(shutdown::signal()).await
+    }
+
+    /// Serve requests until `stop` resolves; then stop accepting, close every socket with 1001
+    /// and end every stream, let requests under way (and their appends) finish, and return —
+    /// within [`shutdown::LIMIT`] of `stop` even if some peer will not let go.
+    pub async fn run_until(
+        self,
+        stop: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
+        let shutdown = self.state.shutdown.clone();
+        let metrics = self.state.hub.metrics().clone();
+        let app = routes::router(self.state);
+        let accepting = tokio::spawn(connections::serve(
+            self.listener,
+            app,
+            self.bounds,
+            shutdown.clone(),
+            metrics,
+        ));
+        stop.await;
+        tracing::info!("shutting down: closing sockets with 1001");
+        shutdown.begin();
+        // The loop returns at once and drops the listener: nothing new is accepted.
+        if let Err(e) = accepting.await {
+            tracing::error!(error = %e, "the accept loop failed");
+        }
+        if !shutdown.connections_closed(shutdown::LIMIT).await {
+            tracing::warn!("connections still open after the shutdown limit; exiting");
+        }
+        Ok(())
+    }
+}
+
+/// Index the `search` workflow's documents (on a blocking thread: a big folder takes a while).
+async fn open_corpus(config: &Config) -> Result<workflows::corpus::Corpus, ServeError> {
+    let dir = config.corpus.clone();
+    let built = tokio::task::spawn_blocking(move || match dir {
+        Some(dir) => workflows::corpus::Corpus::from_dir(&dir),
+        None => workflows::corpus::Corpus::embedded(),
+    })
+    .await
+    .map_err(|e| ServeError::Corpus(e.to_string()))?;
+    built.map_err(|e| ServeError::Corpus(e.to_string()))
+}
+
+fn leptos_options(config: &Config, addr: SocketAddr) -> LeptosOptions {
+    LeptosOptions::builder()
+        .output_name("lantern")
+        .site_root(config.site_root.to_string_lossy().to_string())
+        .site_pkg_dir("pkg")
+        .site_addr(addr)
+        .build()
+}
