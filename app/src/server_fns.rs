@@ -67,7 +67,8 @@ pub async fn list_workflows() -> Result<Vec<WorkflowInfo>, ServerFnError> {
 }
 
 /// Start a built-in `echo` workflow; a form post then lands on its run page.
-#[server]
+// A fixed path (`/api/start_echo`), so tests and the docs can name it.
+#[server(endpoint = "start_echo")]
 pub async fn start_echo() -> Result<WorkflowInfo, ServerFnError> {
     let started = backend()?
         .start_workflow(&viewer()?, kinds::ECHO, None)
@@ -82,7 +83,8 @@ pub async fn get_snapshot(id: String) -> Result<Option<RunSnapshot>, ServerFnErr
 }
 
 /// Start a built-in `search` workflow for `query`; a form post then lands on its run page.
-#[server]
+// A fixed path (`/api/start_search`).
+#[server(endpoint = "start_search")]
 pub async fn start_search(query: String) -> Result<WorkflowInfo, ServerFnError> {
     let input = serde_json::json!({ "query": query });
     let started = backend()?

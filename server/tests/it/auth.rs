@@ -796,3 +796,61 @@ async fn a_token_is_revoked_by_the_id_its_list_shows() {
         .await
         .is_err());
 }
+
+#[tokio::test]
+async fn expired_sessions_and_spent_login_links_are_pruned() {
+    let server = start().await;
+    let accounts = server.accounts.clone().expect("in process");
+    let cookie = crate::common::session_cookie(&server).await;
+    let code = server.login_code("admin").await;
+    let spent = server.login_code("admin").await;
+    let signed_in = server
+        .request_as(Method::GET, &format!("/login?code={spent}"), None)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(location(&signed_in), "/");
+    let db = sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}",
+        server.data.path().join("lantern.db").display()
+    ))
+    .await
+    .expect("open db");
+    let count = |table: &'static str| {
+        let db = db.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(&format!("SELECT COUNT(*) FROM {table}"))
+                .fetch_one(&db)
+                .await
+                .expect("count")
+        }
+    };
+    // Two sessions (the cookie's, the spent link's); three links (the first start's too).
+    assert_eq!(
+        (count("sessions").await, count("login_codes").await),
+        (2, 3)
+    );
+    let expire_one = "UPDATE sessions SET expires_at = '2000-01-01T00:00:00.000Z' \
+                      WHERE rowid IN (SELECT rowid FROM sessions LIMIT 1)";
+    sqlx::query(expire_one)
+        .execute(&db)
+        .await
+        .expect("expire one");
+    let pruned = accounts.prune().await.expect("pruned");
+    assert!(
+        pruned >= 2,
+        "one expired session and one spent link: {pruned}"
+    );
+    assert_eq!(
+        (count("sessions").await, count("login_codes").await),
+        (1, 2)
+    );
+    // The unused link still works; what was pruned was dead already.
+    let response = server
+        .request_as(Method::GET, &format!("/login?code={code}"), None)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(location(&response), "/");
+    let _ = cookie;
+}

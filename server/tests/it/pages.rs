@@ -101,3 +101,145 @@ async fn a_refused_server_function_answers_with_the_reason_not_500() {
     let (status, body) = cancel(&server, Some(&owner), id).await;
     assert_eq!(status, 409, "already cancelled: {body}");
 }
+
+/// A page signed in with the admin's session.
+async fn page(server: &common::TestServer, path: &str) -> reqwest::Response {
+    let cookie = common::session_cookie(server).await;
+    server
+        .request_as(reqwest::Method::GET, path, None)
+        .header("cookie", cookie)
+        .send()
+        .await
+        .expect("GET")
+}
+
+#[tokio::test]
+async fn pages_carry_security_headers_and_a_policy_naming_their_scripts_nonce() {
+    let server = start().await;
+    let home = page(&server, "/").await;
+    assert_eq!(home.status().as_u16(), 200);
+    let header = |name: &str| {
+        home.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert_eq!(header("x-content-type-options"), "nosniff");
+    assert_eq!(header("x-frame-options"), "DENY");
+    assert_eq!(header("referrer-policy"), "no-referrer");
+    assert_eq!(
+        header("cache-control"),
+        "no-store",
+        "a page with data is not stored"
+    );
+    let policy = header("content-security-policy");
+    assert!(policy.contains("frame-ancestors 'none'"), "{policy}");
+    assert!(policy.contains("default-src 'self'"), "{policy}");
+    let nonce = policy
+        .split("'nonce-")
+        .nth(1)
+        .and_then(|rest| rest.split('\'').next())
+        .expect("a nonce in the policy")
+        .to_owned();
+    let html = home.text().await.expect("html");
+    assert!(
+        html.contains(&format!("nonce=\"{nonce}\"")),
+        "the page's inline script carries the policy's nonce"
+    );
+    // Every inline script carries it: none would run without.
+    let inline_scripts = html.matches("<script").count();
+    let with_nonce = html.matches(&format!("nonce=\"{nonce}\"")).count();
+    assert!(with_nonce >= inline_scripts.saturating_sub(html.matches("<script src").count()));
+    // Another page gets another nonce; the API is not stored either.
+    let again = page(&server, "/").await;
+    let other = again.headers()["content-security-policy"]
+        .to_str()
+        .expect("ascii");
+    assert!(!other.contains(&nonce));
+    let api = server
+        .http
+        .get(server.url("/api/workflows"))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(api.headers()["cache-control"], "no-store");
+    assert_eq!(api.headers()["x-content-type-options"], "nosniff");
+}
+
+#[tokio::test]
+async fn a_page_that_is_not_there_answers_404() {
+    let server = start().await;
+    assert_eq!(page(&server, "/no/such/page").await.status().as_u16(), 404);
+    let missing = page(&server, "/w/wf_missing").await;
+    assert_eq!(missing.status().as_u16(), 404);
+    assert!(missing
+        .text()
+        .await
+        .expect("html")
+        .contains("Workflow not found."));
+}
+
+#[tokio::test]
+async fn the_home_page_shows_only_words_of_its_own_for_a_failed_start() {
+    let server = start().await;
+    let crafted = "Your+account+is+locked.+Call+555-0100+now";
+    let html = page(&server, &format!("/?__err={crafted}&start_error={crafted}"))
+        .await
+        .text()
+        .await
+        .expect("html");
+    assert!(!html.contains("555-0100"), "a link's text is never shown");
+    let html = page(&server, "/?start_error=rate_limited")
+        .await
+        .text()
+        .await
+        .expect("html");
+    assert!(html.contains("Too many workflows"), "{html}");
+}
+
+#[tokio::test]
+async fn a_start_form_that_fails_comes_back_home_with_the_code_alone() {
+    let server = crate::common::start_with(|c| c.max_open_workflows = 1).await;
+    server.create("external").await;
+    let cookie = common::session_cookie(&server).await;
+    let posted = server
+        .request_as(reqwest::Method::POST, "/api/start_echo", None)
+        .header("cookie", &cookie)
+        .header("accept", "text/html")
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(posted.status().as_u16(), 302);
+    let location = posted.headers()["location"].to_str().expect("ascii");
+    assert_eq!(location, "/?start_error=rate_limited");
+}
+
+#[tokio::test]
+async fn an_oversized_form_is_413_not_a_server_error() {
+    let server = start().await;
+    let big = "x".repeat(200 * 1024);
+    let response = server
+        .request_as(reqwest::Method::POST, "/api/start_search", None)
+        .bearer_auth(&server.token)
+        .form(&[("query", big.as_str())])
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(response.status().as_u16(), 413);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "too_large");
+}
+
+#[tokio::test]
+async fn the_test_hook_answers_only_a_signed_in_user() {
+    let server = start().await;
+    let anonymous = server
+        .request_as(reqwest::Method::POST, "/api/test/disconnect", None)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(anonymous.status().as_u16(), 401);
+    let (status, _) = server.post("/api/test/disconnect", json!({})).await;
+    assert_eq!(status, 204);
+}

@@ -130,16 +130,26 @@ pub async fn spawn_binary(
     data: std::sync::Arc<tempfile::TempDir>,
     extra: &[&str],
 ) -> ServerProcess {
+    spawn_binary_with(data, extra, |_| {}).await
+}
+
+/// As [`spawn_binary`], with `tweak` applied to the command first (limits, environment).
+pub async fn spawn_binary_with(
+    data: std::sync::Arc<tempfile::TempDir>,
+    extra: &[&str],
+    tweak: impl FnOnce(&mut tokio::process::Command),
+) -> ServerProcess {
     use tokio::io::AsyncBufReadExt;
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_lantern"))
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_lantern"));
+    command
         .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
         .arg(data.path())
         .args(extra)
         .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn lantern");
+        .kill_on_drop(true);
+    tweak(&mut command);
+    let mut child = command.spawn().expect("spawn lantern");
     let stdout = child.stdout.take().expect("stdout");
     let mut lines = tokio::io::BufReader::new(stdout).lines();
     let (addr, printed_code) = loop {
@@ -467,6 +477,24 @@ impl Client {
             }
         }
     }
+}
+
+/// A browser's session cookie (`lantern_session=…`) for the server's admin, made by signing in
+/// with the login form as a browser would.
+pub async fn session_cookie(server: &TestServer) -> String {
+    let response = server
+        .request_as(reqwest::Method::POST, "/login", None)
+        .form(&[("token", server.token.as_str())])
+        .send()
+        .await
+        .expect("sign in");
+    let set = response
+        .headers()
+        .get(reqwest::header::SET_COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .expect("a session cookie")
+        .to_owned();
+    set.split(';').next().expect("name=value").to_owned()
 }
 
 /// The seqs of a list of events.
