@@ -8,6 +8,15 @@ bash scripts/setup.sh --test
 export CARGO_HOME=${CARGO_HOME:-$HOME/.cargo}
 export PATH="$CARGO_HOME/bin:$PWD/end2end/node_modules/.bin:$PATH"
 
+echo "== the vendored renderer patch is in use (vendor/README.md)"
+# Cargo ignores a [patch] that no longer matches the version Leptos asks for, with a mere
+# warning; the WASM would then silently lose what the patch saves.
+if ! cargo tree --locked -e normal -i tachys --depth 0 | grep -q "vendor/tachys"; then
+  echo "vendor/tachys is not in the build: a Leptos update changed tachys's version." >&2
+  echo "Re-apply vendor/tachys-no-async-hydration.patch to the new version, or drop it (vendor/README.md)." >&2
+  exit 1
+fi
+
 echo "== cargo test"
 cargo test --workspace --locked
 

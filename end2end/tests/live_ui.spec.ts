@@ -150,7 +150,7 @@ test('offline and a dropped socket: the indicator says so, input typed meanwhile
   await expect(typed).toHaveAttribute('data-state', 'pending');
 
   // The server drops every socket too, and the workflow goes on without the page.
-  expect((await request.post('/api/test/disconnect')).status()).toBe(204);
+  expect((await request.post('/api/test/disconnect', { headers: asUser() })).status()).toBe(204);
   const away = await request.post(`/api/workflows/${id}/input`, {
     headers: asUser(),
     data: { content: 'sent over HTTP meanwhile', client_msg_id: 'e2e-offline-1' },

@@ -1,5 +1,5 @@
 import { test, expect, Page } from '@playwright/test';
-import { recordConnectionStates, seenConnectionStates, signIn, startEcho } from './session';
+import { asUser, recordConnectionStates, seenConnectionStates, signIn, startEcho } from './session';
 
 test.beforeEach(async ({ page }) => signIn(page));
 
@@ -70,7 +70,7 @@ test('an echo workflow streams live and survives a dropped connection', async ({
   await recordConnectionStates(page);
 
   // Cut the connection for real: the server drops every subscriber socket (no close frame).
-  const cut = await page.request.post('/api/test/disconnect');
+  const cut = await page.request.post('/api/test/disconnect', { headers: asUser() });
   expect(cut.status()).toBe(204);
   // Meanwhile the workflow goes on: input arrives over HTTP while the page is away.
   const away = await page.request.post(`/api/workflows/${id}/input`, {

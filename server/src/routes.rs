@@ -135,8 +135,10 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .layer(header(header::X_FRAME_OPTIONS, "DENY"))
-        // No URL of ours (a login link's code, a workflow id) goes to another site.
-        .layer(header(header::REFERRER_POLICY, "no-referrer"))
+        // No URL of ours (a login link's code, a workflow id) goes to another site. Not
+        // `no-referrer`: under it browsers send `Origin: null` with the pages' own form posts,
+        // which the cross-site guard must then refuse.
+        .layer(header(header::REFERRER_POLICY, "same-origin"))
         // Outermost last: the id is set first, then the request's span opens around the rest,
         // and the id is copied onto the response.
         .layer(PropagateRequestIdLayer::x_request_id())

@@ -10,7 +10,7 @@ use leptos::prelude::*;
 
 use super::machine::{AfterClose, Backoff, Incoming, SocketMachine, Tick};
 use super::{new_client_msg_id, Command, SocketWriters};
-use crate::protocol::ClientFrame;
+use crate::protocol::{ClientFrame, LoggedEvent};
 
 /// Start the loop; the handle stops it.
 pub(super) fn spawn(
@@ -36,6 +36,8 @@ async fn run(
     mut commands: UnboundedReceiver<Command>,
 ) {
     let mut machine = SocketMachine::new(Backoff::default()).resuming_after(resume_after);
+    // Events received and not shown yet (see `RENDER_EVERY_MS`).
+    let mut arrived: Vec<LoggedEvent> = Vec::new();
     loop {
         if machine.is_offline() {
             wait_online(&mut machine, &w, &mut commands).await;
@@ -43,9 +45,11 @@ async fn run(
         machine.connecting();
         w.state.set(machine.state().clone());
         let ended = match WebSocket::open(&socket_url(&workflow_id, machine.last_seq())) {
-            Ok(ws) => connected(ws, &mut machine, &w, &mut commands).await,
+            Ok(ws) => connected(ws, &mut machine, &w, &mut commands, &mut arrived).await,
             Err(_) => Ended::Closed(None),
         };
+        // Events received but not shown yet are the log's: show them whatever ended the socket.
+        show(&mut arrived, &machine, &w);
         let code = match ended {
             Ended::Offline => {
                 machine.went_offline();
@@ -84,6 +88,22 @@ fn now_ms() -> f64 {
 fn queue(machine: &mut SocketMachine, w: &SocketWriters, client_msg_id: String, content: String) {
     machine.queue_input(client_msg_id, content);
     w.pending.set(machine.pending().to_vec());
+}
+
+/// Show the events that arrived: one update of the event list for all of them, then the
+/// pending inputs, which leave once their event is held.
+#[inline(never)]
+fn show(arrived: &mut Vec<LoggedEvent>, machine: &SocketMachine, w: &SocketWriters) {
+    if !arrived.is_empty() {
+        w.events.update(|events| events.append(arrived));
+    }
+    w.pending.maybe_update(|shown| {
+        let changed = shown.len() != machine.pending().len();
+        if changed {
+            *shown = machine.pending().to_vec();
+        }
+        changed
+    });
 }
 
 /// Sleep `delay_ms`, still taking the user's input (queued) and "retry now"; going offline
@@ -153,20 +173,18 @@ enum Wake {
 /// browser message is a task of its own, so only a timer lets a burst's messages gather.
 const RENDER_EVERY_MS: u32 = 16;
 
-/// Pump one open socket until it ends.
+/// Pump one open socket until it ends. Events go to `arrived`, shown every
+/// [`RENDER_EVERY_MS`] while they come.
 async fn connected(
     ws: WebSocket,
     machine: &mut SocketMachine,
     w: &SocketWriters,
     commands: &mut UnboundedReceiver<Command>,
+    arrived: &mut Vec<LoggedEvent>,
 ) -> Ended {
     let (mut sink, stream) = ws.split();
     let mut stream = stream.fuse();
     let mut heartbeat = TimeoutFuture::new(machine.heartbeat_ms() as u32).fuse();
-    // How many pending inputs the page shows; other arms set the signal themselves.
-    let mut pending_shown = machine.pending().len();
-    // Events received and not shown yet, and the timer that shows them.
-    let mut arrived: Vec<crate::protocol::LoggedEvent> = Vec::new();
     let mut render = futures::future::Fuse::terminated();
     loop {
         let wake = futures::select! {
@@ -191,49 +209,37 @@ async fn connected(
                     resend
                 }
                 Incoming::Acked { .. } => {
-                    pending_shown = machine.pending().len();
-                    w.pending.set(machine.pending().to_vec());
+                    show(arrived, machine, w);
                     vec![]
                 }
                 Incoming::ServerError { message } => {
                     w.last_error.set(Some(message));
                     vec![]
                 }
-                Incoming::Resync => {
-                    show(&mut arrived, machine, w, &mut pending_shown);
-                    return Ended::Closed(None);
-                }
+                Incoming::Resync => return Ended::Closed(None),
                 Incoming::Ignored => vec![],
             },
             Wake::Render => {
-                show(&mut arrived, machine, w, &mut pending_shown);
+                show(arrived, machine, w);
                 vec![]
             }
             Wake::Frame(Some(Ok(Message::Bytes(_)))) => vec![],
             Wake::Frame(Some(Err(WebSocketError::ConnectionClose(event)))) => {
-                show(&mut arrived, machine, w, &mut pending_shown);
-                return Ended::Closed(Some(event.code));
+                return Ended::Closed(Some(event.code))
             }
             // An `error` event; the `close` event follows it.
             Wake::Frame(Some(Err(_))) => vec![],
-            Wake::Frame(None) => {
-                show(&mut arrived, machine, w, &mut pending_shown);
-                return Ended::Closed(None);
-            }
+            Wake::Frame(None) => return Ended::Closed(None),
             Wake::Command(Some(Command::Input {
                 client_msg_id,
                 content,
             })) => {
                 let frame = machine.queue_input(client_msg_id, content);
-                pending_shown = machine.pending().len();
                 w.pending.set(machine.pending().to_vec());
                 vec![frame]
             }
             Wake::Command(Some(Command::RetryNow)) => vec![],
-            Wake::Command(Some(Command::Offline)) => {
-                show(&mut arrived, machine, w, &mut pending_shown);
-                return Ended::Offline;
-            }
+            Wake::Command(Some(Command::Offline)) => return Ended::Offline,
             Wake::Command(None) => return Ended::Closed(Some(1000)),
             Wake::HeartbeatDue => {
                 heartbeat = TimeoutFuture::new(machine.heartbeat_ms() as u32).fuse();
@@ -243,10 +249,7 @@ async fn connected(
                     // A whole period with a heartbeat unanswered and nothing else from the
                     // server: the socket is dead even if the browser has not noticed. Drop it
                     // and reconnect.
-                    Tick::Dead => {
-                        show(&mut arrived, machine, w, &mut pending_shown);
-                        return Ended::Closed(None);
-                    }
+                    Tick::Dead => return Ended::Closed(None),
                 }
             }
         };
@@ -258,25 +261,6 @@ async fn connected(
                 return Ended::Closed(None);
             }
         }
-    }
-}
-
-/// Show the events that arrived: one update of the event list for all of them, then the
-/// pending inputs whose events are now held.
-fn show(
-    arrived: &mut Vec<crate::protocol::LoggedEvent>,
-    machine: &SocketMachine,
-    w: &SocketWriters,
-    pending_shown: &mut usize,
-) {
-    if arrived.is_empty() {
-        return;
-    }
-    w.events.update(|events| events.append(arrived));
-    // An acked input leaves the pending list once its event is held.
-    if machine.pending().len() != *pending_shown {
-        *pending_shown = machine.pending().len();
-        w.pending.set(machine.pending().to_vec());
     }
 }
 

@@ -127,7 +127,7 @@ async fn pages_carry_security_headers_and_a_policy_naming_their_scripts_nonce() 
     };
     assert_eq!(header("x-content-type-options"), "nosniff");
     assert_eq!(header("x-frame-options"), "DENY");
-    assert_eq!(header("referrer-policy"), "no-referrer");
+    assert_eq!(header("referrer-policy"), "same-origin");
     assert_eq!(
         header("cache-control"),
         "no-store",
