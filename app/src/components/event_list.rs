@@ -62,7 +62,7 @@ fn summary(body: &EventBody) -> String {
             Some(d) => format!("{} — {d}", status.as_str()),
             None => status.as_str().to_owned(),
         },
-        EventBody::NodeUpdate { node, status, .. } => format!("{node}: {status:?}"),
+        EventBody::NodeUpdate { node, status, .. } => format!("{node}: {}", status.as_str()),
         EventBody::AgentStarted { task, .. } => task.clone().unwrap_or_else(|| "started".into()),
         EventBody::AgentThinking { content, .. } | EventBody::AgentResponse { content, .. } => {
             content.clone()

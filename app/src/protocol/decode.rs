@@ -33,9 +33,15 @@ pub fn server_message(text: &str) -> Result<ServerMessage, DecodeError> {
     let value: Value = serde_json::from_str(text).map_err(|_| invalid("frame"))?;
     let mut fields = Fields::of(value, "frame")?;
     let kind = fields.string("type")?;
-    match FrameKind::from_word(&kind) {
-        Some(frame) => control_frame(frame, &mut fields).map(ServerMessage::Control),
-        None => logged_event(&kind, &mut fields).map(ServerMessage::Event),
+    match kind.as_str() {
+        FrameKind::HELLO
+        | FrameKind::REPLAY_DONE
+        | FrameKind::ACK
+        | FrameKind::ERROR
+        | FrameKind::HEARTBEAT_RESPONSE => {
+            control_frame(&kind, &mut fields).map(ServerMessage::Control)
+        }
+        _ => logged_event(&kind, &mut fields).map(ServerMessage::Event),
     }
 }
 
@@ -89,46 +95,46 @@ fn logged_event(kind: &str, fields: &mut Fields) -> Result<LoggedEvent, DecodeEr
     })
 }
 
-/// The body of an event of type `kind`. The match is over every [`EventKind`]: an event type
-/// added to the protocol does not compile until it is read here.
+/// The body of an event of type `kind`: a match on the words themselves, the smallest code.
+/// Every [`EventKind`] must have an arm: the test `the_browser_reads_every_event_type_of_the_protocol`
+/// decodes a sample of each.
 fn event_body(kind: &str, f: &mut Fields) -> Result<EventBody, DecodeError> {
-    let kind = EventKind::from_word(kind).ok_or(invalid("type"))?;
     Ok(match kind {
-        EventKind::WorkflowStatus => EventBody::WorkflowStatus {
+        EventKind::WORKFLOW_STATUS => EventBody::WorkflowStatus {
             status: f.word("status", WorkflowStatus::from_word)?,
             detail: f.optional_string("detail")?,
         },
-        EventKind::NodeUpdate => EventBody::NodeUpdate {
+        EventKind::NODE_UPDATE => EventBody::NodeUpdate {
             node: f.string("node")?,
             status: f.word("status", NodeStatus::from_word)?,
             detail: f.optional_string("detail")?,
         },
-        EventKind::AgentStarted => EventBody::AgentStarted {
+        EventKind::AGENT_STARTED => EventBody::AgentStarted {
             agent: f.string("agent")?,
             task: f.optional_string("task")?,
         },
-        EventKind::AgentThinking => EventBody::AgentThinking {
+        EventKind::AGENT_THINKING => EventBody::AgentThinking {
             agent: f.string("agent")?,
             content: f.string("content")?,
         },
-        EventKind::AgentResponse => EventBody::AgentResponse {
+        EventKind::AGENT_RESPONSE => EventBody::AgentResponse {
             agent: f.string("agent")?,
             content: f.string("content")?,
         },
-        EventKind::ToolExecuting => EventBody::ToolExecuting {
+        EventKind::TOOL_EXECUTING => EventBody::ToolExecuting {
             agent: f.string("agent")?,
             tool: f.string("tool")?,
             call_id: f.string("call_id")?,
             input: f.take("input")?,
         },
-        EventKind::ToolUpdate => EventBody::ToolUpdate {
+        EventKind::TOOL_UPDATE => EventBody::ToolUpdate {
             agent: f.string("agent")?,
             tool: f.string("tool")?,
             call_id: f.string("call_id")?,
             message: f.string("message")?,
             progress: f.optional_f64("progress")?,
         },
-        EventKind::ToolCompleted => EventBody::ToolCompleted {
+        EventKind::TOOL_COMPLETED => EventBody::ToolCompleted {
             agent: f.string("agent")?,
             tool: f.string("tool")?,
             call_id: f.string("call_id")?,
@@ -137,53 +143,52 @@ fn event_body(kind: &str, f: &mut Fields) -> Result<EventBody, DecodeError> {
             error: f.optional_string("error")?,
             duration_ms: f.u64("duration_ms")?,
         },
-        EventKind::SearchResults => EventBody::SearchResults {
+        EventKind::SEARCH_RESULTS => EventBody::SearchResults {
             query: f.string("query")?,
             results: f.list("results", search_hit)?,
         },
-        EventKind::AgentCompleted => EventBody::AgentCompleted {
+        EventKind::AGENT_COMPLETED => EventBody::AgentCompleted {
             agent: f.string("agent")?,
             ok: f.bool("ok")?,
             summary: f.optional_string("summary")?,
         },
-        EventKind::FinalReport => EventBody::FinalReport {
+        EventKind::FINAL_REPORT => EventBody::FinalReport {
             content: f.string("content")?,
         },
-        EventKind::UserInput => EventBody::UserInput {
+        EventKind::USER_INPUT => EventBody::UserInput {
             content: f.string("content")?,
             user: f.string("user")?,
             client_msg_id: f.string("client_msg_id")?,
         },
+        _ => return Err(invalid("type")),
     })
 }
 
-fn control_frame(kind: FrameKind, f: &mut Fields) -> Result<ServerFrame, DecodeError> {
+fn control_frame(kind: &str, f: &mut Fields) -> Result<ServerFrame, DecodeError> {
     Ok(match kind {
-        FrameKind::Hello => ServerFrame::Hello {
+        FrameKind::HELLO => ServerFrame::Hello {
             workflow_id: f.string("workflow_id")?,
             last_seq: f.u64("last_seq")?,
             status: f.word("status", WorkflowStatus::from_word)?,
             heartbeat_ms: f.u64("heartbeat_ms")?,
         },
-        FrameKind::ReplayDone => ServerFrame::ReplayDone {
+        FrameKind::REPLAY_DONE => ServerFrame::ReplayDone {
             last_seq: f.u64("last_seq")?,
         },
-        FrameKind::Ack => ServerFrame::Ack {
+        FrameKind::ACK => ServerFrame::Ack {
             client_msg_id: f.optional_string("client_msg_id")?,
             id: f.optional_string("id")?,
             seq: f.u64("seq")?,
         },
-        FrameKind::Error => ServerFrame::Error {
+        FrameKind::ERROR => ServerFrame::Error {
             code: f.word("code", ErrorCode::from_word)?,
             message: f.string("message")?,
             id: f.optional_string("id")?,
         },
-        FrameKind::Heartbeat => ServerFrame::Heartbeat {
+        FrameKind::HEARTBEAT_RESPONSE => ServerFrame::HeartbeatResponse {
             correlation_id: f.string("correlation_id")?,
         },
-        FrameKind::HeartbeatResponse => ServerFrame::HeartbeatResponse {
-            correlation_id: f.string("correlation_id")?,
-        },
+        _ => return Err(invalid("type")),
     })
 }
 
@@ -270,14 +275,13 @@ mod tests {
 
     /// Every event type and control frame of PROTOCOL.md, with optional fields present and
     /// absent, unknown fields and `null`s.
-    const FRAMES: [&str; 21] = [
+    const FRAMES: [&str; 20] = [
         r#"{"type":"hello","workflow_id":"w","last_seq":3,"status":"running","heartbeat_ms":15000}"#,
         r#"{"type":"replay_done","last_seq":3}"#,
         r#"{"type":"ack","client_msg_id":"m1","seq":4}"#,
         r#"{"type":"ack","id":"e-1","seq":5,"extra":true}"#,
         r#"{"type":"error","code":"too_large","message":"frame too large"}"#,
         r#"{"type":"error","code":"bad_request","message":"no","id":"e-2"}"#,
-        r#"{"type":"heartbeat","correlation_id":"h1"}"#,
         r#"{"type":"heartbeat_response","correlation_id":"h1"}"#,
         r#"{"seq":1,"ts":"t","workflow_id":"w","type":"workflow_status","status":"waiting_input","detail":"say"}"#,
         r#"{"seq":1,"ts":"t","workflow_id":"w","type":"node_update","node":"n","status":"failed","detail":null}"#,
@@ -456,6 +460,7 @@ mod tests {
         for &kind in EventKind::ALL {
             let body = sample(kind);
             assert_eq!(body.event_kind(), kind);
+            assert_eq!(body.kind(), kind.as_str());
             let event = LoggedEvent {
                 seq: 1,
                 ts: "t".into(),
@@ -490,9 +495,6 @@ mod tests {
                 code: ErrorCode::Conflict,
                 message: "m".into(),
                 id: Some("e".into()),
-            },
-            ServerFrame::Heartbeat {
-                correlation_id: "h".into(),
             },
             ServerFrame::HeartbeatResponse {
                 correlation_id: "h".into(),

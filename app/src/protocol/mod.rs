@@ -155,9 +155,23 @@ impl EventBody {
         }
     }
 
-    /// The `type` word of this event.
+    /// The `type` word of this event (the word of [`EventBody::event_kind`]; a match of its
+    /// own, as the browser's event rows need only the word).
     pub fn kind(&self) -> &'static str {
-        self.event_kind().as_str()
+        match self {
+            Self::WorkflowStatus { .. } => EventKind::WORKFLOW_STATUS,
+            Self::NodeUpdate { .. } => EventKind::NODE_UPDATE,
+            Self::AgentStarted { .. } => EventKind::AGENT_STARTED,
+            Self::AgentThinking { .. } => EventKind::AGENT_THINKING,
+            Self::AgentResponse { .. } => EventKind::AGENT_RESPONSE,
+            Self::ToolExecuting { .. } => EventKind::TOOL_EXECUTING,
+            Self::ToolUpdate { .. } => EventKind::TOOL_UPDATE,
+            Self::ToolCompleted { .. } => EventKind::TOOL_COMPLETED,
+            Self::SearchResults { .. } => EventKind::SEARCH_RESULTS,
+            Self::AgentCompleted { .. } => EventKind::AGENT_COMPLETED,
+            Self::FinalReport { .. } => EventKind::FINAL_REPORT,
+            Self::UserInput { .. } => EventKind::USER_INPUT,
+        }
     }
 
     /// The agent this event belongs to, when it belongs to one.
@@ -257,9 +271,7 @@ pub enum ServerFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<String>,
     },
-    Heartbeat {
-        correlation_id: String,
-    },
+    /// Answers a client's `heartbeat` (the server itself pings at the WebSocket level).
     HeartbeatResponse {
         correlation_id: String,
     },
@@ -273,7 +285,6 @@ impl ServerFrame {
             Self::ReplayDone { .. } => FrameKind::ReplayDone,
             Self::Ack { .. } => FrameKind::Ack,
             Self::Error { .. } => FrameKind::Error,
-            Self::Heartbeat { .. } => FrameKind::Heartbeat,
             Self::HeartbeatResponse { .. } => FrameKind::HeartbeatResponse,
         }
     }

@@ -7,12 +7,13 @@
 //! words (tested in [`super`]).
 
 /// A fieldless enum whose variants are wire words: `ALL`, `as_str` and `from_word` come with
-/// it, from the one list.
+/// it, from the one list; a variant may also name an associated `&str` constant for its word
+/// (`Variant (CONSTANT) = "word"`), which a `match` on text can use as a pattern.
 macro_rules! wire_words {
     (
         $(#[$meta:meta])*
         pub enum $name:ident {
-            $( $(#[$variant_meta:meta])* $variant:ident = $word:literal, )*
+            $( $(#[$variant_meta:meta])* $variant:ident $(($konst:ident))? = $word:literal, )*
         }
     ) => {
         $(#[$meta])*
@@ -22,6 +23,11 @@ macro_rules! wire_words {
         }
 
         impl $name {
+            $( $(
+                #[doc = concat!("`", $word, "`")]
+                pub const $konst: &'static str = $word;
+            )? )*
+
             /// Every word, in the order of the definition.
             pub const ALL: &'static [Self] = &[ $( Self::$variant, )* ];
 
@@ -34,7 +40,10 @@ macro_rules! wire_words {
 
             /// The variant a wire word names.
             pub fn from_word(word: &str) -> Option<Self> {
-                Self::ALL.iter().copied().find(|v| v.as_str() == word)
+                match word {
+                    $( $word => Some(Self::$variant), )*
+                    _ => None,
+                }
             }
         }
     };
@@ -44,30 +53,29 @@ pub(crate) use wire_words;
 wire_words! {
     /// The `type` of every workflow event of PROTOCOL.md §1.
     pub enum EventKind {
-        WorkflowStatus = "workflow_status",
-        NodeUpdate = "node_update",
-        AgentStarted = "agent_started",
-        AgentThinking = "agent_thinking",
-        AgentResponse = "agent_response",
-        ToolExecuting = "tool_executing",
-        ToolUpdate = "tool_update",
-        ToolCompleted = "tool_completed",
-        SearchResults = "search_results",
-        AgentCompleted = "agent_completed",
-        FinalReport = "final_report",
-        UserInput = "user_input",
+        WorkflowStatus (WORKFLOW_STATUS) = "workflow_status",
+        NodeUpdate (NODE_UPDATE) = "node_update",
+        AgentStarted (AGENT_STARTED) = "agent_started",
+        AgentThinking (AGENT_THINKING) = "agent_thinking",
+        AgentResponse (AGENT_RESPONSE) = "agent_response",
+        ToolExecuting (TOOL_EXECUTING) = "tool_executing",
+        ToolUpdate (TOOL_UPDATE) = "tool_update",
+        ToolCompleted (TOOL_COMPLETED) = "tool_completed",
+        SearchResults (SEARCH_RESULTS) = "search_results",
+        AgentCompleted (AGENT_COMPLETED) = "agent_completed",
+        FinalReport (FINAL_REPORT) = "final_report",
+        UserInput (USER_INPUT) = "user_input",
     }
 }
 
 wire_words! {
     /// The `type` of every control frame the server sends (not logged, no `seq`).
     pub enum FrameKind {
-        Hello = "hello",
-        ReplayDone = "replay_done",
-        Ack = "ack",
-        Error = "error",
-        Heartbeat = "heartbeat",
-        HeartbeatResponse = "heartbeat_response",
+        Hello (HELLO) = "hello",
+        ReplayDone (REPLAY_DONE) = "replay_done",
+        Ack (ACK) = "ack",
+        Error (ERROR) = "error",
+        HeartbeatResponse (HEARTBEAT_RESPONSE) = "heartbeat_response",
     }
 }
 

@@ -8,7 +8,7 @@ use gloo_net::websocket::{futures::WebSocket, Message, WebSocketError};
 use gloo_timers::future::TimeoutFuture;
 use leptos::prelude::*;
 
-use super::machine::{AfterClose, Backoff, Incoming, SocketMachine, Tick};
+use super::machine::{AfterClose, Backoff, Incoming, SocketMachine};
 use super::{new_client_msg_id, Command, SocketWriters};
 use crate::protocol::{ClientFrame, LoggedEvent};
 
@@ -36,8 +36,6 @@ async fn run(
     mut commands: UnboundedReceiver<Command>,
 ) {
     let mut machine = SocketMachine::new(Backoff::default()).resuming_after(resume_after);
-    // Events received and not shown yet (see `RENDER_EVERY_MS`).
-    let mut arrived: Vec<LoggedEvent> = Vec::new();
     loop {
         if machine.is_offline() {
             wait_online(&mut machine, &w, &mut commands).await;
@@ -45,11 +43,9 @@ async fn run(
         machine.connecting();
         w.state.set(machine.state().clone());
         let ended = match WebSocket::open(&socket_url(&workflow_id, machine.last_seq())) {
-            Ok(ws) => connected(ws, &mut machine, &w, &mut commands, &mut arrived).await,
+            Ok(ws) => connected(ws, &mut machine, &w, &mut commands).await,
             Err(_) => Ended::Closed(None),
         };
-        // Events received but not shown yet are the log's: show them whatever ended the socket.
-        show(&mut arrived, &machine, &w);
         let code = match ended {
             Ended::Offline => {
                 machine.went_offline();
@@ -88,22 +84,6 @@ fn now_ms() -> f64 {
 fn queue(machine: &mut SocketMachine, w: &SocketWriters, client_msg_id: String, content: String) {
     machine.queue_input(client_msg_id, content);
     w.pending.set(machine.pending().to_vec());
-}
-
-/// Show the events that arrived: one update of the event list for all of them, then the
-/// pending inputs, which leave once their event is held.
-#[inline(never)]
-fn show(arrived: &mut Vec<LoggedEvent>, machine: &SocketMachine, w: &SocketWriters) {
-    if !arrived.is_empty() {
-        w.events.update(|events| events.append(arrived));
-    }
-    w.pending.maybe_update(|shown| {
-        let changed = shown.len() != machine.pending().len();
-        if changed {
-            *shown = machine.pending().to_vec();
-        }
-        changed
-    });
 }
 
 /// Sleep `delay_ms`, still taking the user's input (queued) and "retry now"; going offline
@@ -163,9 +143,8 @@ enum Ended {
 enum Wake {
     Frame(Option<Result<Message, WebSocketError>>),
     Command(Option<Command>),
-    HeartbeatDue,
-    /// Time to show the events that arrived since the last time.
-    Render,
+    /// The timer: events to show, or a heartbeat due.
+    TimerDue,
 }
 
 /// Events arriving in a burst are shown together, at most this often: one update of the event
@@ -173,31 +152,32 @@ enum Wake {
 /// browser message is a task of its own, so only a timer lets a burst's messages gather.
 const RENDER_EVERY_MS: u32 = 16;
 
-/// Pump one open socket until it ends. Events go to `arrived`, shown every
-/// [`RENDER_EVERY_MS`] while they come.
+/// Pump one open socket until it ends.
 async fn connected(
     ws: WebSocket,
     machine: &mut SocketMachine,
     w: &SocketWriters,
     commands: &mut UnboundedReceiver<Command>,
-    arrived: &mut Vec<LoggedEvent>,
 ) -> Ended {
     let (mut sink, stream) = ws.split();
     let mut stream = stream.fuse();
-    let mut heartbeat = TimeoutFuture::new(machine.heartbeat_ms() as u32).fuse();
-    let mut render = futures::future::Fuse::terminated();
-    loop {
+    // One timer for both: showing the events that arrived (soon), else the next heartbeat. A
+    // burst postpones heartbeats, which is right: its events show the server is alive.
+    let mut timer = TimeoutFuture::new(machine.heartbeat_ms() as u32).fuse();
+    // Events received and not shown yet, and how many pending inputs the page shows.
+    let mut arrived: Vec<LoggedEvent> = Vec::new();
+    let mut pending_shown = machine.pending().len();
+    let ended = loop {
         let wake = futures::select! {
             frame = stream.next() => Wake::Frame(frame),
             command = commands.next() => Wake::Command(command),
-            _ = heartbeat => Wake::HeartbeatDue,
-            _ = render => Wake::Render,
+            _ = timer => Wake::TimerDue,
         };
         let outgoing: Vec<ClientFrame> = match wake {
             Wake::Frame(Some(Ok(Message::Text(text)))) => match machine.on_text(&text, now_ms()) {
                 Incoming::Event(event) => {
                     if arrived.is_empty() {
-                        render = TimeoutFuture::new(RENDER_EVERY_MS).fuse();
+                        timer = TimeoutFuture::new(RENDER_EVERY_MS).fuse();
                     }
                     arrived.push(event);
                     vec![]
@@ -205,62 +185,89 @@ async fn connected(
                 Incoming::Hello { resend } => {
                     w.state.set(machine.state().clone());
                     w.last_error.set(None);
-                    heartbeat = TimeoutFuture::new(machine.heartbeat_ms() as u32).fuse();
+                    timer = TimeoutFuture::new(machine.heartbeat_ms() as u32).fuse();
                     resend
                 }
                 Incoming::Acked { .. } => {
-                    show(arrived, machine, w);
+                    pending_shown = machine.pending().len();
+                    w.pending.set(machine.pending().to_vec());
                     vec![]
                 }
                 Incoming::ServerError { message } => {
                     w.last_error.set(Some(message));
                     vec![]
                 }
-                Incoming::Resync => return Ended::Closed(None),
+                Incoming::Resync => break Ended::Closed(None),
                 Incoming::Ignored => vec![],
             },
-            Wake::Render => {
-                show(arrived, machine, w);
-                vec![]
-            }
             Wake::Frame(Some(Ok(Message::Bytes(_)))) => vec![],
             Wake::Frame(Some(Err(WebSocketError::ConnectionClose(event)))) => {
-                return Ended::Closed(Some(event.code))
+                break Ended::Closed(Some(event.code))
             }
             // An `error` event; the `close` event follows it.
             Wake::Frame(Some(Err(_))) => vec![],
-            Wake::Frame(None) => return Ended::Closed(None),
+            Wake::Frame(None) => break Ended::Closed(None),
             Wake::Command(Some(Command::Input {
                 client_msg_id,
                 content,
             })) => {
                 let frame = machine.queue_input(client_msg_id, content);
+                pending_shown = machine.pending().len();
                 w.pending.set(machine.pending().to_vec());
                 vec![frame]
             }
             Wake::Command(Some(Command::RetryNow)) => vec![],
-            Wake::Command(Some(Command::Offline)) => return Ended::Offline,
-            Wake::Command(None) => return Ended::Closed(Some(1000)),
-            Wake::HeartbeatDue => {
-                heartbeat = TimeoutFuture::new(machine.heartbeat_ms() as u32).fuse();
+            Wake::Command(Some(Command::Offline)) => break Ended::Offline,
+            Wake::Command(None) => break Ended::Closed(Some(1000)),
+            Wake::TimerDue if !arrived.is_empty() => {
+                show(&mut arrived, machine, w, &mut pending_shown);
+                timer = TimeoutFuture::new(machine.heartbeat_ms() as u32).fuse();
+                vec![]
+            }
+            Wake::TimerDue => {
+                timer = TimeoutFuture::new(machine.heartbeat_ms() as u32).fuse();
                 match machine.heartbeat_tick(new_client_msg_id()) {
-                    Tick::Send(frame) => vec![frame],
-                    Tick::Wait => vec![],
-                    // A whole period with a heartbeat unanswered and nothing else from the
+                    Some(frame) => vec![frame],
+                    // A whole period since a heartbeat was sent, and not one frame from the
                     // server: the socket is dead even if the browser has not noticed. Drop it
                     // and reconnect.
-                    Tick::Dead => return Ended::Closed(None),
+                    None => break Ended::Closed(None),
                 }
             }
         };
+        let mut sent = true;
         for frame in outgoing {
             let Ok(text) = serde_json::to_string(&frame) else {
                 continue;
             };
             if sink.send(Message::Text(text)).await.is_err() {
-                return Ended::Closed(None);
+                sent = false;
+                break;
             }
         }
+        if !sent {
+            break Ended::Closed(None);
+        }
+    };
+    // Events received are the log's: show them whatever ended the socket.
+    show(&mut arrived, machine, w, &mut pending_shown);
+    ended
+}
+
+/// Show the events that arrived, in one update of the event list, then the pending inputs
+/// (one leaves once its event is shown).
+fn show(
+    arrived: &mut Vec<LoggedEvent>,
+    machine: &SocketMachine,
+    w: &SocketWriters,
+    pending_shown: &mut usize,
+) {
+    if !arrived.is_empty() {
+        w.events.update(|events| events.append(arrived));
+    }
+    if machine.pending().len() != *pending_shown {
+        *pending_shown = machine.pending().len();
+        w.pending.set(machine.pending().to_vec());
     }
 }
 

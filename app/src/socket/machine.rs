@@ -153,17 +153,6 @@ pub enum Incoming {
     Resync,
 }
 
-/// What the driver must do when a heartbeat period passed.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Tick {
-    /// Send this heartbeat.
-    Send(ClientFrame),
-    /// A heartbeat is still unanswered, but the server sent frames meanwhile: it is alive.
-    Wait,
-    /// Nothing at all came for a whole period with a heartbeat unanswered: drop the socket.
-    Dead,
-}
-
 /// What the driver must do after the socket closed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AfterClose {
@@ -186,11 +175,10 @@ pub struct SocketMachine {
     last_seq: u64,
     /// Inputs not yet acked, oldest first; resent after every `hello` (the server dedupes).
     pending: Vec<PendingInput>,
-    /// The heartbeat we sent and still wait an answer for.
+    /// The heartbeat we sent and have heard nothing since. Any frame from the server clears it,
+    /// not only the heartbeat's answer: in a burst that answer waits behind the events queued
+    /// before it, and the events show the server is alive.
     awaited_heartbeat: Option<String>,
-    /// A frame arrived since the last heartbeat tick. Any frame is a sign of life: in a burst
-    /// the answer to a heartbeat waits behind the events queued before it.
-    heard_since_tick: bool,
     /// Period announced by the server's `hello`; the driver ticks at this rate.
     heartbeat_ms: u64,
     /// A dial is under way or a socket open: the only time a close may schedule a retry.
@@ -219,7 +207,6 @@ impl SocketMachine {
             last_seq: 0,
             pending: Vec::new(),
             awaited_heartbeat: None,
-            heard_since_tick: false,
             heartbeat_ms: 15_000,
             dialing: false,
             live_since: None,
@@ -253,7 +240,6 @@ impl SocketMachine {
     pub fn connecting(&mut self) {
         self.state = ConnectionState::Connecting;
         self.awaited_heartbeat = None;
-        self.heard_since_tick = false;
         self.dialing = true;
         self.live_since = None;
     }
@@ -285,7 +271,7 @@ impl SocketMachine {
 
     /// Handle one text frame from the server, received at `now_ms` (driver clock).
     pub fn on_text(&mut self, text: &str, now_ms: f64) -> Incoming {
-        self.heard_since_tick = true;
+        self.awaited_heartbeat = None;
         match crate::protocol::decode::server_message(text) {
             Ok(ServerMessage::Event(event)) => self.on_event(event),
             Ok(ServerMessage::Control(frame)) => self.on_control(frame, now_ms),
@@ -339,30 +325,20 @@ impl SocketMachine {
                     seq,
                 }
             }
-            ServerFrame::HeartbeatResponse { correlation_id } => {
-                if self.awaited_heartbeat.as_deref() == Some(correlation_id.as_str()) {
-                    self.awaited_heartbeat = None;
-                }
-                Incoming::Ignored
-            }
             ServerFrame::Error { message, .. } => Incoming::ServerError { message },
             _ => Incoming::Ignored,
         }
     }
 
-    /// The heartbeat period passed: send a heartbeat, keep waiting for the one sent, or give
-    /// the connection up. It is dead only when a whole period passed with a heartbeat
-    /// unanswered and not one frame from the server.
-    pub fn heartbeat_tick(&mut self, correlation_id: String) -> Tick {
-        let heard = std::mem::take(&mut self.heard_since_tick);
-        match self.awaited_heartbeat {
-            None => {
-                self.awaited_heartbeat = Some(correlation_id.clone());
-                Tick::Send(ClientFrame::Heartbeat { correlation_id })
-            }
-            Some(_) if heard => Tick::Wait,
-            Some(_) => Tick::Dead,
+    /// The heartbeat period passed. Returns the heartbeat frame to send, or `None` when a whole
+    /// period passed since the last one with not one frame from the server: the connection is
+    /// dead and must be dropped.
+    pub fn heartbeat_tick(&mut self, correlation_id: String) -> Option<ClientFrame> {
+        if self.awaited_heartbeat.is_some() {
+            return None;
         }
+        self.awaited_heartbeat = Some(correlation_id.clone());
+        Some(ClientFrame::Heartbeat { correlation_id })
     }
 
     /// The socket closed (or never opened: `code` is `None`) at `now_ms` (driver clock).
@@ -613,39 +589,35 @@ mod tests {
     }
 
     #[test]
-    fn unanswered_heartbeat_means_dead() {
+    fn a_period_without_a_frame_after_a_heartbeat_means_dead() {
         let mut m = SocketMachine::new(Backoff::default());
-        assert!(matches!(m.heartbeat_tick("h1".into()), Tick::Send(_)));
-        assert_eq!(m.heartbeat_tick("h2".into()), Tick::Dead);
+        assert!(m.heartbeat_tick("h1".into()).is_some());
+        assert_eq!(
+            m.heartbeat_tick("h2".into()),
+            None,
+            "nothing heard since h1"
+        );
         m.on_text(
             r#"{"type":"heartbeat_response","correlation_id":"h1"}"#,
             0.0,
         );
-        assert!(matches!(m.heartbeat_tick("h3".into()), Tick::Send(_)));
-        // A stale answer does not clear the one awaited (though it is a sign of life).
-        m.on_text(
-            r#"{"type":"heartbeat_response","correlation_id":"h1"}"#,
-            0.0,
-        );
-        assert_eq!(m.heartbeat_tick("h4".into()), Tick::Wait);
-        assert_eq!(m.heartbeat_tick("h5".into()), Tick::Dead);
+        assert!(m.heartbeat_tick("h3".into()).is_some());
     }
 
     #[test]
     fn any_frame_is_a_sign_of_life_while_a_heartbeat_waits_behind_a_burst() {
         let mut m = SocketMachine::new(Backoff::default());
         m.on_text(&hello(), 0.0);
-        assert!(matches!(m.heartbeat_tick("h1".into()), Tick::Send(_)));
         for period in 1..=5 {
-            // The answer is queued behind a burst of events; the events keep coming.
+            // Each period's heartbeat answer is queued behind a burst; events keep coming.
+            assert!(
+                m.heartbeat_tick(format!("h{period}")).is_some(),
+                "alive in period {period}"
+            );
             m.on_text(&event_text(period), 0.0);
-            assert_eq!(m.heartbeat_tick(format!("x{period}")), Tick::Wait);
         }
-        m.on_text(
-            r#"{"type":"heartbeat_response","correlation_id":"h1"}"#,
-            0.0,
-        );
-        assert!(matches!(m.heartbeat_tick("h2".into()), Tick::Send(_)));
+        assert!(m.heartbeat_tick("h6".into()).is_some());
+        assert_eq!(m.heartbeat_tick("h7".into()), None, "then silence");
     }
 
     #[test]
