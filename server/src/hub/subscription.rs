@@ -27,8 +27,9 @@ pub enum Catchup {
 }
 
 pub struct Subscription {
-    /// Where events come from until the viewer has caught up; `None` once live.
-    feed: Option<Feed>,
+    /// Where events come from until the viewer has caught up; `None` once live. Boxed: most
+    /// viewers are live most of the time, and an idle socket should not carry a reader's room.
+    feed: Option<Box<Feed>>,
     /// Set once caught up: the viewer's place on the workflow's live list.
     live: Option<LiveGuard>,
     viewer: Arc<dyn LiveViewer>,
@@ -50,7 +51,7 @@ impl Subscription {
     ) -> Result<(Self, WorkflowInfo)> {
         let (feed, info) = hub.feed(id, after).await?;
         let subscription = Self {
-            feed: Some(feed),
+            feed: Some(Box::new(feed)),
             live: None,
             viewer,
             started_after: after,
@@ -92,7 +93,7 @@ impl Subscription {
                             self.live = Some(live);
                             continue;
                         }
-                        Err(feed) => self.feed = Some(feed),
+                        Err(feed) => self.feed = Some(Box::new(feed)),
                     }
                 }
             }

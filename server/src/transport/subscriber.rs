@@ -32,7 +32,6 @@ use crate::auth::{Caller, TokenKind};
 use crate::error::LanternError;
 use crate::hub::{Catchup, LiveViewer, Subscription};
 use crate::metrics::{ConnectionKind, Metrics};
-use crate::shutdown::Shutdown;
 use crate::store::StoredEvent;
 use crate::AppState;
 
@@ -164,7 +163,7 @@ fn serve(
     let (rate, burst) = (state.config.client_rate, state.config.client_burst);
     let revocations = state.accounts.revocations();
     let disconnect = state.hub.disconnect_signal();
-    let shutdown = state.shutdown.clone();
+    let shutdown = state.shutdown.token();
     let conn = Connection {
         link: Link::with_outbox(state, admitted.caller.clone(), rate, burst, outbox),
         workflow_id: info.id.clone(),
@@ -209,7 +208,8 @@ struct Session {
     /// Changes when every viewer socket must drop its connection
     /// ([`Hub::disconnect_signal`](crate::hub::Hub::disconnect_signal)).
     disconnect: tokio::sync::watch::Receiver<u64>,
-    shutdown: Shutdown,
+    /// Cancelled when the server begins to stop ([`crate::shutdown::Shutdown`]).
+    shutdown: tokio_util::sync::CancellationToken,
     ping: tokio::time::Interval,
     /// Held until the connection ends: it holds this socket's places in the connection limits.
     admitted: Admitted,
@@ -247,7 +247,7 @@ impl Session {
                 next = conn.subscription.next(), if !paused => conn.on_catchup(next),
                 () = conn.link.outbox.closed() => {}
                 revoked = self.revocations.recv() => conn.link.on_revocation(revoked).await,
-                () = self.shutdown.begun() => conn.link.shutting_down(),
+                () = self.shutdown.cancelled() => conn.link.shutting_down(),
                 _ = conn.link.outbox.drained(), if paused => {}
                 _ = self.ping.tick() => {
                     if conn.link.peer_is_dead() {
