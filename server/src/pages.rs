@@ -78,9 +78,14 @@ impl WorkflowBackend for HubBackend {
             if page.is_empty() || (bytes > 0 && page[0].json.len() > SNAPSHOT_BYTES - bytes) {
                 break;
             }
+            let read = page.len();
             for event in &page {
                 bytes += event.json.len();
                 events.push(event.event()?);
+            }
+            // Fewer than asked for: the log's end, or the budget's. Either way, no more.
+            if read < limit {
+                break;
             }
         }
         Ok(Some(RunSnapshot { workflow, events }))
