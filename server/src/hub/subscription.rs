@@ -67,10 +67,6 @@ impl Subscription {
         self.feed.as_ref().is_some_and(|f| !f.backlog_done())
     }
 
-    pub fn is_live(&self) -> bool {
-        self.live.is_some()
-    }
-
     /// What to send next while catching up. Once the viewer is live this never resolves: the
     /// appender delivers. `None` when the workflow is gone. Cancel-safe.
     pub async fn next(&mut self) -> Result<Option<Catchup>> {

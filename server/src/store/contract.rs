@@ -1,4 +1,43 @@
-//! Checks of the [`EventStore`] guarantees that every store must pass, run by each store's tests.
+//! Checks of the [`EventStore`] guarantees that every store must pass. Each store's tests run
+//! them all with [`store_contract!`], so a check added here runs on every store.
+
+/// The contract's checks as tests of one store: `$make` is an async expression giving
+/// `(keep, store)` — `keep` lives as long as the test (a temp dir, say).
+macro_rules! store_contract {
+    ($make:expr) => {
+        #[tokio::test]
+        async fn a_batch_holding_a_logged_key_is_refused_whole() {
+            let (_keep, store) = $make.await;
+            $crate::store::contract::a_batch_holding_a_logged_key_is_refused_whole(&store).await;
+        }
+
+        #[tokio::test]
+        async fn the_workflow_follows_its_log() {
+            let (_keep, store) = $make.await;
+            $crate::store::contract::the_workflow_follows_its_log(&store).await;
+        }
+
+        #[tokio::test]
+        async fn reads_are_bounded_by_count_and_by_bytes() {
+            let (_keep, store) = $make.await;
+            $crate::store::contract::reads_are_bounded_by_count_and_by_bytes(&store).await;
+        }
+
+        #[tokio::test]
+        async fn open_workflows_counts_the_unfinished_of_one_owner() {
+            let (_keep, store) = $make.await;
+            $crate::store::contract::open_workflows_counts_the_unfinished_of_one_owner(&store)
+                .await;
+        }
+
+        #[tokio::test]
+        async fn the_kind_of_a_stored_event_is_its_own_type() {
+            let (_keep, store) = $make.await;
+            $crate::store::contract::the_kind_of_a_stored_event_is_its_own_type(&store).await;
+        }
+    };
+}
+pub(crate) use store_contract;
 
 use app::protocol::{EventBody, WorkflowInfo, WorkflowStatus};
 

@@ -9,6 +9,24 @@ use app::protocol::{EventBody, LoggedEvent, WorkflowInfo};
 use super::{new_workflow, now_rfc3339, EventStore, IdempotencyKey, NewEvent, StoredEvent};
 use crate::error::{LanternError, Result};
 
+/// Take events from `events` for a page: at most `limit`, and while under `max_bytes` of JSON
+/// (the first always): a page as `read` promises it.
+pub fn page_of<I>(events: I, limit: usize, max_bytes: usize) -> Vec<Arc<StoredEvent>>
+where
+    I: IntoIterator<Item = Arc<StoredEvent>>,
+{
+    let mut bytes = 0;
+    let mut page = Vec::new();
+    for event in events.into_iter().take(limit) {
+        if !page.is_empty() && bytes + event.json.len() > max_bytes {
+            break;
+        }
+        bytes += event.json.len();
+        page.push(event);
+    }
+    page
+}
+
 #[derive(Default)]
 pub struct MemoryStore {
     /// One lock for everything: every operation is a few map lookups and never awaits.
@@ -127,7 +145,7 @@ impl EventStore for MemoryStore {
             .unwrap_or(usize::MAX)
             .min(workflow.log.len());
         let events = workflow.log[start..].iter().cloned();
-        Ok(super::page_of(events, limit, max_bytes))
+        Ok(page_of(events, limit, max_bytes))
     }
 
     async fn open_workflows(&self, owner: &str) -> Result<usize> {
@@ -170,30 +188,6 @@ impl EventStore for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::contract;
 
-    #[tokio::test]
-    async fn a_batch_holding_a_logged_retry_key_is_refused_whole() {
-        contract::a_batch_holding_a_logged_key_is_refused_whole(&MemoryStore::default()).await;
-    }
-
-    #[tokio::test]
-    async fn the_workflow_follows_its_log() {
-        contract::the_workflow_follows_its_log(&MemoryStore::default()).await;
-    }
-
-    #[tokio::test]
-    async fn reads_are_bounded_by_count_and_by_bytes() {
-        contract::reads_are_bounded_by_count_and_by_bytes(&MemoryStore::default()).await;
-    }
-
-    #[tokio::test]
-    async fn open_workflows_counts_the_unfinished_of_one_owner() {
-        contract::open_workflows_counts_the_unfinished_of_one_owner(&MemoryStore::default()).await;
-    }
-
-    #[tokio::test]
-    async fn the_kind_of_a_stored_event_is_its_own_type() {
-        contract::the_kind_of_a_stored_event_is_its_own_type(&MemoryStore::default()).await;
-    }
+    crate::store::contract::store_contract!(async { ((), MemoryStore::default()) });
 }

@@ -67,24 +67,6 @@ pub struct StoredEvent {
     pub appended_at: Option<std::time::Instant>,
 }
 
-/// Take events from `events` for a page: at most `limit`, and while under `max_bytes` of JSON
-/// (the first always). What every store's `read` does with the rows it finds.
-pub fn page_of<I>(events: I, limit: usize, max_bytes: usize) -> Vec<Arc<StoredEvent>>
-where
-    I: IntoIterator<Item = Arc<StoredEvent>>,
-{
-    let mut bytes = 0;
-    let mut page = Vec::new();
-    for event in events.into_iter().take(limit) {
-        if !page.is_empty() && bytes + event.json.len() > max_bytes {
-            break;
-        }
-        bytes += event.json.len();
-        page.push(event);
-    }
-    page
-}
-
 impl StoredEvent {
     pub fn new(event: &LoggedEvent) -> Arc<Self> {
         // Serializing our own types into a String cannot fail.

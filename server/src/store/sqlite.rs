@@ -519,52 +519,18 @@ mod tests {
         (dir, store, info)
     }
 
-    /// The batch's third event repeats a logged retry key: the unique index refuses it after the
-    /// first two rows went in, and the whole transaction must go.
-    #[tokio::test]
-    async fn a_batch_that_fails_half_way_leaves_nothing_behind() {
+    /// A store in a fresh data dir (kept as long as the dir).
+    async fn fresh_store() -> (tempfile::TempDir, SqliteStore) {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = SqliteStore::open(dir.path(), SyncMode::Normal)
             .await
             .expect("open");
-        contract::a_batch_holding_a_logged_key_is_refused_whole(&store).await;
+        (dir, store)
     }
 
-    #[tokio::test]
-    async fn the_workflow_follows_its_log() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let store = SqliteStore::open(dir.path(), SyncMode::Normal)
-            .await
-            .expect("open");
-        contract::the_workflow_follows_its_log(&store).await;
-    }
-
-    #[tokio::test]
-    async fn reads_are_bounded_by_count_and_by_bytes() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let store = SqliteStore::open(dir.path(), SyncMode::Normal)
-            .await
-            .expect("open");
-        contract::reads_are_bounded_by_count_and_by_bytes(&store).await;
-    }
-
-    #[tokio::test]
-    async fn open_workflows_counts_the_unfinished_of_one_owner() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let store = SqliteStore::open(dir.path(), SyncMode::Normal)
-            .await
-            .expect("open");
-        contract::open_workflows_counts_the_unfinished_of_one_owner(&store).await;
-    }
-
-    #[tokio::test]
-    async fn the_kind_of_a_stored_event_is_its_own_type() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let store = SqliteStore::open(dir.path(), SyncMode::Normal)
-            .await
-            .expect("open");
-        contract::the_kind_of_a_stored_event_is_its_own_type(&store).await;
-    }
+    // Among them, a batch whose third event repeats a logged retry key: the unique index
+    // refuses it after the first two rows went in, and the whole transaction must go.
+    contract::store_contract!(fresh_store());
 
     #[cfg(unix)]
     #[tokio::test]
