@@ -143,17 +143,22 @@ impl RunModel {
                 detail,
             } => self.step(node, *status, detail.clone()),
             EventBody::AgentStarted { agent, task } => self.start_agent(agent, task.clone(), at),
-            EventBody::AgentThinking { agent, content } => {
+            EventBody::AgentThinking { agent, content, .. } => {
                 let card = self.card(agent, at);
                 card.thought_count += 1;
                 if card.thoughts.len() == THOUGHTS_KEPT {
                     card.thoughts.remove(0);
                 }
-                card.thoughts.push(content.clone());
+                card.thoughts.push(content.clone().unwrap_or_default());
             }
-            EventBody::AgentResponse { agent, content } => {
-                self.card(agent, at).response = Some(content.clone());
+            EventBody::AgentResponse { agent, content, .. } => {
+                self.card(agent, at).response = Some(content.clone().unwrap_or_default());
             }
+            // Not drawn yet.
+            EventBody::TextDelta { .. }
+            | EventBody::ThinkingDelta { .. }
+            | EventBody::Interrupt { .. }
+            | EventBody::InterruptResolved { .. } => {}
             EventBody::ToolExecuting {
                 agent,
                 tool,

@@ -22,6 +22,7 @@ use serde_json::{json, Value};
 
 use crate::auth::{Caller, TokenKind};
 use crate::error::LanternError;
+use crate::hub::Answer;
 use crate::AppState;
 
 /// Most events one history request returns.
@@ -227,6 +228,27 @@ pub async fn input(
         .hub
         .submit_input(&id, &caller.user, request.content, request.client_msg_id)
         .await;
+    respond(result.map(|seq| json!({ "seq": seq })))
+}
+
+/// `POST /api/workflows/{id}/interrupts/{interrupt_id}` `{"status","payload"?,"client_msg_id"}`
+/// → `{"seq":N}`: a person answers an interrupt over HTTP, as with the `resolve` frame (a second
+/// answer is `conflict` 409; a repeated `client_msg_id` gets its seq again).
+pub async fn resolve(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, interrupt_id)): Path<(String, String)>,
+    payload: Result<Json<Answer>, JsonRejection>,
+) -> Response {
+    if let Err(e) = may_write(&state, &caller, &id).await {
+        return e.into_response();
+    }
+    let mut answer = match body(payload) {
+        Ok(answer) => answer,
+        Err(e) => return e.into_response(),
+    };
+    answer.interrupt_id = interrupt_id;
+    let result = state.hub.resolve(&id, &caller.user, answer).await;
     respond(result.map(|seq| json!({ "seq": seq })))
 }
 

@@ -103,6 +103,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/workflows/{id}/input", post(api::input))
         .route("/api/workflows/{id}/cancel", post(api::cancel))
+        .route(
+            "/api/workflows/{id}/interrupts/{interrupt_id}",
+            post(api::resolve),
+        )
         .route("/sse/workflows", get(workflow_list::workflows))
         .route("/ws/workflow/{id}", get(subscriber::upgrade))
         .route("/ws/agent/{id}", get(agent::upgrade));

@@ -65,8 +65,18 @@ fn summary(body: &EventBody) -> String {
         EventBody::NodeUpdate { node, status, .. } => format!("{node}: {}", status.as_str()),
         EventBody::AgentStarted { task, .. } => task.clone().unwrap_or_else(|| "started".into()),
         EventBody::AgentThinking { content, .. } | EventBody::AgentResponse { content, .. } => {
-            content.clone()
+            content.clone().unwrap_or_default()
         }
+        EventBody::TextDelta { delta, .. } | EventBody::ThinkingDelta { delta, .. } => {
+            delta.clone()
+        }
+        EventBody::Interrupt {
+            reason, message, ..
+        } => format!("{reason}: {message}"),
+        EventBody::InterruptResolved { status, user, .. } => match user {
+            Some(user) => format!("{} by {user}", status.as_str()),
+            None => status.as_str().to_owned(),
+        },
         EventBody::ToolExecuting { tool, input, .. } => format!("{tool}({input})"),
         EventBody::ToolUpdate { tool, message, .. } => format!("{tool}: {message}"),
         EventBody::ToolCompleted {

@@ -16,8 +16,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::{
-    ErrorCode, EventBody, EventKind, FrameKind, LoggedEvent, NodeStatus, RunSnapshot, SearchHit,
-    ServerFrame, ServerMessage, WorkflowInfo, WorkflowStatus,
+    ErrorCode, EventBody, EventKind, FrameKind, InterruptStatus, LoggedEvent, NodeStatus,
+    RunSnapshot, SearchHit, ServerFrame, ServerMessage, WorkflowInfo, WorkflowStatus,
 };
 
 /// Why a frame or snapshot could not be read: the field that is missing or has the wrong type
@@ -115,11 +115,13 @@ fn event_body(kind: &str, f: &mut Fields) -> Result<EventBody, DecodeError> {
         },
         EventKind::AGENT_THINKING => EventBody::AgentThinking {
             agent: f.string("agent")?,
-            content: f.string("content")?,
+            content: f.optional_string("content")?,
+            message_id: f.optional_string("message_id")?,
         },
         EventKind::AGENT_RESPONSE => EventBody::AgentResponse {
             agent: f.string("agent")?,
-            content: f.string("content")?,
+            content: f.optional_string("content")?,
+            message_id: f.optional_string("message_id")?,
         },
         EventKind::TOOL_EXECUTING => EventBody::ToolExecuting {
             agent: f.string("agent")?,
@@ -159,6 +161,32 @@ fn event_body(kind: &str, f: &mut Fields) -> Result<EventBody, DecodeError> {
             content: f.string("content")?,
             user: f.string("user")?,
             client_msg_id: f.string("client_msg_id")?,
+        },
+        EventKind::TEXT_DELTA => EventBody::TextDelta {
+            agent: f.string("agent")?,
+            message_id: f.string("message_id")?,
+            delta: f.string("delta")?,
+        },
+        EventKind::THINKING_DELTA => EventBody::ThinkingDelta {
+            agent: f.string("agent")?,
+            message_id: f.string("message_id")?,
+            delta: f.string("delta")?,
+        },
+        EventKind::INTERRUPT => EventBody::Interrupt {
+            agent: f.string("agent")?,
+            interrupt_id: f.string("interrupt_id")?,
+            reason: f.string("reason")?,
+            message: f.string("message")?,
+            call_id: f.optional_string("call_id")?,
+            response_schema: f.optional_value("response_schema"),
+            expires_at: f.optional_string("expires_at")?,
+        },
+        EventKind::INTERRUPT_RESOLVED => EventBody::InterruptResolved {
+            interrupt_id: f.string("interrupt_id")?,
+            status: f.word("status", InterruptStatus::from_word)?,
+            payload: f.optional_value("payload"),
+            user: f.optional_string("user")?,
+            client_msg_id: f.optional_string("client_msg_id")?,
         },
         _ => return Err(invalid("type")),
     })
@@ -275,7 +303,7 @@ mod tests {
 
     /// Every event type and control frame of PROTOCOL.md, with optional fields present and
     /// absent, unknown fields and `null`s.
-    const FRAMES: [&str; 20] = [
+    const FRAMES: [&str; 26] = [
         r#"{"type":"hello","workflow_id":"w","last_seq":3,"status":"running","heartbeat_ms":15000}"#,
         r#"{"type":"replay_done","last_seq":3}"#,
         r#"{"type":"ack","client_msg_id":"m1","seq":4}"#,
@@ -296,6 +324,12 @@ mod tests {
         r#"{"seq":1,"ts":"t","workflow_id":"w","type":"agent_completed","agent":"a","ok":true,"summary":"done"}"#,
         r#"{"seq":1,"ts":"t","workflow_id":"w","type":"final_report","content":"**R**","secret":"dropped"}"#,
         r#"{"seq":2,"ts":"t","workflow_id":"w","type":"user_input","content":"hi","user":"u","client_msg_id":"m1"}"#,
+        r#"{"seq":3,"ts":"t","workflow_id":"w","type":"text_delta","agent":"a","message_id":"m","delta":"He"}"#,
+        r#"{"seq":4,"ts":"t","workflow_id":"w","type":"agent_response","agent":"a","message_id":"m","content":"Hello"}"#,
+        r#"{"seq":5,"ts":"t","workflow_id":"w","type":"thinking_delta","agent":"a","message_id":"r","delta":"so"}"#,
+        r#"{"seq":6,"ts":"t","workflow_id":"w","type":"interrupt","agent":"a","interrupt_id":"i","reason":"tool_approval","message":"ok?","call_id":"c","response_schema":{"type":"object"},"expires_at":null}"#,
+        r#"{"seq":7,"ts":"t","workflow_id":"w","type":"interrupt_resolved","interrupt_id":"i","status":"resolved","payload":{"approved":false},"user":"u","client_msg_id":"m2"}"#,
+        r#"{"seq":8,"ts":"t","workflow_id":"w","type":"interrupt_resolved","interrupt_id":"j","status":"cancelled","user":null}"#,
     ];
 
     #[test]
@@ -323,8 +357,16 @@ mod tests {
                 "seq",
             ),
             (
-                r#"{"seq":1,"ts":"t","workflow_id":"w","type":"agent_thinking","agent":"a"}"#,
-                "content",
+                r#"{"seq":1,"ts":"t","workflow_id":"w","type":"agent_thinking","content":"c"}"#,
+                "agent",
+            ),
+            (
+                r#"{"seq":1,"ts":"t","workflow_id":"w","type":"text_delta","agent":"a","message_id":"m"}"#,
+                "delta",
+            ),
+            (
+                r#"{"seq":1,"ts":"t","workflow_id":"w","type":"interrupt_resolved","interrupt_id":"i","status":"maybe","user":null}"#,
+                "status",
             ),
             (
                 r#"{"seq":1,"ts":"t","workflow_id":"w","type":"agent_started","agent":"a","task":7}"#,
@@ -404,11 +446,13 @@ mod tests {
             },
             EventKind::AgentThinking => EventBody::AgentThinking {
                 agent,
-                content: s("c"),
+                content: Some(s("c")),
+                message_id: Some(s("m")),
             },
             EventKind::AgentResponse => EventBody::AgentResponse {
                 agent,
-                content: s("c"),
+                content: Some(s("c")),
+                message_id: Some(s("m")),
             },
             EventKind::ToolExecuting => EventBody::ToolExecuting {
                 agent,
@@ -451,6 +495,32 @@ mod tests {
                 content: s("c"),
                 user: s("u"),
                 client_msg_id: s("m"),
+            },
+            EventKind::TextDelta => EventBody::TextDelta {
+                agent,
+                message_id: s("m"),
+                delta: s("d"),
+            },
+            EventKind::ThinkingDelta => EventBody::ThinkingDelta {
+                agent,
+                message_id: s("m"),
+                delta: s("d"),
+            },
+            EventKind::Interrupt => EventBody::Interrupt {
+                agent,
+                interrupt_id: s("i"),
+                reason: s("input"),
+                message: s("m"),
+                call_id: Some(s("c")),
+                response_schema: Some(serde_json::json!({ "type": "string" })),
+                expires_at: Some(s("2026-12-02T10:00:00.000Z")),
+            },
+            EventKind::InterruptResolved => EventBody::InterruptResolved {
+                interrupt_id: s("i"),
+                status: InterruptStatus::Resolved,
+                payload: Some(serde_json::json!({ "v": 1 })),
+                user: Some(s("u")),
+                client_msg_id: Some(s("m")),
             },
         }
     }

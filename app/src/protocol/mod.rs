@@ -53,6 +53,16 @@ vocab::wire_words! {
     }
 }
 
+vocab::wire_words! {
+    /// How an interrupt ended (`interrupt_resolved`, and the `resolve` frame).
+    #[derive(Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum InterruptStatus {
+        Resolved = "resolved",
+        Cancelled = "cancelled",
+    }
+}
+
 /// One scored hit inside a `search_results` event.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SearchHit {
@@ -82,13 +92,23 @@ pub enum EventBody {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         task: Option<String>,
     },
+    /// Reasoning: whole, or the close of a streamed one (`message_id`). A producer may omit
+    /// `content` when closing a streamed message; the log always holds it (the server fills it
+    /// with the deltas joined).
     AgentThinking {
         agent: String,
-        content: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        content: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message_id: Option<String>,
     },
+    /// An answer: whole, or the close of a streamed one, as [`EventBody::AgentThinking`].
     AgentResponse {
         agent: String,
-        content: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        content: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message_id: Option<String>,
     },
     ToolExecuting {
         agent: String,
@@ -133,6 +153,47 @@ pub enum EventBody {
         user: String,
         client_msg_id: String,
     },
+    /// A piece of a streamed answer; the first with a new `message_id` opens the message.
+    TextDelta {
+        agent: String,
+        message_id: String,
+        delta: String,
+    },
+    /// A piece of streamed reasoning.
+    ThinkingDelta {
+        agent: String,
+        message_id: String,
+        delta: String,
+    },
+    /// An agent asks a person something and waits (AG-UI 1.0's interrupt).
+    Interrupt {
+        agent: String,
+        interrupt_id: String,
+        /// What kind of question: [`vocab::reasons`] names the ones Lantern draws a card for.
+        reason: String,
+        message: String,
+        /// The tool call the question is about, when it is about one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        call_id: Option<String>,
+        /// A JSON Schema for the answer's `payload`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        response_schema: Option<Value>,
+        /// RFC 3339: answers after it are refused.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expires_at: Option<String>,
+    },
+    /// An interrupt answered (by a person), withdrawn (by its agent) or closed by the server.
+    InterruptResolved {
+        interrupt_id: String,
+        status: InterruptStatus,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        payload: Option<Value>,
+        /// Who answered; `null` (always written) when the agent or the server closed it.
+        #[serde(default)]
+        user: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_msg_id: Option<String>,
+    },
 }
 
 impl EventBody {
@@ -152,6 +213,10 @@ impl EventBody {
             Self::AgentCompleted { .. } => EventKind::AgentCompleted,
             Self::FinalReport { .. } => EventKind::FinalReport,
             Self::UserInput { .. } => EventKind::UserInput,
+            Self::TextDelta { .. } => EventKind::TextDelta,
+            Self::ThinkingDelta { .. } => EventKind::ThinkingDelta,
+            Self::Interrupt { .. } => EventKind::Interrupt,
+            Self::InterruptResolved { .. } => EventKind::InterruptResolved,
         }
     }
 
@@ -171,6 +236,10 @@ impl EventBody {
             Self::AgentCompleted { .. } => EventKind::AGENT_COMPLETED,
             Self::FinalReport { .. } => EventKind::FINAL_REPORT,
             Self::UserInput { .. } => EventKind::USER_INPUT,
+            Self::TextDelta { .. } => EventKind::TEXT_DELTA,
+            Self::ThinkingDelta { .. } => EventKind::THINKING_DELTA,
+            Self::Interrupt { .. } => EventKind::INTERRUPT,
+            Self::InterruptResolved { .. } => EventKind::INTERRUPT_RESOLVED,
         }
     }
 
@@ -183,7 +252,10 @@ impl EventBody {
             | Self::ToolExecuting { agent, .. }
             | Self::ToolUpdate { agent, .. }
             | Self::ToolCompleted { agent, .. }
-            | Self::AgentCompleted { agent, .. } => Some(agent),
+            | Self::AgentCompleted { agent, .. }
+            | Self::TextDelta { agent, .. }
+            | Self::ThinkingDelta { agent, .. }
+            | Self::Interrupt { agent, .. } => Some(agent),
             _ => None,
         }
     }
@@ -307,6 +379,15 @@ pub enum ClientFrame {
         content: String,
         client_msg_id: String,
     },
+    /// Answer an open interrupt (§2); appended as `interrupt_resolved` with the caller as
+    /// `user`.
+    Resolve {
+        interrupt_id: String,
+        status: InterruptStatus,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        payload: Option<Value>,
+        client_msg_id: String,
+    },
     Heartbeat {
         correlation_id: String,
     },
@@ -394,6 +475,14 @@ mod tests {
             r#"{"type":"agent_completed","agent":"a","ok":true,"summary":"done"}"#,
             r#"{"type":"final_report","content":"**Report**"}"#,
             r#"{"type":"user_input","content":"hi","user":"admin","client_msg_id":"m1"}"#,
+            r#"{"type":"agent_response","agent":"a","content":"whole","message_id":"m1"}"#,
+            r#"{"type":"agent_response","agent":"a","message_id":"m1"}"#,
+            r#"{"type":"text_delta","agent":"a","message_id":"m1","delta":"He"}"#,
+            r#"{"type":"thinking_delta","agent":"a","message_id":"r1","delta":"so"}"#,
+            r#"{"type":"interrupt","agent":"a","interrupt_id":"i1","reason":"tool_approval","message":"Run it?","call_id":"c1","response_schema":{"type":"object"},"expires_at":"2026-12-02T10:00:00.000Z"}"#,
+            r#"{"type":"interrupt","agent":"a","interrupt_id":"i2","reason":"input","message":"Name?"}"#,
+            r#"{"type":"interrupt_resolved","interrupt_id":"i1","status":"resolved","payload":{"approved":true},"user":"admin","client_msg_id":"m2"}"#,
+            r#"{"type":"interrupt_resolved","interrupt_id":"i2","status":"cancelled","user":null}"#,
         ];
         for text in cases {
             let body: EventBody =
@@ -418,9 +507,11 @@ mod tests {
 
     #[test]
     fn missing_field_and_unknown_type_are_errors() {
-        assert!(
-            serde_json::from_str::<EventBody>(r#"{"type":"agent_thinking","agent":"a"}"#).is_err()
-        );
+        assert!(serde_json::from_str::<EventBody>(r#"{"type":"agent_thinking"}"#).is_err());
+        assert!(serde_json::from_str::<EventBody>(
+            r#"{"type":"text_delta","agent":"a","delta":"x"}"#
+        )
+        .is_err());
         assert!(serde_json::from_str::<EventBody>(r#"{"type":"teleport","agent":"a"}"#).is_err());
         assert!(serde_json::from_str::<EventBody>(
             r#"{"type":"workflow_status","status":"asleep"}"#
@@ -499,6 +590,15 @@ mod tests {
             },
         );
         round_trip(
+            r#"{"type":"resolve","interrupt_id":"i1","status":"resolved","payload":{"approved":true},"client_msg_id":"m9"}"#,
+            ClientFrame::Resolve {
+                interrupt_id: "i1".into(),
+                status: InterruptStatus::Resolved,
+                payload: Some(json!({"approved": true})),
+                client_msg_id: "m9".into(),
+            },
+        );
+        round_trip(
             r#"{"type":"heartbeat","correlation_id":"h7"}"#,
             ClientFrame::Heartbeat {
                 correlation_id: "h7".into(),
@@ -532,6 +632,9 @@ mod tests {
             assert_eq!(json!(status), status.as_str());
         }
         for status in NodeStatus::ALL {
+            assert_eq!(json!(status), status.as_str());
+        }
+        for status in InterruptStatus::ALL {
             assert_eq!(json!(status), status.as_str());
         }
         for code in ErrorCode::ALL {

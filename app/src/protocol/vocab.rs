@@ -65,6 +65,10 @@ wire_words! {
         AgentCompleted (AGENT_COMPLETED) = "agent_completed",
         FinalReport (FINAL_REPORT) = "final_report",
         UserInput (USER_INPUT) = "user_input",
+        TextDelta (TEXT_DELTA) = "text_delta",
+        ThinkingDelta (THINKING_DELTA) = "thinking_delta",
+        Interrupt (INTERRUPT) = "interrupt",
+        InterruptResolved (INTERRUPT_RESOLVED) = "interrupt_resolved",
     }
 }
 
@@ -77,6 +81,15 @@ wire_words! {
         Error (ERROR) = "error",
         HeartbeatResponse (HEARTBEAT_RESPONSE) = "heartbeat_response",
     }
+}
+
+/// The `reason` words of `interrupt` events that Lantern's own pages and workflows know. The
+/// protocol allows any word; these two get their own card.
+pub mod reasons {
+    /// Approve (or deny) a tool call before it runs; the card shows the call.
+    pub const TOOL_APPROVAL: &str = "tool_approval";
+    /// Give a value the agent asked for; the card is a form from `response_schema`.
+    pub const INPUT: &str = "input";
 }
 
 /// Close codes of PROTOCOL.md §4.

@@ -32,7 +32,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use app::protocol::{AgentEvent, EventBody, WorkflowInfo, WorkflowStatus, MAX_INPUT_BYTES};
+use app::protocol::{
+    AgentEvent, EventBody, InterruptStatus, WorkflowInfo, WorkflowStatus, MAX_INPUT_BYTES,
+};
 use tokio::sync::{broadcast, watch};
 
 use crate::error::{LanternError, Result};
@@ -78,6 +80,17 @@ pub struct ListChange {
     pub workflow: Arc<WorkflowInfo>,
 }
 
+/// A person's answer to an interrupt: the `resolve` frame (§2) or its HTTP twin (§5).
+#[derive(Clone, Debug, serde::Deserialize)]
+pub struct Answer {
+    #[serde(default)]
+    pub interrupt_id: String,
+    pub status: InterruptStatus,
+    #[serde(default)]
+    pub payload: Option<serde_json::Value>,
+    pub client_msg_id: String,
+}
+
 /// A viewer's place on a workflow's live list; dropping it takes the viewer off.
 pub struct LiveGuard {
     workflow: Arc<LiveWorkflow>,
@@ -108,9 +121,8 @@ pub struct Hub {
     list_changes: broadcast::Sender<ListChange>,
 }
 
-/// A plan carried out: its state and slots, and the events as stored.
+/// A plan carried out: its slots, and the events as stored.
 struct Appended {
-    next: Lifecycle,
     slots: Vec<Slot>,
     stored: Vec<Arc<StoredEvent>>,
     status_changes: bool,
@@ -217,7 +229,7 @@ impl Hub {
             after = last.seq();
             for event in &page {
                 bytes += event.json.len() as u64;
-                if !event.is_user_input() {
+                if !event.is_input() {
                     answered = event.seq();
                 }
                 lifecycle.apply(&event.event()?.body);
@@ -286,6 +298,35 @@ impl Hub {
             .ok_or_else(|| LanternError::Storage("empty append".into()))
     }
 
+    /// A person's answer to an open interrupt, appended as `interrupt_resolved` by `user`. The
+    /// first answer wins: a second one (or one past the interrupt's `expires_at`) is `conflict`;
+    /// a repeated `client_msg_id` returns the original `seq`.
+    pub async fn resolve(&self, id: &str, user: &str, answer: Answer) -> Result<u64> {
+        let Answer {
+            interrupt_id,
+            status,
+            payload,
+            client_msg_id,
+        } = answer;
+        if client_msg_id.is_empty() {
+            return Err(LanternError::BadRequest(
+                "client_msg_id must not be empty".into(),
+            ));
+        }
+        let key = IdempotencyKey::ClientMsgId(client_msg_id.clone());
+        let body = EventBody::InterruptResolved {
+            interrupt_id,
+            status,
+            payload,
+            user: Some(user.to_owned()),
+            client_msg_id: Some(client_msg_id),
+        };
+        let seqs = self.append_checked(id, vec![(Some(key), body)]).await?;
+        seqs.first()
+            .copied()
+            .ok_or_else(|| LanternError::Storage("empty append".into()))
+    }
+
     /// Cancel: close whatever is open with `ok: false`, then append `cancelled`.
     pub async fn cancel(&self, id: &str) -> Result<u64> {
         let status = EventBody::WorkflowStatus {
@@ -316,8 +357,9 @@ impl Hub {
             .iter()
             .any(|(key, _)| key.is_some())
             .then(|| items.clone());
-        let first_try = match plan(&writer.lifecycle, items, &HashMap::new(), log_full) {
-            Ok(plan) => self.append_planned(id, plan).await,
+        let now = chrono::Utc::now();
+        let first_try = match plan(&mut writer.lifecycle, items, &HashMap::new(), log_full, now) {
+            Ok(plan) => self.append_planned(id, plan, &mut writer.lifecycle).await,
             Err(e) => Err(e),
         };
         let appended = match (first_try, retry_plan) {
@@ -325,6 +367,7 @@ impl Hub {
                 Err(
                     LanternError::RetryKeyLogged
                     | LanternError::Conflict(_)
+                    | LanternError::BadRequest(_)
                     | LanternError::TooLarge(_),
                 ),
                 Some(items),
@@ -332,18 +375,16 @@ impl Hub {
                 let keys: Vec<&IdempotencyKey> =
                     items.iter().filter_map(|(k, _)| k.as_ref()).collect();
                 let in_log = self.store.seqs_of_keys(id, &keys).await?;
-                let plan = plan(&writer.lifecycle, items, &in_log, log_full)?;
-                self.append_planned(id, plan).await?
+                let plan = plan(&mut writer.lifecycle, items, &in_log, log_full, now)?;
+                self.append_planned(id, plan, &mut writer.lifecycle).await?
             }
             (result, _) => result?,
         };
         let Appended {
-            next,
             slots,
             stored,
             status_changes,
         } = appended;
-        writer.lifecycle = next;
         writer.log_bytes += stored.iter().map(|e| e.json.len() as u64).sum::<u64>();
         if !stored.is_empty() {
             self.metrics.events_appended.inc_by(stored.len() as u64);
@@ -352,7 +393,7 @@ impl Hub {
                 .observe(started.elapsed().as_secs_f64());
         }
         workflow.tail().hand_out(&stored);
-        if let Some(last) = stored.iter().rev().find(|e| !e.is_user_input()) {
+        if let Some(last) = stored.iter().rev().find(|e| !e.is_input()) {
             workflow.set_answered_through(last.seq());
         }
         if let Some(last) = stored.last() {
@@ -383,20 +424,37 @@ impl Hub {
             .collect())
     }
 
-    /// Append a plan's batch (if it has one).
-    async fn append_planned(&self, id: &str, plan: Plan) -> Result<Appended> {
-        let status_changes = plan
-            .batch
+    /// Append a plan's batch (if it has one); if the append fails, the plan is taken back out
+    /// of `state`.
+    async fn append_planned(
+        &self,
+        id: &str,
+        plan: Plan,
+        state: &mut Lifecycle,
+    ) -> Result<Appended> {
+        let Plan {
+            undos,
+            slots,
+            batch,
+        } = plan;
+        let status_changes = batch
             .iter()
             .any(|e| matches!(e.body, EventBody::WorkflowStatus { .. }));
-        let stored = if plan.batch.is_empty() {
+        let stored = if batch.is_empty() {
             Vec::new()
         } else {
-            self.store.append(id, plan.batch).await?
+            match self.store.append(id, batch).await {
+                Ok(stored) => stored,
+                Err(e) => {
+                    for undo in undos.into_iter().rev() {
+                        state.undo(undo);
+                    }
+                    return Err(e);
+                }
+            }
         };
         Ok(Appended {
-            next: plan.next,
-            slots: plan.slots,
+            slots,
             stored,
             status_changes,
         })
@@ -520,7 +578,8 @@ mod tests {
     fn thinking(n: u64) -> EventBody {
         EventBody::AgentThinking {
             agent: "a".into(),
-            content: n.to_string(),
+            content: Some(n.to_string()),
+            message_id: None,
         }
     }
 

@@ -49,7 +49,8 @@ pub fn thinking(id: Option<&str>) -> NewEvent {
     NewEvent {
         body: EventBody::AgentThinking {
             agent: "a".into(),
-            content: "hm".into(),
+            content: Some("hm".into()),
+            message_id: None,
         },
         key: id.map(|id| IdempotencyKey::EventId(id.into())),
     }
@@ -190,7 +191,8 @@ pub async fn reads_are_bounded_by_count_and_by_bytes(store: &dyn EventStore) {
     let big = |n: usize| NewEvent {
         body: EventBody::AgentThinking {
             agent: "a".into(),
-            content: "x".repeat(n),
+            content: Some("x".repeat(n)),
+            message_id: None,
         },
         key: None,
     };

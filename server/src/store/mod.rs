@@ -106,7 +106,22 @@ impl StoredEvent {
 
     /// Is this a `user_input` event?
     pub fn is_user_input(&self) -> bool {
-        self.kind() == vocab::EventKind::UserInput.as_str()
+        self.kind() == vocab::EventKind::USER_INPUT
+    }
+
+    /// Is this something a person said to the workflow's agent — a `user_input`, or a person's
+    /// answer to an interrupt (an `interrupt_resolved` with a `user`)? The inputs after the last
+    /// event that is not one are those the agent has not answered yet.
+    pub fn is_input(&self) -> bool {
+        match self.kind() {
+            vocab::EventKind::USER_INPUT => true,
+            // Rare enough to parse: the `user` field is what tells.
+            vocab::EventKind::INTERRUPT_RESOLVED => matches!(
+                self.event().map(|e| e.body),
+                Ok(EventBody::InterruptResolved { user: Some(_), .. })
+            ),
+            _ => false,
+        }
     }
 
     /// The event's fields.

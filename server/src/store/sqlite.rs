@@ -702,7 +702,8 @@ mod tests {
                 .map(|_| NewEvent {
                     body: EventBody::AgentThinking {
                         agent: "a".into(),
-                        content: content.clone(),
+                        content: Some(content.clone()),
+                        message_id: None,
                     },
                     key: None,
                 })

@@ -4,10 +4,12 @@
 //! without `seq`/`ts`/`workflow_id`, with an optional `id`. Each goes through the hub like any
 //! producer's; an event with an `id` is acked `{"type":"ack","id":…,"seq":N}` (a retried `id`
 //! gets its first `seq` again), a refused one gets an `error` carrying its `id`. The workflow's
-//! `user_input` events are forwarded to the agent as logged: first those after `after`
-//! (default: the inputs nobody has answered yet, i.e. after the last event that is not an
-//! input), then each new one as it is appended. `{"type":"heartbeat","correlation_id":…}` is
-//! answered as on the viewer socket.
+//! `user_input` and `interrupt_resolved` events are forwarded to the agent as logged — first
+//! those after `after` (default: the inputs nobody has answered yet, i.e. after the last event
+//! that is not a person's input or answer), then each new one as it is appended — and so is a
+//! terminal `workflow_status` this connection did not publish itself (a person's cancel), so the
+//! agent can stop its work. `{"type":"heartbeat","correlation_id":…}` is answered as on the
+//! viewer socket.
 //!
 //! While at least one agent is connected the workflow is attended; when the last one leaves,
 //! the hub's grace period starts (`--agent-grace-secs`): no agent back by its end and the
@@ -18,7 +20,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tracing::Instrument;
 
-use app::protocol::{AgentEvent, ErrorCode, ServerFrame};
+use app::protocol::{AgentEvent, ErrorCode, EventBody, EventKind, ServerFrame};
 use axum::{
     extract::{
         ws::{Message, WebSocket, WebSocketUpgrade},
@@ -110,6 +112,8 @@ async fn serve(
             return;
         }
     };
+    // The seq of a terminal status this connection published: not sent back to it.
+    let mut own_end: Option<u64> = None;
     let heartbeat = link.heartbeat();
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
     while !link.outbox.is_closing() {
@@ -118,7 +122,9 @@ async fn serve(
                 Some(Ok(message)) => {
                     let limit = link.state.config.agent_frame_bytes;
                     if let Some(text) = link.on_message(message, limit) {
-                        on_text(&link, &workflow_id, text.as_str()).await;
+                        if let Some(end) = on_text(&link, &workflow_id, text.as_str()).await {
+                            own_end = Some(end);
+                        }
                     }
                 }
                 Some(Err(e)) => {
@@ -130,7 +136,7 @@ async fn serve(
                     return;
                 }
             },
-            event = inputs.next(), if link.outbox.has_room() => forward_input(&link, event),
+            event = inputs.next(), if link.outbox.has_room() => forward(&link, event, own_end),
             _ = link.outbox.drained(), if !link.outbox.has_room() => {}
             revoked = revocations.recv() => link.on_revocation(revoked).await,
             () = shutdown.begun() => link.shutting_down(),
@@ -147,10 +153,18 @@ async fn serve(
     drop((attended, admitted));
 }
 
-/// Pass a logged event on to the agent if it is a user's input.
-fn forward_input(link: &Link, event: crate::error::Result<Option<Arc<StoredEvent>>>) {
+/// Pass a logged event on to the agent if it is for the agent: a person's input, an answer to
+/// (or the closing of) an interrupt, or the workflow's end that the agent did not publish
+/// (`own_end`).
+fn forward(
+    link: &Link,
+    event: crate::error::Result<Option<Arc<StoredEvent>>>,
+    own_end: Option<u64>,
+) {
     match event {
-        Ok(Some(event)) if event.is_user_input() => link.push(Message::Text(event.json.clone())),
+        Ok(Some(event)) if is_for_the_agent(&event, own_end) => {
+            link.push(Message::Text(event.json.clone()))
+        }
         Ok(Some(_)) => {}
         Ok(None) => link.outbox.close(close::GOING_AWAY, "server shutting down"),
         Err(e) => {
@@ -160,20 +174,34 @@ fn forward_input(link: &Link, event: crate::error::Result<Option<Arc<StoredEvent
     }
 }
 
-/// One text frame from the agent: a heartbeat, or events to append.
-async fn on_text(link: &Link, workflow_id: &str, text: &str) {
+fn is_for_the_agent(event: &StoredEvent, own_end: Option<u64>) -> bool {
+    match event.kind() {
+        EventKind::USER_INPUT | EventKind::INTERRUPT_RESOLVED => true,
+        // Status events are few: parsed to see whether this one ends the workflow.
+        EventKind::WORKFLOW_STATUS if own_end != Some(event.seq()) => matches!(
+            event.event().map(|e| e.body),
+            Ok(EventBody::WorkflowStatus { status, .. }) if status.is_terminal()
+        ),
+        _ => false,
+    }
+}
+
+/// One text frame from the agent: a heartbeat, or events to append. Returns the `seq` of a
+/// terminal status it appended.
+async fn on_text(link: &Link, workflow_id: &str, text: &str) -> Option<u64> {
     // Most frames are well-formed events, read straight from the text; the rest (a heartbeat,
     // a bad frame) go the long way, which answers the heartbeat or says what is wrong.
     let events = match ingest::well_formed_events(text) {
         Some(events) => events,
-        None => match events_or_reply(link, text) {
-            Some(events) => events,
-            None => return,
-        },
+        None => events_or_reply(link, text)?,
     };
     let ids: Vec<Option<String>> = events.iter().map(|e| e.id.clone()).collect();
+    let ends = events.iter().position(
+        |e| matches!(&e.body, EventBody::WorkflowStatus { status, .. } if status.is_terminal()),
+    );
     match ingest::publish(&link.state.hub, &link.caller, workflow_id, events).await {
         Ok(seqs) => {
+            let end = ends.and_then(|at| seqs.get(at).copied());
             for (id, seq) in ids.into_iter().zip(seqs) {
                 if let Some(id) = id {
                     link.send(&ServerFrame::Ack {
@@ -183,12 +211,14 @@ async fn on_text(link: &Link, workflow_id: &str, text: &str) {
                     });
                 }
             }
+            end
         }
         // Refused whole. A single event's error carries its id; a batch's message names the
         // index of the event at fault.
         Err(e) => {
             let id = if ids.len() == 1 { ids[0].clone() } else { None };
-            link.error_from(&e, id)
+            link.error_from(&e, id);
+            None
         }
     }
 }

@@ -5,9 +5,11 @@
 //! its `id`, if it had one.
 //!
 //! Whoever publishes, a `user_input` among the events is logged under the publisher's user:
-//! an agent cannot put words in another user's mouth.
+//! an agent cannot put words in another user's mouth. Nor can it answer a person's question:
+//! the only `interrupt_resolved` an agent may publish withdraws an open interrupt (`cancelled`,
+//! logged with `user: null`); any other is `forbidden`.
 
-use app::protocol::{AgentEvent, EventBody};
+use app::protocol::{AgentEvent, EventBody, InterruptStatus};
 use axum::{
     extract::{rejection::JsonRejection, Path, State},
     response::{IntoResponse, Response},
@@ -55,9 +57,31 @@ pub async fn publish(
     id: &str,
     mut events: Vec<AgentEvent>,
 ) -> Result<Vec<u64>, LanternError> {
-    for event in &mut events {
-        if let EventBody::UserInput { user, .. } = &mut event.body {
-            user.clone_from(&caller.user);
+    let numbered = events.len() > 1;
+    for (index, event) in events.iter_mut().enumerate() {
+        match &mut event.body {
+            EventBody::UserInput { user, .. } => user.clone_from(&caller.user),
+            EventBody::InterruptResolved {
+                status: InterruptStatus::Cancelled,
+                user,
+                client_msg_id,
+                ..
+            } => {
+                *user = None;
+                *client_msg_id = None;
+            }
+            EventBody::InterruptResolved { interrupt_id, .. } => {
+                let which = if numbered {
+                    format!("event {index} ")
+                } else {
+                    String::new()
+                };
+                return Err(LanternError::Forbidden(format!(
+                    "{which}(interrupt_resolved): people answer interrupts; an agent may only \
+                     withdraw its own ({interrupt_id}) with status cancelled"
+                )));
+            }
+            _ => {}
         }
     }
     hub.publish(id, events).await

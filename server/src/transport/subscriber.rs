@@ -3,8 +3,8 @@
 //! `hello` → every logged event with `seq > after` → `replay_done` → live events, in `seq`
 //! order, each once. The backlog is pulled only while the outbox has room (a big backlog never
 //! fills memory); live events are pushed as they come, and a reader that lets its outbox
-//! overflow is closed with 4008 and resumes with `after`. Client frames: `user_input` (appended
-//! and acked), `heartbeat` (answered); anything else gets an `error` frame and the connection
+//! overflow is closed with 4008 and resumes with `after`. Client frames: `user_input` and
+//! `resolve` (appended and acked), `heartbeat` (answered); anything else gets an `error` frame and the connection
 //! stays open. The server pings every `heartbeat_ms` and drops a peer that missed two.
 
 use std::collections::HashMap;
@@ -30,6 +30,7 @@ use super::link::{self, Link};
 use super::outbox::Outbox;
 use crate::auth::{Caller, TokenKind};
 use crate::error::LanternError;
+use crate::hub::Answer;
 use crate::hub::{Catchup, LiveViewer, Subscription};
 use crate::metrics::{ConnectionKind, Metrics};
 use crate::store::StoredEvent;
@@ -321,15 +322,40 @@ impl Connection {
                         client_msg_id.clone(),
                     )
                     .await;
-                match result {
-                    Ok(seq) => link.send(&ServerFrame::Ack {
-                        client_msg_id: Some(client_msg_id),
-                        id: None,
-                        seq,
-                    }),
-                    Err(e) => link.error_from(&e, None),
-                }
+                self.acked(result, client_msg_id);
             }
+            ClientFrame::Resolve {
+                interrupt_id,
+                status,
+                payload,
+                client_msg_id,
+            } => {
+                let link = &self.link;
+                let answer = Answer {
+                    interrupt_id,
+                    status,
+                    payload,
+                    client_msg_id: client_msg_id.clone(),
+                };
+                let result = link
+                    .state
+                    .hub
+                    .resolve(&self.workflow_id, &link.caller.user, answer)
+                    .await;
+                self.acked(result, client_msg_id);
+            }
+        }
+    }
+
+    /// Ack what a person sent by its `client_msg_id`, or say why it was refused.
+    fn acked(&self, result: crate::error::Result<u64>, client_msg_id: String) {
+        match result {
+            Ok(seq) => self.link.send(&ServerFrame::Ack {
+                client_msg_id: Some(client_msg_id),
+                id: None,
+                seq,
+            }),
+            Err(e) => self.link.error_from(&e, None),
         }
     }
 }

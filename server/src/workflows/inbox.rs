@@ -1,11 +1,13 @@
-//! A built-in workflow's view of its own log: the users' messages to it, in order, and whether
-//! the workflow has ended (cancelled by a user, or failed by the server) under it.
+//! A built-in workflow's view of its own log: the users' messages to it, in order, the answers
+//! to its interrupts, and whether the workflow has ended (cancelled by a user, or failed by the
+//! server) under it.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 
 use std::time::Duration;
 
-use app::protocol::{vocab, EventBody, WorkflowStatus};
+use app::protocol::{vocab, EventBody, InterruptStatus, WorkflowStatus};
+use serde_json::Value;
 
 use crate::error::Result;
 use crate::hub::Feed;
@@ -37,10 +39,28 @@ impl Said {
     }
 }
 
+/// How an interrupt was closed.
+#[derive(Clone, Debug)]
+pub struct Answer {
+    pub status: InterruptStatus,
+    pub payload: Option<Value>,
+    /// Who answered; `None` when the server closed it.
+    pub user: Option<String>,
+}
+
+/// What came of waiting for an answer.
+pub enum Answered {
+    Answer(Answer),
+    Ended,
+    Nothing(Duration),
+}
+
 pub struct Inbox {
     feed: Feed,
     /// Messages read from the feed (while waiting for something else) and not taken yet.
     unread: VecDeque<String>,
+    /// Answers read from the feed and not taken yet, by interrupt id.
+    answers: HashMap<String, Answer>,
     /// A terminal status was seen: nothing more will happen.
     ended: bool,
 }
@@ -50,6 +70,7 @@ impl Inbox {
         Self {
             feed,
             unread: VecDeque::new(),
+            answers: HashMap::new(),
             ended: false,
         }
     }
@@ -62,6 +83,20 @@ impl Inbox {
         };
         match event.event()?.body {
             EventBody::UserInput { content, .. } => self.unread.push_back(content),
+            EventBody::InterruptResolved {
+                interrupt_id,
+                status,
+                payload,
+                user,
+                ..
+            } => {
+                let answer = Answer {
+                    status,
+                    payload,
+                    user,
+                };
+                self.answers.insert(interrupt_id, answer);
+            }
             EventBody::WorkflowStatus { status, .. } if status.is_terminal() => self.ended = true,
             _ => {}
         }
@@ -91,6 +126,33 @@ impl Inbox {
             None => next.await?,
         };
         Ok(said.map_or(Said::Ended, Said::Message))
+    }
+
+    /// The answer to interrupt `interrupt_id`, waiting at most `idle` (forever when `None`);
+    /// messages that come meanwhile are kept for [`Inbox::next_message`]. `Ended` once the
+    /// workflow has ended; `Nothing` when nobody answered in time.
+    pub async fn answer_within(
+        &mut self,
+        interrupt_id: &str,
+        idle: Option<Duration>,
+    ) -> Result<Answered> {
+        let wait = async {
+            loop {
+                if let Some(answer) = self.answers.remove(interrupt_id) {
+                    return Ok(Answered::Answer(answer));
+                }
+                if self.ended || !self.read_one().await? {
+                    return Ok(Answered::Ended);
+                }
+            }
+        };
+        match idle {
+            Some(idle) => match tokio::time::timeout(idle, wait).await {
+                Ok(answered) => answered,
+                Err(_) => Ok(Answered::Nothing(idle)),
+            },
+            None => wait.await,
+        }
     }
 
     /// Resolves once the workflow has ended (keeping any messages read meanwhile).

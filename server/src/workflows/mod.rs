@@ -2,14 +2,17 @@
 //! publishes events and follows the workflow's log for user input ([`inbox`]). The task
 //! outlives its viewers: closing every browser does not stop it.
 //!
-//! - [`echo`]: interactive; answers each input with thinking, a small tool call and a reply.
+//! - [`echo`]: interactive; answers each input with streamed thinking, a small tool call and a
+//!   streamed reply; asks for approval first when the message starts with `tool:`.
 //! - [`search`]: analyze → search → synthesize → report over the [`corpus`], with follow-ups.
-//! - [`tools`]: running a tool call (timeout, panic → `ok: false`). [`inbox`]: user input.
+//! - [`tools`]: running a tool call (timeout, panic → `ok: false`). [`inbox`]: user input and
+//!   answers to interrupts. [`stream`]: streaming a message word by word.
 
 pub mod corpus;
 pub mod echo;
 pub mod inbox;
 pub mod search;
+pub mod stream;
 pub mod tools;
 
 use std::sync::Arc;

@@ -17,6 +17,7 @@ use serde_json::{json, Value};
 
 use super::corpus::Hit;
 use super::inbox::{Inbox, Said};
+use super::stream::{stream, Streamed};
 use super::tools::{Outcome, ToolCall};
 use super::Builtins;
 use crate::error::Result;
@@ -33,6 +34,9 @@ const STOP_WORDS: &[&str] = &[
     "with", "that", "this", "from", "they", "will", "would", "there", "their", "about", "into",
     "them", "then", "than", "some", "could", "should", "have", "been", "were", "did", "do",
 ];
+
+/// The pause between the words of the streamed synthesis.
+const WORD_PAUSE: std::time::Duration = std::time::Duration::from_millis(15);
 
 /// Start the workflow's task. Returns once it follows the log, so no input is missed.
 pub async fn spawn(builtins: Arc<Builtins>, id: String, query: String) -> Result<()> {
@@ -159,7 +163,8 @@ async fn analyze(b: &Builtins, id: &str, query: &str) -> Result<Vec<String>> {
         id,
         EventBody::AgentThinking {
             agent: agent.into(),
-            content: format!("Which words of “{query}” matter for a search?"),
+            content: Some(format!("Which words of “{query}” matter for a search?")),
+            message_id: None,
         },
     )
     .await?;
@@ -293,7 +298,8 @@ async fn synthesize(b: &Builtins, id: &str, query: &str, hits: &[Hit]) -> Result
         id,
         EventBody::AgentThinking {
             agent: agent.into(),
-            content: format!("Reading {} passages about “{query}”…", hits.len()),
+            content: Some(format!("Reading {} passages about “{query}”…", hits.len())),
+            message_id: None,
         },
     )
     .await?;
@@ -304,14 +310,8 @@ async fn synthesize(b: &Builtins, id: &str, query: &str, hits: &[Hit]) -> Result
         ),
         None => format!("Nothing in the documents matches “{query}”."),
     };
-    b.publish(
-        id,
-        EventBody::AgentResponse {
-            agent: agent.into(),
-            content: answer,
-        },
-    )
-    .await?;
+    // Streamed, as an LLM's answer would be: the report follows once it is closed.
+    stream(&b.hub, id, agent, Streamed::Text, &answer, WORD_PAUSE).await?;
     b.publish(
         id,
         EventBody::AgentCompleted {

@@ -6,7 +6,7 @@
 use app::protocol::{AgentEvent, ClientFrame, EventBody};
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
-use server::lifecycle::Lifecycle;
+use server::lifecycle::{Lifecycle, Refusal};
 
 const TYPES: &[&str] = &[
     "workflow_status",
@@ -113,20 +113,20 @@ proptest! {
         let mut accepted: Vec<EventBody> = Vec::new();
         for value in values {
             let Ok(event) = serde_json::from_value::<AgentEvent>(value) else { continue };
-            match lifecycle.admit(&event.body) {
-                Ok(before) => {
-                    for body in before.into_iter().chain([event.body]) {
+            match lifecycle.admit(event.body, chrono::Utc::now()) {
+                Ok((before, body)) => {
+                    for body in before.into_iter().chain([body]) {
                         lifecycle.apply(&body);
                         accepted.push(body);
                     }
                 }
-                Err(why) => prop_assert!(!why.is_empty()),
+                Err(Refusal::Conflict(why) | Refusal::BadRequest(why)) => prop_assert!(!why.is_empty()),
             }
         }
         // A finished log has nothing open; otherwise closing what is open leaves nothing open.
         if !lifecycle.is_finished() {
             for closing in lifecycle.closing_events("end") {
-                prop_assert!(lifecycle.check(&closing).is_ok());
+                prop_assert!(lifecycle.check(&closing, chrono::Utc::now()).is_ok());
                 lifecycle.apply(&closing);
                 accepted.push(closing);
             }
