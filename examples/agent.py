@@ -3,8 +3,9 @@
 
 It connects to a workflow's agent socket, runs a little research job that publishes every kind
 of event an agent publishes (status, node updates, an agent that thinks, a tool call with
-progress, search results, a response, a Markdown report), then waits for the user: each message
-gets an answer, and "done" completes the workflow.
+progress, search results, a question to a person, an answer streamed word by word, a Markdown
+report), then waits for the user: each message gets an answer, and "done" completes the
+workflow. A person's cancel reaches it as the terminal `workflow_status`, and it stops.
 
     pip install websockets
     lantern token create --user alice --agent          # the agent's token
@@ -32,8 +33,11 @@ class Lantern:
         self.ws = None
         self.inputs: asyncio.Queue = asyncio.Queue()
         self.acks: dict = {}
+        self.answers: dict = {}  # interrupt_id -> future of its interrupt_resolved
+        self.ended: asyncio.Future = None
 
     async def __aenter__(self):
+        self.ended = asyncio.get_running_loop().create_future()
         self.ws = await websockets.connect(self.uri)
         self.reader = asyncio.create_task(self._read())
         return self
@@ -57,6 +61,12 @@ class Lantern:
                     raise error
             elif kind == "user_input":
                 await self.inputs.put(frame)
+            elif kind == "interrupt_resolved":
+                waiter = self.answers.pop(frame["interrupt_id"], None)
+                if waiter and not waiter.done():
+                    waiter.set_result(frame)
+            elif kind == "workflow_status" and not self.ended.done():
+                self.ended.set_result(frame["status"])  # a person cancelled
 
     async def publish(self, event: dict) -> int:
         """Append one event; returns its seq once the server has stored it."""
@@ -65,6 +75,31 @@ class Lantern:
         self.acks[event["id"]] = acked
         await self.ws.send(json.dumps(event))
         return await asyncio.wait_for(acked, timeout=30)
+
+    async def stream(self, agent: str, text: str, pause: float = 0.02) -> None:
+        """Stream `text` word by word as `text_delta`s, then close the message; the server fills
+        the close's `content` with the words joined (PROTOCOL.md §1)."""
+        message_id = str(uuid.uuid4())
+        words = text.split(" ")
+        for n, word in enumerate(words):
+            piece = word if n == len(words) - 1 else word + " "
+            if piece:
+                await self.publish({"type": "text_delta", "agent": agent,
+                                    "message_id": message_id, "delta": piece})
+            await asyncio.sleep(pause)
+        await self.publish({"type": "agent_response", "agent": agent, "message_id": message_id})
+
+    async def ask(self, agent: str, message: str, schema: dict) -> dict:
+        """Ask a person (an `interrupt`) and wait for the answer's `interrupt_resolved`."""
+        interrupt_id = str(uuid.uuid4())
+        answered = asyncio.get_running_loop().create_future()
+        self.answers[interrupt_id] = answered
+        await self.publish({"type": "interrupt", "agent": agent, "interrupt_id": interrupt_id,
+                            "reason": "input", "message": message, "response_schema": schema})
+        await self.publish({"type": "workflow_status", "status": "waiting_input"})
+        answer = await answered
+        await self.publish({"type": "workflow_status", "status": "running"})
+        return answer
 
 
 async def research(lantern: Lantern, question: str):
@@ -88,8 +123,16 @@ async def research(lantern: Lantern, question: str):
     await lantern.publish({"type": "tool_completed", **call, "ok": True,
                            "output": {"hits": len(results)}, "duration_ms": took})
     await lantern.publish({"type": "search_results", "query": question, "results": results})
-    await lantern.publish({"type": "agent_response", "agent": agent,
-                           "content": f"Found {len(results)} sources."})
+    answer = await lantern.ask(agent, "How long should the answer be?", {
+        "type": "object",
+        "properties": {"length": {"type": "string", "enum": ["short", "long"]}},
+        "required": ["length"],
+    })
+    length = (answer.get("payload") or {}).get("length", "short")
+    text = f"Found {len(results)} sources."
+    if length == "long":
+        text += " " + " ".join(r["snippet"] + "." for r in results)
+    await lantern.stream(agent, text)
     await lantern.publish({"type": "agent_completed", "agent": agent, "ok": True,
                            "summary": "two sources"})
     await lantern.publish({"type": "node_update", "node": "research", "status": "completed"})
@@ -110,7 +153,12 @@ async def main():
         await research(lantern, args.question)
         await lantern.publish({"type": "workflow_status", "status": "waiting_input"})
         while True:
-            said = (await lantern.inputs.get())["content"]
+            said = asyncio.ensure_future(lantern.inputs.get())
+            await asyncio.wait([said, lantern.ended], return_when=asyncio.FIRST_COMPLETED)
+            if lantern.ended.done():
+                said.cancel()
+                return  # cancelled by a person: nothing more to do
+            said = said.result()["content"]
             if said.strip().lower() == "done":
                 await lantern.publish({"type": "workflow_status", "status": "completed"})
                 return

@@ -334,7 +334,8 @@ mod tests {
             },
             EventBody::AgentThinking {
                 agent: "searcher".into(),
-                content: "looking".into(),
+                content: Some("looking".into()),
+                message_id: None,
             },
             EventBody::ToolExecuting {
                 agent: "searcher".into(),
@@ -436,7 +437,8 @@ mod tests {
             0,
             EventBody::AgentResponse {
                 agent: "b".into(),
-                content: "hi".into(),
+                content: Some("hi".into()),
+                message_id: None,
             },
         ));
         assert_eq!(model.agents.len(), 3);
@@ -452,7 +454,8 @@ mod tests {
                 0,
                 EventBody::AgentThinking {
                     agent: "a".into(),
-                    content: format!("t{seq}"),
+                    content: Some(format!("t{seq}")),
+                    message_id: None,
                 },
             ));
         }

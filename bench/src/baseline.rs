@@ -4,8 +4,9 @@
 //!
 //! - `ws://ADDR/sub/{topic}?after=N`: `{"type":"hello"}`, then every event of the topic with
 //!   `seq > N` (history first, then live), each `{"seq":S,"t":T}`.
-//! - `ws://ADDR/pub/{topic}`: a text frame holding a JSON array of events (`content` = the send
-//!   time T, as the bench sends Lantern `agent_thinking` events); each
+//! - `ws://ADDR/pub/{topic}`: a text frame holding one event or a JSON array of them (`content`
+//!   or `delta` = the send time T, as the bench sends Lantern `agent_thinking` and `text_delta`
+//!   events); each
 //!   element gets the next `seq`, is sent to every subscriber, and is acked
 //!   `{"type":"ack","seq":S}`.
 //!
@@ -124,8 +125,10 @@ async fn publisher(
         let Message::Text(text) = message else {
             continue;
         };
-        let Ok(Value::Array(items)) = serde_json::from_str::<Value>(text.as_str()) else {
-            continue;
+        let items = match serde_json::from_str::<Value>(text.as_str()) {
+            Ok(Value::Array(items)) => items,
+            Ok(one @ Value::Object(_)) => vec![one],
+            _ => continue,
         };
         let mut acks = Vec::with_capacity(items.len());
         {
@@ -135,7 +138,8 @@ async fn publisher(
             for item in items {
                 let seq = topic.log.len() + 1;
                 // The send time, as Lantern's events carry it: in `content`.
-                let t: Option<f64> = item.get("content").and_then(|c| c.as_str()?.parse().ok());
+                let stamp = item.get("content").or_else(|| item.get("delta"));
+                let t: Option<f64> = stamp.and_then(|c| c.as_str()?.trim_end().parse().ok());
                 let event: Utf8Bytes = serde_json::json!({ "seq": seq, "t": t }).to_string().into();
                 topic.log.push(event.clone());
                 let _ = live.send(event);

@@ -236,6 +236,22 @@ async fn run_all(options: &Options) -> Vec<Row> {
         Goal::AtMost(2.0),
         |t| scenarios::latency(t, subs, rate, secs).await
     );
+    let (agents, rate, viewers, secs) = s.stream;
+    compared!(
+        format!(
+            "streaming: {agents} agents × {rate} deltas/s × {viewers} viewers each for {secs} s, p99"
+        ),
+        "ms",
+        Goal::AtMost(25.0),
+        |t| scenarios::stream(t, agents, rate, viewers, secs).await
+    );
+    let deltas = s.stream_one;
+    compared!(
+        format!("streaming: 1 agent, {deltas} deltas as fast as acks allow"),
+        "deltas/s",
+        Goal::AtLeast(20_000.0),
+        |t| scenarios::stream_one(t, deltas).await
+    );
     let n = s.idle;
     compared!(
         format!("idle: {n} subscriber sockets, server RSS per socket"),

@@ -25,6 +25,10 @@ pub struct Sizes {
     pub idle: usize,
     pub storm: (usize, u64),
     pub latency: (usize, u64, u64),
+    /// Agents, deltas per second each, viewers each, seconds.
+    pub stream: (usize, u64, usize, u64),
+    /// Deltas one agent streams as fast as acks allow.
+    pub stream_one: u64,
 }
 
 impl Sizes {
@@ -37,6 +41,8 @@ impl Sizes {
             idle: 10_000,
             storm: (1_000, 1_000),
             latency: (100, 150, 10),
+            stream: (200, 50, 10, 10),
+            stream_one: 50_000,
         }
     }
 
@@ -49,6 +55,8 @@ impl Sizes {
             idle: 100,
             storm: (20, 100),
             latency: (10, 150, 1),
+            stream: (5, 50, 2, 1),
+            stream_one: 2_000,
         }
     }
 }
@@ -276,6 +284,95 @@ pub async fn latency(target: &Target, subs: usize, rate: u64, secs: u64) -> Resu
     );
     note.push_str(&server_share(target).await?);
     Ok((percentile(latencies, 0.99), note))
+}
+
+/// Streaming: `agents` agents, each streaming one answer as `text_delta`s (one per frame, each
+/// acked) at `rate` deltas/s for `secs` seconds to its own workflow with `viewers` viewers:
+/// p99 from a delta's send to its receipt by a viewer (ms); deltas/s held, deliveries/s and the
+/// other percentiles in the note. Every viewer checks each delta arrives once, in order.
+pub async fn stream(
+    target: &Target,
+    agents: usize,
+    rate: u64,
+    viewers: usize,
+    secs: u64,
+) -> Result<(f64, String)> {
+    let deltas = rate * secs;
+    let mut topics = Vec::with_capacity(agents);
+    let mut reading = Vec::with_capacity(agents);
+    for n in 0..agents {
+        let topic = target.topic(n).await?;
+        let readers = subscribers(target, &topic, viewers, 0).await?;
+        reading.push(tokio::spawn(read_each(readers, deltas)));
+        topics.push(topic);
+    }
+    let mut publishers = Vec::with_capacity(agents);
+    for topic in &topics {
+        publishers.push(target.publisher(topic).await?.split());
+    }
+    let started = Instant::now();
+    let streaming = publishers
+        .into_iter()
+        .enumerate()
+        .map(|(n, (mut sink, acks))| {
+            tokio::spawn(async move {
+                let counted = tokio::spawn(acks.count(deltas));
+                // Agents start spread over one period, as they would, not in lockstep.
+                let period = Duration::from_secs_f64(1.0 / rate as f64);
+                tokio::time::sleep(period.mul_f64(n as f64 / agents as f64)).await;
+                let mut tick = tokio::time::interval(period);
+                let message_id = format!("m{n}");
+                for _ in 0..deltas {
+                    tick.tick().await;
+                    sink.send_delta(&message_id).await?;
+                }
+                counted.await?
+            })
+        });
+    for agent in try_join_all(streaming).await? {
+        agent?;
+    }
+    let held = Instant::now() - started;
+    let mut latencies = Vec::new();
+    for r in reading {
+        for per_viewer in r.await?? {
+            latencies.extend(per_viewer);
+        }
+    }
+    let seconds = held.as_secs_f64();
+    let total = (agents as u64 * deltas) as f64;
+    let mut note = format!(
+        "{:.0} deltas/s in (all acked), {:.0} deliveries/s out, over {seconds:.2} s; p50 {:.2} ms, \
+         p99.9 {:.2} ms, {} samples",
+        total / seconds,
+        total * viewers as f64 / seconds,
+        percentile(latencies.clone(), 0.5),
+        percentile(latencies.clone(), 0.999),
+        latencies.len(),
+    );
+    note.push_str(&server_share(target).await?);
+    Ok((percentile(latencies, 0.99), note))
+}
+
+/// One agent streaming `deltas` deltas, one per frame, as fast as the acks come back (the
+/// frames pipelined, every one acked; for Lantern that means committed): deltas per second.
+pub async fn stream_one(target: &Target, deltas: u64) -> Result<(f64, String)> {
+    let topic = target.topic(0).await?;
+    let (mut sink, acks) = target.publisher(&topic).await?.split();
+    let started = Instant::now();
+    let counted = tokio::spawn(acks.count(deltas));
+    for _ in 0..deltas {
+        sink.send_delta("m").await?;
+    }
+    counted.await??;
+    let seconds = started.elapsed().as_secs_f64();
+    // Every delta is in the log, in order: a viewer reads them all back.
+    let reader = target.subscribe(&topic, 0).await?;
+    reader.take(deltas).await?;
+    Ok((
+        deltas as f64 / seconds,
+        format!("{deltas} deltas in {seconds:.2} s"),
+    ))
 }
 
 /// Lantern's own share of the latency, from its histograms (p99 as a bucket bound, so "≤"):

@@ -366,6 +366,9 @@ struct Frame<'a> {
     /// The send time: Lantern's `agent_thinking` content, as the publisher wrote it.
     #[serde(borrow)]
     content: Option<Cow<'a, str>>,
+    /// The send time: a Lantern `text_delta`'s delta, as the publisher wrote it.
+    #[serde(borrow)]
+    delta: Option<Cow<'a, str>>,
 }
 
 impl Sub {
@@ -384,9 +387,10 @@ impl Sub {
                 return Err(format!("expected seq {}, got {seq}", self.next).into());
             }
             self.next += 1;
+            let stamp = frame.delta.or(frame.content);
             let sent = frame
                 .t
-                .or_else(|| frame.content?.parse().ok())
+                .or_else(|| stamp?.trim_end().parse().ok())
                 .unwrap_or(0.0);
             return Ok(sent);
         }
@@ -437,12 +441,28 @@ fn batch(first_id: u64, n: usize) -> Message {
     Message::text(Value::Array(events).to_string())
 }
 
+/// One streamed delta of message `message_id` as its own frame (as an LLM agent sends tokens),
+/// stamped with the send time and carrying an idempotency `id`, so it is acked once durable.
+fn delta(message_id: &str, id: u64) -> Message {
+    let event = json!({ "type": "text_delta", "agent": "bench", "message_id": message_id,
+        "delta": format!("{} ", micros()), "id": format!("d{id}") });
+    Message::text(event.to_string())
+}
+
 pub struct PubSink {
     sink: futures::stream::SplitSink<Socket, Message>,
     sent: u64,
 }
 
 impl PubSink {
+    /// Send the next delta of message `message_id`, one per frame.
+    pub async fn send_delta(&mut self, message_id: &str) -> Result<()> {
+        let frame = delta(message_id, self.sent);
+        self.sent += 1;
+        self.sink.send(frame).await?;
+        Ok(())
+    }
+
     /// Send the next `n` events as one frame.
     pub async fn send(&mut self, n: usize) -> Result<()> {
         let frame = batch(self.sent, n);

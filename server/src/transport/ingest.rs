@@ -182,7 +182,7 @@ mod tests {
             json!({ "type": "heartbeat", "correlation_id": "c" }),
             json!([]),
             json!([{ "type": "agent_started", "agent": "a" }, { "type": "teleport" }]),
-            json!({ "type": "agent_thinking", "agent": "a" }),
+            json!({ "type": "agent_thinking", "content": "no agent" }),
             json!("text"),
         ] {
             assert_eq!(well_formed_events(&other.to_string()), None, "{other}");
@@ -194,9 +194,9 @@ mod tests {
     fn a_bad_event_is_named_by_index_and_id() {
         let refused = parse(json!([
             { "type": "agent_started", "agent": "a" },
-            { "type": "agent_thinking", "agent": "a", "id": "e2" }
+            { "type": "text_delta", "agent": "a", "message_id": "m", "id": "e2" }
         ]))
-        .expect_err("missing content");
+        .expect_err("missing delta");
         assert_eq!(refused.id.as_deref(), Some("e2"));
         assert!(
             refused.error.to_string().starts_with("event 1: "),

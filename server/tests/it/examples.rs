@@ -83,13 +83,31 @@ async fn the_python_agent_publishes_every_kind_and_answers_input() {
     let mut viewer = server.subscribe(&id, 0).await;
     viewer.hello_and_backlog().await;
     let agent = run_example(&server, "agent.py", &id).await;
-    // Wait until it asks for input, then talk to it the way the browser does.
-    loop {
-        let event = viewer.events(1).await.remove(0);
-        if event["status"] == "waiting_input" {
-            break;
-        }
-    }
+    // It asks a question first: answer it the way the browser does.
+    let asked = viewer.events_until(|e| e["type"] == "interrupt").await;
+    let question = asked.last().expect("the interrupt");
+    assert_eq!(
+        question["response_schema"]["properties"]["length"]["enum"][1],
+        "long"
+    );
+    let answer = json!({ "type": "resolve", "interrupt_id": question["interrupt_id"],
+        "status": "resolved", "payload": { "length": "long" }, "client_msg_id": "a1" });
+    viewer.send_json(answer).await;
+    // Then it streams its answer and waits for input.
+    let streamed = viewer.events_until(|e| e["type"] == "agent_response").await;
+    let answer = streamed.last().expect("the close");
+    let message_id = answer["message_id"].as_str().expect("streamed");
+    assert!(answer["content"]
+        .as_str()
+        .expect("content")
+        .contains("exactly once"));
+    assert_eq!(
+        common::joined_deltas(&streamed, message_id),
+        answer["content"].as_str().expect("content")
+    );
+    viewer
+        .events_until(|e| common::is_status(e, "waiting_input"))
+        .await;
     let say = |content: &str, n: &str| json!({ "type": "user_input", "content": content, "client_msg_id": n });
     viewer.send_json(say("what did you find?", "m1")).await;
     loop {
@@ -119,6 +137,9 @@ async fn the_python_agent_publishes_every_kind_and_answers_input() {
         "agent_completed",
         "final_report",
         "user_input",
+        "text_delta",
+        "interrupt",
+        "interrupt_resolved",
     ] {
         assert!(kinds.contains(kind), "no {kind} in the log");
     }

@@ -454,6 +454,31 @@ impl Client {
         events
     }
 
+    /// Logged events up to and including the first that `last` matches (control frames skipped).
+    pub async fn events_until(&mut self, last: impl Fn(&Value) -> bool) -> Vec<Value> {
+        let mut events = Vec::new();
+        loop {
+            let frame = self.next_json().await;
+            if frame.get("seq").is_some() && frame["type"] != "ack" {
+                let done = last(&frame);
+                events.push(frame);
+                if done {
+                    return events;
+                }
+            }
+        }
+    }
+
+    /// The next frame that is not a logged event (an `ack`, an `error`), skipping events.
+    pub async fn next_control(&mut self) -> Value {
+        loop {
+            let frame = self.next_json().await;
+            if frame.get("seq").is_none() || frame["type"] == "ack" {
+                return frame;
+            }
+        }
+    }
+
     /// Read until the server ends the connection; frames before that are returned. A close
     /// frame is answered at once, as browsers do (the server waits for the answer).
     pub async fn until_end(&mut self) -> (Ended, Vec<Value>) {
@@ -514,13 +539,32 @@ impl TestServer {
     }
 }
 
+/// Is this event a `workflow_status` of `status`?
+pub fn is_status(event: &Value, status: &str) -> bool {
+    event["type"] == "workflow_status" && event["status"] == status
+}
+
+/// The deltas of message `message_id`, joined in order.
+pub fn joined_deltas(events: &[Value], message_id: &str) -> String {
+    events
+        .iter()
+        .filter(|e| e["message_id"] == message_id && e.get("delta").is_some())
+        .map(|e| e["delta"].as_str().expect("delta"))
+        .collect()
+}
+
 /// PROTOCOL.md §1 holds for a whole log: seqs 1..n; every tool call and agent opened is closed
-/// exactly once; nothing after a terminal status.
+/// exactly once; streamed messages closed once, by their agent, nothing after their close;
+/// interrupts answered at most once; nothing after a terminal status.
 pub fn assert_invariants(events: &[Value]) {
-    use std::collections::HashSet;
+    use std::collections::{HashMap, HashSet};
     assert_eq!(seqs(events), (1..=events.len() as u64).collect::<Vec<_>>());
     let mut open_calls = HashSet::new();
     let mut open_agents = HashSet::new();
+    let mut open_messages: HashMap<String, String> = HashMap::new();
+    let mut closed_messages = HashSet::new();
+    let mut open_interrupts = HashSet::new();
+    let mut interrupts = HashSet::new();
     let mut finished = false;
     for event in events {
         assert!(!finished, "an event after the terminal status: {event}");
@@ -530,6 +574,27 @@ pub fn assert_invariants(events: &[Value]) {
             "tool_completed" => assert!(open_calls.remove(&field("call_id")), "{event}"),
             "agent_started" => assert!(open_agents.insert(field("agent")), "{event}"),
             "agent_completed" => assert!(open_agents.remove(&field("agent")), "{event}"),
+            "text_delta" | "thinking_delta" => {
+                let id = field("message_id");
+                assert!(
+                    !closed_messages.contains(&id),
+                    "a delta after its close: {event}"
+                );
+                let agent = open_messages.entry(id).or_insert_with(|| field("agent"));
+                assert_eq!(*agent, field("agent"), "one agent per message: {event}");
+            }
+            "agent_response" | "agent_thinking" if event.get("message_id").is_some() => {
+                let id = field("message_id");
+                open_messages.remove(&id);
+                assert!(closed_messages.insert(id), "closed once: {event}");
+            }
+            "interrupt" => {
+                assert!(interrupts.insert(field("interrupt_id")), "unique: {event}");
+                open_interrupts.insert(field("interrupt_id"));
+            }
+            "interrupt_resolved" => {
+                assert!(open_interrupts.remove(&field("interrupt_id")), "{event}")
+            }
             "workflow_status" => {
                 finished = matches!(
                     field("status").as_str(),
@@ -541,7 +606,10 @@ pub fn assert_invariants(events: &[Value]) {
     }
     if finished {
         assert!(
-            open_calls.is_empty() && open_agents.is_empty(),
+            open_calls.is_empty()
+                && open_agents.is_empty()
+                && open_messages.is_empty()
+                && open_interrupts.is_empty(),
             "all closed at the end"
         );
     }
