@@ -113,7 +113,7 @@ async fn echo_asks_before_a_tool_call_and_runs_the_tool_only_when_approved() {
     let server = start().await;
     let id = server.create("echo").await;
     let mut client = server.subscribe(&id, 0).await;
-    client.hello_and_backlog().await;
+    assert_eq!(client.next_json().await["type"], "hello");
     client.events_until(|e| is_status(e, "waiting_input")).await;
 
     let asked = say(&mut client, "tool: count these words", "m1").await;

@@ -85,8 +85,22 @@ async fn a_search_streams_its_graph_finds_the_indexed_documents_and_takes_follow
     // Subscribed after the start: the workflow ran without a viewer; all of it is replayed.
     let mut viewer = server.subscribe(&id, 0).await;
     let first = until_status(&mut viewer, &["waiting_input", "failed"]).await;
+    // The synthesis is streamed: its deltas, then the answer whole.
+    let answer = first
+        .iter()
+        .find(|e| e["type"] == "agent_response")
+        .expect("an answer");
+    let message_id = answer["message_id"].as_str().expect("streamed");
+    let streamed = crate::common::joined_deltas(&first, message_id);
+    assert_eq!(answer["content"].as_str(), Some(streamed.as_str()));
+    assert!(streamed.contains("hold hands"), "{streamed}");
+    let whole: Vec<Value> = first
+        .iter()
+        .filter(|e| e["type"] != "text_delta")
+        .cloned()
+        .collect();
     assert_eq!(
-        kinds(&first),
+        kinds(&whole),
         [
             "status running",
             "node analyze executing",
