@@ -121,6 +121,26 @@ pub struct Hub {
     list_changes: broadcast::Sender<ListChange>,
 }
 
+/// The `seq` of each slot of a request whose batch starts at `offset` of `stored`.
+fn seqs_of(slots: Vec<Slot>, stored: &[Arc<StoredEvent>], offset: usize) -> Vec<u64> {
+    slots
+        .into_iter()
+        .map(|slot| match slot {
+            Slot::Existing(seq) => seq,
+            Slot::InBatch(at) => stored[offset + at].seq(),
+        })
+        .collect()
+}
+
+/// Take back several plans' changes, the last first.
+fn undo_all(state: &mut Lifecycle, plans: Vec<Vec<crate::lifecycle::Undo>>) {
+    for undos in plans.into_iter().rev() {
+        for undo in undos.into_iter().rev() {
+            state.undo(undo);
+        }
+    }
+}
+
 /// A plan carried out: its slots, and the events as stored.
 struct Appended {
     slots: Vec<Slot>,
@@ -385,6 +405,112 @@ impl Hub {
             stored,
             status_changes,
         } = appended;
+        self.after_append(id, &workflow, &mut writer, &stored, status_changes, started)
+            .await;
+        drop(writer);
+        Ok(seqs_of(slots, &stored, 0))
+    }
+
+    /// Publish several requests that arrived together (an agent's frames read at once), each
+    /// all or nothing on its own, with ONE append when all of them pass their checks: on a
+    /// durable store, one commit for all, which is what lets an agent stream deltas one per
+    /// frame faster than one commit each allows. When any request is refused or is a retry
+    /// (its key logged already), nothing of the joint append happens and each request is
+    /// published on its own instead, so it gets exactly the answer it would have alone.
+    pub async fn publish_each(
+        &self,
+        id: &str,
+        requests: Vec<Vec<AgentEvent>>,
+    ) -> Vec<Result<Vec<u64>>> {
+        let requests: Vec<Vec<(Option<IdempotencyKey>, EventBody)>> = requests
+            .into_iter()
+            .map(|events| {
+                events
+                    .into_iter()
+                    .map(|e| (e.id.map(IdempotencyKey::EventId), e.body))
+                    .collect()
+            })
+            .collect();
+        if requests.len() > 1 {
+            if let Some(seqs) = self.append_jointly(id, &requests).await {
+                return seqs.into_iter().map(Ok).collect();
+            }
+        }
+        let mut answers = Vec::with_capacity(requests.len());
+        for items in requests {
+            answers.push(self.append_checked(id, items).await);
+        }
+        answers
+    }
+
+    /// [`Hub::publish_each`]'s joint append: `None` (and nothing appended, the state as it was)
+    /// unless every request passed its checks and the one append succeeded.
+    async fn append_jointly(
+        &self,
+        id: &str,
+        requests: &[Vec<(Option<IdempotencyKey>, EventBody)>],
+    ) -> Option<Vec<Vec<u64>>> {
+        let started = Instant::now();
+        let workflow = self.live(id).await.ok()?;
+        let mut writer = workflow.writer.lock().await;
+        let max = self.settings.max_log_bytes;
+        let log_full = max > 0 && writer.log_bytes >= max;
+        let now = chrono::Utc::now();
+        let mut undos = Vec::new();
+        let mut planned = Vec::with_capacity(requests.len());
+        let mut batch = Vec::new();
+        for items in requests {
+            match plan(
+                &mut writer.lifecycle,
+                items.clone(),
+                &HashMap::new(),
+                log_full,
+                now,
+            ) {
+                Ok(plan) => {
+                    planned.push((batch.len(), plan.slots));
+                    undos.push(plan.undos);
+                    batch.extend(plan.batch);
+                }
+                Err(_) => {
+                    undo_all(&mut writer.lifecycle, undos);
+                    return None;
+                }
+            }
+        }
+        let status_changes = batch
+            .iter()
+            .any(|e| matches!(e.body, EventBody::WorkflowStatus { .. }));
+        let stored = match self.store.append(id, batch).await {
+            Ok(stored) => stored,
+            Err(_) => {
+                undo_all(&mut writer.lifecycle, undos);
+                return None;
+            }
+        };
+        self.after_append(id, &workflow, &mut writer, &stored, status_changes, started)
+            .await;
+        drop(writer);
+        Some(
+            planned
+                .into_iter()
+                .map(|(offset, slots)| seqs_of(slots, &stored, offset))
+                .collect(),
+        )
+    }
+
+    /// What follows every append, still under the writer lock: the log's size, the metrics,
+    /// the hand-out to live viewers, the append signal, the workflow lists, and letting go of
+    /// a workflow that finished.
+    async fn after_append(
+        &self,
+        id: &str,
+        workflow: &Arc<LiveWorkflow>,
+        writer: &mut workflow::Writer,
+        stored: &[Arc<StoredEvent>],
+        status_changes: bool,
+        started: Instant,
+    ) {
         writer.log_bytes += stored.iter().map(|e| e.json.len() as u64).sum::<u64>();
         if !stored.is_empty() {
             self.metrics.events_appended.inc_by(stored.len() as u64);
@@ -392,7 +518,7 @@ impl Hub {
                 .append_seconds
                 .observe(started.elapsed().as_secs_f64());
         }
-        workflow.tail().hand_out(&stored);
+        workflow.tail().hand_out(stored);
         if let Some(last) = stored.iter().rev().find(|e| !e.is_input()) {
             workflow.set_answered_through(last.seq());
         }
@@ -414,14 +540,6 @@ impl Hub {
             // later reader rebuilds the (finished) state from the log.
             self.live_map().remove(id);
         }
-        drop(writer);
-        Ok(slots
-            .into_iter()
-            .map(|slot| match slot {
-                Slot::Existing(seq) => seq,
-                Slot::InBatch(at) => stored[at].seq(),
-            })
-            .collect())
     }
 
     /// Append a plan's batch (if it has one); if the append fails, the plan is taken back out
@@ -637,6 +755,73 @@ mod tests {
         // A retry beside a new event: the new one is appended, the retry keeps its seq.
         let mixed = vec![keyed("e9", thinking(9)), keyed("e1", started)];
         assert_eq!(hub.publish(&id, mixed).await.expect("mixed"), [5, 1]);
+    }
+
+    #[tokio::test]
+    async fn requests_published_together_are_each_all_or_nothing_and_keep_their_order() {
+        let (hub, id) = hub_with_workflow().await;
+        let delta = |n: u32| AgentEvent {
+            id: Some(format!("d{n}")),
+            body: EventBody::TextDelta {
+                agent: "a".into(),
+                message_id: "m".into(),
+                delta: format!("{n} "),
+            },
+        };
+        // All pass: one append, each request's seqs in order.
+        let answers = hub
+            .publish_each(
+                &id,
+                vec![vec![delta(1)], vec![delta(2), delta(3)], vec![delta(4)]],
+            )
+            .await;
+        let seqs: Vec<Vec<u64>> = answers.into_iter().map(|a| a.expect("ok")).collect();
+        assert_eq!(seqs, [vec![1], vec![2, 3], vec![4]]);
+        // One refused (another agent's delta to the message) and one retry among new ones:
+        // each gets the answer it would have alone.
+        let foreign = AgentEvent {
+            id: Some("x".into()),
+            body: EventBody::TextDelta {
+                agent: "b".into(),
+                message_id: "m".into(),
+                delta: "no".into(),
+            },
+        };
+        let answers = hub
+            .publish_each(
+                &id,
+                vec![
+                    vec![delta(5)],
+                    vec![foreign],
+                    vec![delta(2)],
+                    vec![delta(6)],
+                ],
+            )
+            .await;
+        assert_eq!(answers[0].as_ref().expect("appended"), &vec![5]);
+        assert!(
+            matches!(answers[1], Err(LanternError::Conflict(_))),
+            "{:?}",
+            answers[1]
+        );
+        assert_eq!(answers[2].as_ref().expect("a retry"), &vec![2]);
+        assert_eq!(answers[3].as_ref().expect("appended"), &vec![6]);
+        let close = AgentEvent {
+            id: None,
+            body: EventBody::AgentResponse {
+                agent: "a".into(),
+                content: None,
+                message_id: Some("m".into()),
+            },
+        };
+        hub.publish(&id, vec![close]).await.expect("closed");
+        let (mut feed, _) = hub.feed(&id, 6).await.expect("feed");
+        let last = feed.next().await.expect("read").expect("the close");
+        let logged = last.event().expect("parses");
+        assert!(
+            matches!(&logged.body, EventBody::AgentResponse { content: Some(c), .. } if c == "1 2 3 4 5 6 "),
+            "the refused request left no trace: {logged:?}"
+        );
     }
 
     #[tokio::test]

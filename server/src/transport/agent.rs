@@ -21,6 +21,7 @@ use std::sync::Arc;
 use tracing::Instrument;
 
 use app::protocol::{AgentEvent, ErrorCode, EventBody, EventKind, ServerFrame};
+use axum::extract::ws::Utf8Bytes;
 use axum::{
     extract::{
         ws::{Message, WebSocket, WebSocketUpgrade},
@@ -29,7 +30,7 @@ use axum::{
     http::HeaderMap,
     response::{IntoResponse, Response},
 };
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use serde_json::Value;
 
 use super::close;
@@ -41,6 +42,9 @@ use crate::error::LanternError;
 use crate::metrics::ConnectionKind;
 use crate::store::StoredEvent;
 use crate::AppState;
+
+/// At most this many frames that arrived together are published together.
+const MAX_FRAMES_AT_ONCE: usize = 256;
 
 /// The HTTP side: the [`gate`] checks (403 / 401 / 404 / 429), the cursor (400), the upgrade.
 pub async fn upgrade(
@@ -121,10 +125,31 @@ async fn serve(
             frame = stream.next() => match frame {
                 Some(Ok(message)) => {
                     let limit = link.state.config.agent_frame_bytes;
-                    if let Some(text) = link.on_message(message, limit) {
-                        if let Some(end) = on_text(&link, &workflow_id, text.as_str()).await {
-                            own_end = Some(end);
+                    let mut texts: Vec<Utf8Bytes> = link.on_message(message, limit).into_iter().collect();
+                    // Frames that arrived meanwhile are published together (one commit), each
+                    // still all or nothing on its own: see `Hub::publish_each`.
+                    let mut gone = false;
+                    while texts.len() < MAX_FRAMES_AT_ONCE && !link.outbox.is_closing() {
+                        match stream.next().now_or_never() {
+                            Some(Some(Ok(message))) => texts.extend(link.on_message(message, limit)),
+                            Some(Some(Err(e))) => {
+                                let (code, reason) = super::read_error_close(&e);
+                                link.outbox.close(code, reason);
+                                break;
+                            }
+                            Some(None) => {
+                                gone = true;
+                                break;
+                            }
+                            None => break,
                         }
+                    }
+                    if let Some(end) = on_texts(&link, &workflow_id, &texts).await {
+                        own_end = Some(end);
+                    }
+                    if gone {
+                        writer.abort();
+                        return;
                     }
                 }
                 Some(Err(e)) => {
@@ -186,41 +211,64 @@ fn is_for_the_agent(event: &StoredEvent, own_end: Option<u64>) -> bool {
     }
 }
 
-/// One text frame from the agent: a heartbeat, or events to append. Returns the `seq` of a
-/// terminal status it appended.
-async fn on_text(link: &Link, workflow_id: &str, text: &str) -> Option<u64> {
-    // Most frames are well-formed events, read straight from the text; the rest (a heartbeat,
-    // a bad frame) go the long way, which answers the heartbeat or says what is wrong.
-    let events = match ingest::well_formed_events(text) {
-        Some(events) => events,
-        None => events_or_reply(link, text)?,
-    };
-    let ids: Vec<Option<String>> = events.iter().map(|e| e.id.clone()).collect();
-    let ends = events.iter().position(
-        |e| matches!(&e.body, EventBody::WorkflowStatus { status, .. } if status.is_terminal()),
-    );
-    match ingest::publish(&link.state.hub, &link.caller, workflow_id, events).await {
-        Ok(seqs) => {
-            let end = ends.and_then(|at| seqs.get(at).copied());
-            for (id, seq) in ids.into_iter().zip(seqs) {
-                if let Some(id) = id {
-                    link.send(&ServerFrame::Ack {
-                        client_msg_id: None,
-                        id: Some(id),
-                        seq,
-                    });
+/// Text frames from the agent, in the order they came: heartbeats (answered), bad frames (an
+/// `error` each), and requests to append (one per frame, each all or nothing, published
+/// together). Returns the `seq` of a terminal status they appended.
+async fn on_texts(link: &Link, workflow_id: &str, texts: &[Utf8Bytes]) -> Option<u64> {
+    let mut requests = Vec::with_capacity(texts.len());
+    for text in texts {
+        // Most frames are well-formed events, read straight from the text; the rest (a
+        // heartbeat, a bad frame) go the long way, which answers the heartbeat or says what is
+        // wrong.
+        let events = match ingest::well_formed_events(text.as_str()) {
+            Some(events) => events,
+            None => match events_or_reply(link, text.as_str()) {
+                Some(events) => events,
+                None => continue,
+            },
+        };
+        requests.push(events);
+    }
+    if requests.is_empty() {
+        return None;
+    }
+    let asked: Vec<(Vec<Option<String>>, Option<usize>)> = requests
+        .iter()
+        .map(|events| {
+            let ids = events.iter().map(|e| e.id.clone()).collect();
+            let ends = events.iter().position(|e| {
+                matches!(&e.body, EventBody::WorkflowStatus { status, .. } if status.is_terminal())
+            });
+            (ids, ends)
+        })
+        .collect();
+    let answers = ingest::publish_each(&link.state.hub, &link.caller, workflow_id, requests).await;
+    let mut own_end = None;
+    for ((ids, ends), answer) in asked.into_iter().zip(answers) {
+        match answer {
+            Ok(seqs) => {
+                if let Some(end) = ends.and_then(|at| seqs.get(at).copied()) {
+                    own_end = Some(end);
+                }
+                for (id, seq) in ids.into_iter().zip(seqs) {
+                    if let Some(id) = id {
+                        link.send(&ServerFrame::Ack {
+                            client_msg_id: None,
+                            id: Some(id),
+                            seq,
+                        });
+                    }
                 }
             }
-            end
-        }
-        // Refused whole. A single event's error carries its id; a batch's message names the
-        // index of the event at fault.
-        Err(e) => {
-            let id = if ids.len() == 1 { ids[0].clone() } else { None };
-            link.error_from(&e, id);
-            None
+            // Refused whole. A single event's error carries its id; a batch's message names
+            // the index of the event at fault.
+            Err(e) => {
+                let id = if ids.len() == 1 { ids[0].clone() } else { None };
+                link.error_from(&e, id);
+            }
         }
     }
+    own_end
 }
 
 /// A frame that is not well-formed events: a heartbeat is answered, and anything wrong with

@@ -57,6 +57,46 @@ pub async fn publish(
     id: &str,
     mut events: Vec<AgentEvent>,
 ) -> Result<Vec<u64>, LanternError> {
+    on_behalf_of(caller, &mut events)?;
+    hub.publish(id, events).await
+}
+
+/// Publish several requests that arrived together (frames of an agent socket), each all or
+/// nothing on its own, in one append when they all pass ([`Hub::publish_each`]); the answers
+/// in the requests' order.
+pub async fn publish_each(
+    hub: &Hub,
+    caller: &Caller,
+    id: &str,
+    requests: Vec<Vec<AgentEvent>>,
+) -> Vec<Result<Vec<u64>, LanternError>> {
+    let mut answers: Vec<Option<Result<Vec<u64>, LanternError>>> = Vec::new();
+    let mut admitted = Vec::with_capacity(requests.len());
+    for mut events in requests {
+        match on_behalf_of(caller, &mut events) {
+            Ok(()) => {
+                admitted.push(events);
+                answers.push(None);
+            }
+            Err(e) => answers.push(Some(Err(e))),
+        }
+    }
+    let mut published = hub.publish_each(id, admitted).await.into_iter();
+    answers
+        .into_iter()
+        .map(|answer| {
+            answer.unwrap_or_else(|| {
+                published
+                    .next()
+                    .unwrap_or_else(|| Err(LanternError::Storage("an answer went missing".into())))
+            })
+        })
+        .collect()
+}
+
+/// What a producer may say, made true of `events`: a `user_input` is logged under the
+/// publisher's own user, and an `interrupt_resolved` only withdraws (`forbidden` otherwise).
+fn on_behalf_of(caller: &Caller, events: &mut [AgentEvent]) -> Result<(), LanternError> {
     let numbered = events.len() > 1;
     for (index, event) in events.iter_mut().enumerate() {
         match &mut event.body {
@@ -84,7 +124,7 @@ pub async fn publish(
             _ => {}
         }
     }
-    hub.publish(id, events).await
+    Ok(())
 }
 
 /// One event or an array of them.
