@@ -104,6 +104,9 @@ impl Drop for LiveGuard {
 }
 
 pub struct Hub {
+    /// This hub's own `Arc`, for the appends that must run to their end in a task of their
+    /// own (see [`Hub::append_checked`]).
+    me: std::sync::Weak<Hub>,
     store: Arc<dyn EventStore>,
     /// Workflows that can still change and were touched since the server started (or since
     /// they were last swept). A std mutex: never held across an await.
@@ -158,7 +161,8 @@ impl Hub {
         settings: HubSettings,
         metrics: Arc<Metrics>,
     ) -> Arc<Self> {
-        Arc::new(Self {
+        Arc::new_cyclic(|me| Self {
+            me: me.clone(),
             store,
             live: Mutex::default(),
             disconnect: watch::Sender::new(0),
@@ -359,7 +363,30 @@ impl Hub {
             .ok_or_else(|| LanternError::Storage("empty append".into()))
     }
 
+    /// Check and append one request (see [`Hub::publish`]), in a task of its own: an append is
+    /// planned into the workflow's state, committed (possibly by another task's group commit)
+    /// and handed out to live viewers, and none of that may stop half-way because the caller
+    /// went away (an HTTP client that hung up): the log would hold events no live viewer was
+    /// given, or the state would hold a plan that never reached the log.
     async fn append_checked(
+        &self,
+        id: &str,
+        items: Vec<(Option<IdempotencyKey>, EventBody)>,
+    ) -> Result<Vec<u64>> {
+        let hub = self.arc()?;
+        let id = id.to_owned();
+        tokio::spawn(async move { hub.append_now(&id, items).await })
+            .await
+            .map_err(|e| LanternError::Storage(format!("an append task failed: {e}")))?
+    }
+
+    fn arc(&self) -> Result<Arc<Self>> {
+        self.me
+            .upgrade()
+            .ok_or_else(|| LanternError::Storage("the hub is gone".into()))
+    }
+
+    async fn append_now(
         &self,
         id: &str,
         items: Vec<(Option<IdempotencyKey>, EventBody)>,
@@ -431,16 +458,30 @@ impl Hub {
                     .collect()
             })
             .collect();
-        if requests.len() > 1 {
-            if let Some(seqs) = self.append_jointly(id, &requests).await {
-                return seqs.into_iter().map(Ok).collect();
+        let hub = match self.arc() {
+            Ok(hub) => hub,
+            Err(e) => return vec![Err(e)],
+        };
+        let id = id.to_owned();
+        // In a task of its own, for the reason given at `append_checked`.
+        let run = async move {
+            if requests.len() > 1 {
+                if let Some(seqs) = hub.append_jointly(&id, &requests).await {
+                    return seqs.into_iter().map(Ok).collect();
+                }
             }
+            let mut answers = Vec::with_capacity(requests.len());
+            for items in requests {
+                answers.push(hub.append_now(&id, items).await);
+            }
+            answers
+        };
+        match tokio::spawn(run).await {
+            Ok(answers) => answers,
+            Err(e) => vec![Err(LanternError::Storage(format!(
+                "an append task failed: {e}"
+            )))],
         }
-        let mut answers = Vec::with_capacity(requests.len());
-        for items in requests {
-            answers.push(self.append_checked(id, items).await);
-        }
-        answers
     }
 
     /// [`Hub::publish_each`]'s joint append: `None` (and nothing appended, the state as it was)

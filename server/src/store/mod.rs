@@ -78,6 +78,33 @@ impl StoredEvent {
         })
     }
 
+    /// An event about to be stored, serialized once from its parts (as [`LoggedEvent`] would
+    /// write it, field for field, without copying the body into one first).
+    pub fn serialize(seq: u64, ts: &str, workflow_id: &str, body: &EventBody) -> Arc<Self> {
+        /// [`LoggedEvent`] by reference: the same fields in the same order.
+        #[derive(serde::Serialize)]
+        struct Logged<'a> {
+            seq: u64,
+            ts: &'a str,
+            workflow_id: &'a str,
+            #[serde(flatten)]
+            body: &'a EventBody,
+        }
+        let event = Logged {
+            seq,
+            ts,
+            workflow_id,
+            body,
+        };
+        // Serializing our own types into a String cannot fail.
+        let json = serde_json::to_string(&event).unwrap_or_default();
+        Arc::new(Self {
+            seq,
+            json: json.into(),
+            appended_at: Some(std::time::Instant::now()),
+        })
+    }
+
     /// An event read back from storage, as it was serialized at append.
     pub fn from_json(seq: u64, json: String) -> Arc<Self> {
         Arc::new(Self {

@@ -19,7 +19,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use app::protocol::{EventBody, LoggedEvent, WorkflowInfo, WorkflowStatus};
+use app::protocol::{EventBody, WorkflowInfo, WorkflowStatus};
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -37,7 +37,17 @@ pub const DB_FILE: &str = "lantern.db";
 pub struct SqliteStore {
     /// Every write to the workflows and their logs goes through it (see the module doc).
     log: Arc<LogWriter>,
+    /// Appends waiting to be committed: whoever holds the writer next commits all of them in
+    /// one transaction (see [`commit_waiting`]).
+    waiting: std::sync::Mutex<Vec<Waiting>>,
     readers: SqlitePool,
+}
+
+/// An append waiting for the next group commit, and where its result goes.
+struct Waiting {
+    workflow_id: String,
+    events: Vec<NewEvent>,
+    done: tokio::sync::oneshot::Sender<Result<Vec<Arc<StoredEvent>>>>,
 }
 
 /// `IN` values per lookup statement: far below SQLite's 32,766 variables.
@@ -221,6 +231,7 @@ impl SqliteStore {
     pub fn new(db: &Db) -> Self {
         Self {
             log: db.log.clone(),
+            waiting: std::sync::Mutex::default(),
             readers: db.readers.clone(),
         }
     }
@@ -298,10 +309,29 @@ impl EventStore for SqliteStore {
         workflow_id: &str,
         events: Vec<NewEvent>,
     ) -> Result<Vec<Arc<StoredEvent>>> {
-        let mut stored = self
-            .log
-            .run(false, |conn| append_now(conn, workflow_id, events))
+        // Group commit: queue the append, then take the writer. Whoever holds it commits every
+        // append queued by then in one transaction — so appends to many workflows at once cost
+        // one commit, not one each — and this append's result comes back on `done`, from this
+        // task or from the one that took it along.
+        let (done, result) = tokio::sync::oneshot::channel();
+        let job = Waiting {
+            workflow_id: workflow_id.to_owned(),
+            events,
+            done,
+        };
+        self.waiting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(job);
+        self.log
+            .run(false, |conn| {
+                commit_waiting(conn, &self.waiting);
+                Ok(())
+            })
             .await?;
+        let mut stored = result
+            .await
+            .map_err(|_| LanternError::Storage("an append was lost".into()))??;
         // The fan-out latency is measured from the moment the events exist for readers.
         let committed = std::time::Instant::now();
         for event in &mut stored {
@@ -389,20 +419,61 @@ impl EventStore for SqliteStore {
 }
 
 /// Append `events` to `workflow_id`'s log in one transaction; the stored events, in order.
-fn append_now(
-    conn: &mut rusqlite::Connection,
+/// Commit every append in `waiting` in one transaction, each inside a savepoint of its own so
+/// that one that fails (a retry key logged already, a workflow gone) is rolled back alone and
+/// gets its own error; each gets its result once the transaction committed. Never fails itself:
+/// if the transaction cannot begin or commit, every append gets that error.
+fn commit_waiting(conn: &mut rusqlite::Connection, waiting: &std::sync::Mutex<Vec<Waiting>>) {
+    let jobs = std::mem::take(&mut *waiting.lock().unwrap_or_else(|p| p.into_inner()));
+    if jobs.is_empty() {
+        return; // taken along by an earlier holder, and answered
+    }
+    let ts = now_rfc3339();
+    let mut results = Vec::with_capacity(jobs.len());
+    let committed = (|| -> Result<()> {
+        // IMMEDIATE: take the write lock now, so the transaction cannot fail half-way for it.
+        // Dropped without a commit (an error below), the transaction rolls back.
+        let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        for job in &jobs {
+            let mut savepoint = tx.savepoint()?;
+            let result = append_in(&savepoint, &job.workflow_id, &job.events, &ts);
+            if result.is_ok() {
+                savepoint.commit()?;
+            } else {
+                savepoint.rollback()?;
+            }
+            results.push(result);
+        }
+        tx.commit()?;
+        Ok(())
+    })();
+    match committed {
+        Ok(()) => {
+            for (job, result) in jobs.into_iter().zip(results) {
+                let _ = job.done.send(result);
+            }
+        }
+        Err(e) => {
+            let why = e.to_string();
+            for job in jobs {
+                let _ = job.done.send(Err(LanternError::Storage(why.clone())));
+            }
+        }
+    }
+}
+
+/// Append `events` to `workflow_id`'s log inside the caller's transaction, at time `ts`.
+fn append_in(
+    tx: &rusqlite::Connection,
     workflow_id: &str,
-    events: Vec<NewEvent>,
+    events: &[NewEvent],
+    ts: &str,
 ) -> Result<Vec<Arc<StoredEvent>>> {
     // The batch's last status change, if it has one: the workflow's status after it.
     let new_status = events.iter().rev().find_map(|new| match &new.body {
         EventBody::WorkflowStatus { status, .. } => Some(*status),
         _ => None,
     });
-    let ts = now_rfc3339();
-    // IMMEDIATE: take the write lock now, so the transaction cannot fail half-way for it.
-    // Dropped without a commit (an error below), the transaction rolls back.
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     // Finds the workflow and where its log ends. Only reads: the row is written only when the
     // status changes (migration 0003 says why).
     let last_seq: i64 = tx
@@ -432,12 +503,7 @@ fn append_now(
                 Some(IdempotencyKey::ClientMsgId(id)) => (None, Some(id.as_str())),
                 None => (None, None),
             };
-            let event = StoredEvent::new(&LoggedEvent {
-                seq,
-                ts: ts.clone(),
-                workflow_id: workflow_id.to_owned(),
-                body,
-            });
+            let event = StoredEvent::serialize(seq, ts, workflow_id, body);
             insert
                 .execute(params![
                     workflow_id,
@@ -450,7 +516,6 @@ fn append_now(
             stored.push(event);
         }
     }
-    tx.commit()?;
     Ok(stored)
 }
 
@@ -503,6 +568,72 @@ fn keys_in_log(
 mod tests {
     use super::*;
     use crate::store::contract::{self, thinking};
+    use app::protocol::LoggedEvent;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn appends_waiting_together_are_committed_together_and_a_bad_one_fails_alone() {
+        let (_dir, store) = fresh_store().await;
+        let store = Arc::new(store);
+        let mut ids = Vec::new();
+        for _ in 0..40 {
+            let info = store
+                .create_workflow("external", None, "u")
+                .await
+                .expect("created");
+            ids.push(info.id);
+        }
+        store
+            .append(&ids[0], vec![thinking(Some("k"))])
+            .await
+            .expect("first");
+        // 40 appends at once, one of which repeats a logged retry key.
+        let appends = ids.iter().enumerate().map(|(n, id)| {
+            let (store, id) = (store.clone(), id.clone());
+            tokio::spawn(async move {
+                let key = if n == 0 { Some("k") } else { None };
+                store.append(&id, vec![thinking(None), thinking(key)]).await
+            })
+        });
+        let results = futures::future::join_all(appends).await;
+        for (n, result) in results.into_iter().enumerate() {
+            match result.expect("joined") {
+                Ok(stored) => {
+                    assert_ne!(n, 0, "the repeated key is refused");
+                    assert_eq!(stored.iter().map(|e| e.seq()).collect::<Vec<_>>(), [1, 2]);
+                }
+                Err(e) => {
+                    assert_eq!(n, 0, "only the repeated key is refused: {e}");
+                    assert!(matches!(e, LanternError::RetryKeyLogged), "{e}");
+                }
+            }
+        }
+        let first = store
+            .workflow(&ids[0])
+            .await
+            .expect("read")
+            .expect("exists");
+        assert_eq!(first.last_seq, 1, "the refused append left nothing");
+        let other = store
+            .workflow(&ids[39])
+            .await
+            .expect("read")
+            .expect("exists");
+        assert_eq!(other.last_seq, 2);
+    }
+
+    #[test]
+    fn an_event_serialized_from_its_parts_is_the_logged_event() {
+        let body = contract::thinking(None).body;
+        let whole = StoredEvent::new(&LoggedEvent {
+            seq: 3,
+            ts: "t".into(),
+            workflow_id: "w".into(),
+            body: body.clone(),
+        });
+        let parts = StoredEvent::serialize(3, "t", "w", &body);
+        assert_eq!(whole.json, parts.json);
+        assert_eq!(parts.kind(), "agent_thinking");
+    }
 
     /// A store in a fresh data dir (dropped with the dir), with one empty workflow.
     async fn store_with_a_workflow(
