@@ -323,15 +323,23 @@ impl EventStore for SqliteStore {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(job);
-        self.log
-            .run(false, |conn| {
+        // Whichever comes first: the result (another task's commit took this append along),
+        // or the writer (commit whatever waits, this append among it). Waiting for the writer
+        // after the result is in would queue behind every commit that started meanwhile.
+        // Dropping the wait for the writer is safe: the commit itself runs within one poll.
+        let mut result = result;
+        let lost = || LanternError::Storage("an append was lost".into());
+        let mut stored = tokio::select! {
+            biased;
+            done = &mut result => done.map_err(|_| lost())??,
+            ran = self.log.run(false, |conn| {
                 commit_waiting(conn, &self.waiting);
                 Ok(())
-            })
-            .await?;
-        let mut stored = result
-            .await
-            .map_err(|_| LanternError::Storage("an append was lost".into()))??;
+            }) => {
+                ran?;
+                result.await.map_err(|_| lost())??
+            }
+        };
         // The fan-out latency is measured from the moment the events exist for readers.
         let committed = std::time::Instant::now();
         for event in &mut stored {
