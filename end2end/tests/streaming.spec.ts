@@ -270,3 +270,84 @@ test('a reload in the middle of a streamed answer shows the text so far and goes
   const last = (await (await request.get(`/api/workflows/${id}`, { headers: asUser() })).json()).last_seq;
   await expect(page.locator('[data-testid=events] li[data-seq]')).toHaveCount(last);
 });
+
+test('other questions get a form from their schema; expired ones have no buttons; a withdrawn one says so', async ({
+  page,
+  request,
+}) => {
+  const id = await createExternal(request, 'Questions');
+  await publish(request, id, [
+    { type: 'workflow_status', status: 'running' },
+    { type: 'agent_started', agent: 'planner' },
+    {
+      type: 'interrupt',
+      agent: 'planner',
+      interrupt_id: 'late',
+      reason: 'tool_approval',
+      message: 'Too late to approve?',
+      expires_at: '2020-01-01T00:00:00.000Z',
+    },
+  ]);
+  await page.goto(`/w/${id}`);
+  await expect(page.getByTestId('connection')).toHaveAttribute('data-state', 'live');
+  const late = page.locator('[data-testid=interrupt][data-interrupt-id=late]');
+  await expect(late).toHaveAttribute('data-state', 'expired');
+  await expect(late.getByTestId('interrupt-outcome')).toContainText('Expired');
+  await expect(late.locator('button')).toHaveCount(0);
+
+  await publish(request, id, [
+    {
+      type: 'interrupt',
+      agent: 'planner',
+      interrupt_id: 'trip',
+      reason: 'input',
+      message: 'Where to?',
+      response_schema: {
+        type: 'object',
+        properties: {
+          city: { type: 'string', title: 'City' },
+          nights: { type: 'integer' },
+          pets: { type: 'boolean' },
+          class: { enum: ['economy', 'business'] },
+        },
+        required: ['city', 'nights', 'class'],
+      },
+    },
+    { type: 'interrupt', agent: 'planner', interrupt_id: 'note', reason: 'input', message: 'Anything else?' },
+    { type: 'interrupt', agent: 'planner', interrupt_id: 'gone', reason: 'input', message: 'Never mind?' },
+  ]);
+  const trip = page.locator('[data-testid=interrupt][data-interrupt-id=trip]');
+  await expect(trip).toHaveAttribute('data-state', 'open');
+  await expect(trip).toContainText('asked by planner');
+  const form = trip.getByTestId('interrupt-form');
+  await form.getByLabel('City').fill('Lisbon');
+  await form.locator('input[name=nights]').fill('2.5');
+  await form.locator('select[name=class]').selectOption({ label: 'business' });
+  await form.locator('input[name=pets]').check();
+  await form.getByTestId('answer').click();
+  await expect(form.getByRole('alert')).toHaveText('nights: a whole number is needed');
+  await form.locator('input[name=nights]').fill('3');
+  await form.getByTestId('answer').click();
+  await expect(trip).toHaveAttribute('data-state', 'answered');
+  await expect(trip.getByTestId('interrupt-outcome')).toHaveText('Answered by admin');
+
+  // No schema: one text box, sent as the payload string.
+  const note = page.locator('[data-testid=interrupt][data-interrupt-id=note]');
+  await note.getByTestId('interrupt-form').locator('input').fill('a window seat');
+  await note.getByTestId('answer').click();
+  await expect(note).toHaveAttribute('data-state', 'answered');
+
+  // The agent withdraws its own question.
+  await publish(request, id, { type: 'interrupt_resolved', interrupt_id: 'gone', status: 'cancelled' });
+  const gone = page.locator('[data-testid=interrupt][data-interrupt-id=gone]');
+  await expect(gone).toHaveAttribute('data-state', 'withdrawn');
+  await expect(gone.getByTestId('interrupt-outcome')).toHaveText('Withdrawn');
+  await expect(gone.locator('button')).toHaveCount(0);
+
+  const answers = (await logEvents(request, id)).filter((e) => e.type === 'interrupt_resolved');
+  expect(answers.map((e) => [e.interrupt_id, e.payload, e.user])).toEqual([
+    ['trip', { city: 'Lisbon', nights: 3, pets: true, class: 'business' }, 'admin'],
+    ['note', 'a window seat', 'admin'],
+    ['gone', undefined, null],
+  ]);
+});
