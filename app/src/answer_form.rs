@@ -9,6 +9,11 @@
 //!   value is the payload.
 //! - No schema: one text box, its text sent as the payload string.
 //! - Any other schema: a JSON textarea; the payload is the JSON typed.
+//!
+//! The inputs are written as HTML here ([`AnswerForm::inputs_html`], every agent-supplied word
+//! escaped) and read back by name when the form is sent: one static piece of markup instead of
+//! a reactive view per kind of input keeps the browser's WASM small (each distinct view is
+//! compiled into it again).
 
 use serde_json::{Map, Value};
 
@@ -138,6 +143,75 @@ impl AnswerForm {
             }
         }
         Ok(Value::Object(object))
+    }
+}
+
+impl AnswerForm {
+    /// The `name` of field `index`'s input (agent-supplied names stay out of the markup).
+    pub fn input_name(index: usize) -> String {
+        format!("f{index}")
+    }
+
+    /// The form's inputs, one labelled input per field, as HTML.
+    pub fn inputs_html(&self) -> String {
+        let mut html = String::new();
+        for (index, field) in self.fields.iter().enumerate() {
+            let name = Self::input_name(index);
+            html.push_str("<label class=\"field\"><span class=\"field-label\">");
+            escape_into(&mut html, &field.label);
+            if field.required {
+                html.push_str(" *");
+            }
+            html.push_str("</span>");
+            match &field.kind {
+                FieldKind::Text => html.push_str(&format!("<input type=\"text\" name=\"{name}\">")),
+                FieldKind::Number { integer } => {
+                    let step = if *integer { "1" } else { "any" };
+                    html.push_str(&format!(
+                        "<input type=\"number\" step=\"{step}\" name=\"{name}\">"
+                    ));
+                }
+                FieldKind::Boolean => html.push_str(&format!(
+                    "<input type=\"checkbox\" value=\"true\" name=\"{name}\">"
+                )),
+                FieldKind::Choice(choices) => {
+                    html.push_str(&format!("<select name=\"{name}\">"));
+                    if !field.required {
+                        html.push_str("<option value=\"\">—</option>");
+                    }
+                    for (n, choice) in choices.iter().enumerate() {
+                        html.push_str(&format!("<option value=\"{n}\">"));
+                        escape_into(&mut html, &choice_label(choice));
+                        html.push_str("</option>");
+                    }
+                    html.push_str("</select>");
+                }
+                FieldKind::Json => html.push_str(&format!(
+                    "<textarea name=\"{name}\" rows=\"3\" placeholder=\"JSON\"></textarea>"
+                )),
+            }
+            if let Some(help) = &field.description {
+                html.push_str("<span class=\"field-help\">");
+                escape_into(&mut html, help);
+                html.push_str("</span>");
+            }
+            html.push_str("</label>");
+        }
+        html
+    }
+}
+
+/// `text` as HTML text or attribute value: nothing an agent writes becomes markup.
+fn escape_into(html: &mut String, text: &str) {
+    for c in text.chars() {
+        match c {
+            '&' => html.push_str("&amp;"),
+            '<' => html.push_str("&lt;"),
+            '>' => html.push_str("&gt;"),
+            '"' => html.push_str("&quot;"),
+            '\'' => html.push_str("&#39;"),
+            c => html.push(c),
+        }
     }
 }
 
@@ -276,6 +350,45 @@ mod tests {
         assert_eq!(err, Err("age: a value is needed".into()));
         let err = form.payload(&values_for(&[("name", "x"), ("age", "2"), ("extra", "[")]));
         assert!(err.is_err_and(|e| e.starts_with("extra: not valid JSON")));
+    }
+
+    #[test]
+    fn the_inputs_are_markup_with_every_agent_word_escaped() {
+        let schema = json!({
+            "type": "object",
+            "properties": {
+                "<b>x</b>": {"type": "boolean", "description": "\"quoted\" & <i>"},
+                "pick": {"enum": ["<script>", 2]},
+                "n": {"type": "integer"}
+            },
+            "required": ["pick"]
+        });
+        let html = AnswerForm::from_schema(Some(&schema)).inputs_html();
+        assert!(
+            !html.contains("<b>") && !html.contains("<i>") && !html.contains("<script>"),
+            "{html}"
+        );
+        assert!(html.contains("&lt;b&gt;x&lt;/b&gt;"), "{html}");
+        assert!(
+            html.contains("&quot;quoted&quot; &amp; &lt;i&gt;"),
+            "{html}"
+        );
+        // Inputs are named by position (f0, f1, …), never by the agent's words.
+        assert!(
+            html.contains(r#"<input type="checkbox" value="true" name="f"#),
+            "{html}"
+        );
+        assert!(
+            html.contains(r#"<input type="number" step="1" name="f"#),
+            "{html}"
+        );
+        assert!(
+            html.contains(
+                r#"<option value="0">&lt;script&gt;</option><option value="1">2</option></select>"#
+            ),
+            "{html}"
+        );
+        assert!(html.contains("pick *"), "{html}");
     }
 
     #[test]

@@ -13,7 +13,7 @@
 use leptos::prelude::*;
 use serde_json::{json, Value};
 
-use crate::answer_form::{choice_label, AnswerForm, Field, FieldKind};
+use crate::answer_form::AnswerForm;
 use crate::protocol::vocab::reasons;
 use crate::protocol::InterruptStatus;
 use crate::run_model::{InterruptAnswer, RunModel};
@@ -95,17 +95,24 @@ fn InterruptCard(
         None => State::Open,
     });
     let approval = asked.reason == reasons::TOOL_APPROVAL;
-    let outcome = move || match state.get() {
-        State::Open => None,
-        State::Pending => Some("Sending your answer… (pending)".to_owned()),
-        State::Expired => Some("Expired: answers are no longer accepted.".to_owned()),
-        State::Answered(answer) => Some(answered(&answer, approval)),
-    };
     let interrupt_id = asked.interrupt_id.clone();
     let form = (!approval).then(|| AnswerForm::from_schema(asked.response_schema.as_ref()));
+    // One reactive part: the answer's controls while open, else what became of it. (Its look
+    // follows `data-state` in the CSS, so no other part of the card changes.)
+    let answer_part = move || {
+        match state.get() {
+        State::Open => match form.clone() {
+            None => approval_buttons(socket, interrupt_id.clone()),
+            Some(form) => answer_fields(socket, interrupt_id.clone(), form),
+        },
+        done => view! {
+            <p class="interrupt-outcome" data-testid="interrupt-outcome">{outcome(&done, approval)}</p>
+        }
+        .into_any(),
+    }
+    };
     view! {
-        <article class=move || format!("interrupt-card interrupt-{}", state.with(State::word))
-            data-testid="interrupt" data-interrupt-id=asked.interrupt_id.clone()
+        <article class="interrupt-card" data-testid="interrupt" data-interrupt-id=asked.interrupt_id.clone()
             data-state=move || state.with(State::word) role="group"
             aria-label=format!("Question from {}", asked.agent)>
             <header class="card-head">
@@ -120,19 +127,20 @@ fn InterruptCard(
                 </div>
             })}
             {asked.expires_at.clone().map(|at| view! { <p class="notice interrupt-expiry">"answer before " {at}</p> })}
-            <Show when=move || state.with(|s| *s == State::Open)>
-                {
-                    let interrupt_id = interrupt_id.clone();
-                    match form.clone() {
-                        None => view! { <ApprovalButtons socket interrupt_id/> }.into_any(),
-                        Some(form) => view! { <AnswerFields socket interrupt_id form/> }.into_any(),
-                    }
-                }
-            </Show>
-            {move || outcome().map(|text| view! { <p class="interrupt-outcome" data-testid="interrupt-outcome">{text}</p> })}
+            {answer_part}
         </article>
     }
     .into_any()
+}
+
+/// What a card that is not open says.
+fn outcome(state: &State, approval: bool) -> String {
+    match state {
+        State::Open => String::new(),
+        State::Pending => "Sending your answer… (pending)".into(),
+        State::Expired => "Expired: answers are no longer accepted.".into(),
+        State::Answered(answer) => answered(answer, approval),
+    }
 }
 
 /// "Approved by ann", "Denied by ann", "Answered by ann", "Cancelled by ann", "Withdrawn".
@@ -155,16 +163,12 @@ fn answered(answer: &InterruptAnswer, approval: bool) -> String {
 }
 
 /// A tool approval's answer: `{"approved": true}` or `{"approved": false}`.
-#[component]
-fn ApprovalButtons(socket: WorkflowSocket, interrupt_id: String) -> impl IntoView {
+fn approval_buttons(socket: WorkflowSocket, interrupt_id: String) -> AnyView {
     let answer = move |approved: bool| {
         let id = interrupt_id.clone();
         move |_| {
-            socket.resolve(
-                id.clone(),
-                InterruptStatus::Resolved,
-                Some(json!({ "approved": approved })),
-            )
+            let payload = json!({ "approved": approved });
+            socket.resolve(id.clone(), InterruptStatus::Resolved, Some(payload))
         }
     };
     view! {
@@ -173,27 +177,17 @@ fn ApprovalButtons(socket: WorkflowSocket, interrupt_id: String) -> impl IntoVie
             <button type="button" data-testid="deny" on:click=answer(false)>"Deny"</button>
         </div>
     }
+    .into_any()
 }
 
-/// Any other question: one input per field of the form; the payload is checked before it goes.
-#[component]
-fn AnswerFields(socket: WorkflowSocket, interrupt_id: String, form: AnswerForm) -> impl IntoView {
-    let values: Vec<RwSignal<String>> = form
-        .fields
-        .iter()
-        .map(|f| RwSignal::new(AnswerForm::initial(f)))
-        .collect();
+/// Any other question: the form's inputs (markup from [`AnswerForm::inputs_html`]), read back
+/// by name when sent; the payload is checked before it goes.
+fn answer_fields(socket: WorkflowSocket, interrupt_id: String, form: AnswerForm) -> AnyView {
     let problem = RwSignal::new(None::<String>);
-    let inputs = form
-        .fields
-        .iter()
-        .zip(values.iter().copied())
-        .map(|(field, value)| view! { <FieldInput field=field.clone() value/> })
-        .collect_view();
+    let inputs = form.inputs_html();
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        let typed: Vec<String> = values.iter().map(|v| v.get_untracked()).collect();
-        match form.payload(&typed) {
+        match form.payload(&typed(&ev, form.fields.len())) {
             Ok(payload) => {
                 problem.set(None);
                 socket.resolve(
@@ -206,59 +200,36 @@ fn AnswerFields(socket: WorkflowSocket, interrupt_id: String, form: AnswerForm) 
         }
     };
     view! {
-        <form class="interrupt-form" data-testid="interrupt-form" on:submit=submit>
-            {inputs}
+        <form class="interrupt-form" data-testid="interrupt-form" novalidate on:submit=submit>
+            <div class="fields" inner_html=inputs></div>
             {move || problem.get().map(|p| view! { <p class="error" role="alert">{p}</p> })}
             <button type="submit" class="primary" data-testid="answer">"Answer"</button>
         </form>
     }
+    .into_any()
 }
 
-/// One labelled input of the kind its field needs, writing its text to `value`.
-#[component]
-fn FieldInput(field: Field, value: RwSignal<String>) -> impl IntoView {
-    let on_input = move |ev: leptos::ev::Event| value.set(event_target_value(&ev));
-    let input = match &field.kind {
-        FieldKind::Text => view! {
-            <input type="text" name=field.name.clone() prop:value=value on:input=on_input/>
-        }
-        .into_any(),
-        FieldKind::Number { integer } => view! {
-            <input type="number" name=field.name.clone() step=if *integer { "1" } else { "any" }
-                prop:value=value on:input=on_input/>
-        }
-        .into_any(),
-        FieldKind::Boolean => view! {
-            <input type="checkbox" name=field.name.clone()
-                on:change=move |ev| value.set(if event_target_checked(&ev) { "true".into() } else { String::new() })/>
-        }
-        .into_any(),
-        FieldKind::Choice(choices) => {
-            let options = choices
-                .iter()
-                .enumerate()
-                .map(|(n, choice)| view! { <option value=n.to_string()>{choice_label(choice)}</option> })
-                .collect_view();
-            view! {
-                <select name=field.name.clone() prop:value=value on:change=on_input>
-                    {(!field.required).then(|| view! { <option value="">"—"</option> })}
-                    {options}
-                </select>
-            }
-            .into_any()
-        }
-        FieldKind::Json => view! {
-            <textarea name=field.name.clone() rows="3" placeholder="JSON" prop:value=value on:input=on_input></textarea>
-        }
-        .into_any(),
-    };
-    view! {
-        <label class="field">
-            <span class="field-label">{field.label.clone()}{field.required.then_some(" *")}</span>
-            {input}
-            {field.description.clone().map(|d| view! { <span class="field-help">{d}</span> })}
-        </label>
-    }
+/// What was typed in the submitted form's `count` inputs, in field order (an unticked box and a
+/// missing input read as empty).
+#[cfg(feature = "hydrate")]
+fn typed(ev: &leptos::ev::SubmitEvent, count: usize) -> Vec<String> {
+    use wasm_bindgen::JsCast;
+    let data = ev
+        .target()
+        .and_then(|target| target.dyn_into::<web_sys::HtmlFormElement>().ok())
+        .and_then(|form| web_sys::FormData::new_with_form(&form).ok());
+    (0..count)
+        .map(|index| {
+            data.as_ref()
+                .and_then(|d| d.get(&AnswerForm::input_name(index)).as_string())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+#[cfg(not(feature = "hydrate"))]
+fn typed(_ev: &leptos::ev::SubmitEvent, count: usize) -> Vec<String> {
+    vec![String::new(); count]
 }
 
 fn pretty(value: &Value) -> String {

@@ -96,19 +96,20 @@ fn follow(
     });
 }
 
-/// Append `new` to the span's text node (one is made if the span has none yet).
+/// Append `new` to the span's text node: its first child, the text it was rendered with (the
+/// renderer may put a marker comment after it). One is made if the span has none yet.
 #[cfg(feature = "hydrate")]
 fn append(span: &web_sys::HtmlSpanElement, new: &str) {
     use wasm_bindgen::JsCast;
     match span
-        .last_child()
+        .first_child()
         .and_then(|node| node.dyn_into::<web_sys::Text>().ok())
     {
         Some(text) => {
             let _ = text.append_data(new);
         }
         None => {
-            let _ = span.append_with_str_1(new);
+            let _ = span.prepend_with_str_1(new);
         }
     }
 }
