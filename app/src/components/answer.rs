@@ -9,7 +9,7 @@
 //!
 //! Each view is made once per message (keyed by its number and state), never per delta.
 
-use leptos::html::Div;
+use leptos::html::Article;
 use leptos::prelude::*;
 
 use super::streamed_text::{answer, reasoning, StreamedText};
@@ -53,11 +53,11 @@ pub fn Answer(
                 }
                 .into_any()
             } else {
-                let element = NodeRef::<Div>::new();
+                let element = NodeRef::<Article>::new();
                 view! {
-                    <div class="response markdown" data-testid="agent-response" data-state="done"
+                    <article class="response markdown" data-testid="agent-response" data-state="done"
                         data-seq=seq node_ref=element
-                        inner_html=rendered(workflow_id.clone(), seq, text, element)></div>
+                        inner_html=rendered(workflow_id.clone(), seq, text, element)></article>
                 }
                 .into_any()
             }
@@ -70,18 +70,20 @@ pub fn Answer(
 pub fn Reasoning(model: RwSignal<RunModel>, stream: Trigger, i: usize) -> impl IntoView {
     let number =
         Memo::new(move |_| model.with(|m| m.agents.get(i).and_then(reasoning).map(|r| r.number)));
-    let open = Memo::new(move |_| {
-        model.with(|m| m.agents.get(i).and_then(reasoning).is_some_and(|r| r.open))
-    });
+    // While it streams, the summary says so (CSS, from `data-state`).
+    let state = move || {
+        let open = model.with(|m| m.agents.get(i).and_then(reasoning).is_some_and(|r| r.open));
+        if open {
+            "streaming"
+        } else {
+            "done"
+        }
+    };
     move || {
         number.get().map(|number| {
             view! {
-                <details class="reasoning" data-testid="reasoning"
-                    data-state=move || if open.get() { "streaming" } else { "done" }>
-                    <summary>
-                        <span class="thinking-label">"reasoning"</span>
-                        {move || open.get().then_some(" …")}
-                    </summary>
+                <details class="reasoning" data-testid="reasoning" data-state=state>
+                    <summary><span class="thinking-label">"reasoning"</span></summary>
                     <p class="reasoning-text"><StreamedText model stream i pick=reasoning number/></p>
                 </details>
             }
@@ -91,35 +93,18 @@ pub fn Reasoning(model: RwSignal<RunModel>, stream: Trigger, i: usize) -> impl I
 
 /// The answer's HTML, rendered from its Markdown.
 #[cfg(feature = "ssr")]
-fn rendered(_workflow_id: String, _seq: u64, text: String, _element: NodeRef<Div>) -> String {
+fn rendered(_workflow_id: String, _seq: u64, text: String, _element: NodeRef<Article>) -> String {
     crate::markdown::to_safe_html(&text)
 }
 
-/// The answer's HTML: the server's (in the page, when it came with it), else fetched once,
-/// the plain text shown meanwhile. `None` leaves the element as it is.
+/// The answer's HTML: the server's (in the page, when it came with it), else fetched once
+/// (the same fetch as reports'), the streamed text shown meanwhile.
 #[cfg(not(feature = "ssr"))]
 fn rendered(
     workflow_id: String,
     seq: u64,
     text: String,
-    element: NodeRef<Div>,
+    element: NodeRef<Article>,
 ) -> impl Fn() -> Option<String> + Send + Sync {
-    let html = RwSignal::new(None);
-    Effect::new(move |_| {
-        let Some(div) = element.get() else {
-            return;
-        };
-        // Rendered Markdown is always in elements: a div with none was made here, not by the
-        // server.
-        if div.child_element_count() == 0 {
-            div.set_text_content(Some(&text));
-            let id = workflow_id.clone();
-            leptos::task::spawn_local(async move {
-                if let Ok(Some(rendered)) = crate::server_fns::report_html(id, seq).await {
-                    html.set(Some(rendered));
-                }
-            });
-        }
-    });
-    move || html.get()
+    super::report::fetched_html(workflow_id, seq, Some(text), element)
 }

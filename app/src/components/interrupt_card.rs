@@ -79,20 +79,21 @@ fn InterruptCard(
     }) else {
         return ().into_any();
     };
-    let answer =
-        Memo::new(move |_| model.with(|m| m.interrupts.get(i).and_then(|a| a.answer.clone())));
     let id = asked.interrupt_id.clone();
-    let pending = Memo::new(move |_| {
-        socket
-            .answers
-            .with(|a| a.iter().any(|p| p.interrupt_id == id))
-    });
     let expires_at_ms = asked.expires_at_ms;
-    let state = Memo::new(move |_| match answer.get() {
-        Some(answer) => State::Answered(answer),
-        None if pending.get() => State::Pending,
-        None if expires_at_ms.is_some_and(|at| at <= clock.get()) => State::Expired,
-        None => State::Open,
+    // One memo for all it depends on (one compiled memo type, not three).
+    let state = Memo::new(move |_| {
+        match model.with(|m| m.interrupts.get(i).and_then(|a| a.answer.clone())) {
+            Some(answer) => State::Answered(answer),
+            None if socket
+                .answers
+                .with(|a| a.iter().any(|p| p.interrupt_id == id)) =>
+            {
+                State::Pending
+            }
+            None if expires_at_ms.is_some_and(|at| at <= clock.get()) => State::Expired,
+            None => State::Open,
+        }
     });
     let approval = asked.reason == reasons::TOOL_APPROVAL;
     let interrupt_id = asked.interrupt_id.clone();
