@@ -96,6 +96,7 @@ fn InterruptCard(
         }
     });
     let approval = asked.reason == reasons::TOOL_APPROVAL;
+    let (call_tool, call_input) = call.clone().unwrap_or_default();
     let interrupt_id = asked.interrupt_id.clone();
     let form = (!approval).then(|| AnswerForm::from_schema(asked.response_schema.as_ref()));
     // One reactive part: the answer's controls while open, else what became of it. (Its look
@@ -121,13 +122,14 @@ fn InterruptCard(
                 <h3 class="interrupt-message" data-testid="interrupt-message">{asked.message.clone()}</h3>
                 <span class="interrupt-agent">"asked by " <strong>{asked.agent.clone()}</strong></span>
             </header>
-            {call.map(|(tool, input)| view! {
-                <div class="interrupt-call" data-testid="interrupt-call">
-                    <p>"Tool call " <code class="tool-name">{tool}</code></p>
-                    <pre>{input}</pre>
-                </div>
-            })}
-            {asked.expires_at.clone().map(|at| view! { <p class="notice interrupt-expiry">"answer before " {at}</p> })}
+            // Always there, hidden when empty: one element, not an optional view to compile.
+            <div class="interrupt-call" data-testid="interrupt-call" hidden=call.is_none()>
+                <p>"Tool call " <code class="tool-name">{call_tool}</code></p>
+                <pre>{call_input}</pre>
+            </div>
+            <p class="notice interrupt-expiry" hidden=asked.expires_at.is_none()>
+                "answer before " {asked.expires_at.clone().unwrap_or_default()}
+            </p>
             {answer_part}
         </article>
     }

@@ -43,10 +43,10 @@ pub fn StreamedText(
             .get(i)
             .and_then(pick)
             .filter(|message| message.number == number)
-            .map(|message| (message.text.clone(), message.open))
+            .map(|message| message.text.clone())
     };
     // The text when this view was made: what the server rendered, or what arrived so far.
-    let (initial, _) = model.with_untracked(text_of).unwrap_or_default();
+    let initial = model.with_untracked(text_of).unwrap_or_default();
     let element = NodeRef::<Span>::new();
     follow(model, stream, i, pick, number, element, initial.len());
     view! { <span class="stream-text" node_ref=element>{initial}</span> }

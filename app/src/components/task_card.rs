@@ -142,8 +142,7 @@ fn ToolRowView(model: RwSignal<RunModel>, i: usize, j: usize) -> impl IntoView {
     };
     view! {
         <li class=move || format!("tool-row tool-{}", progress.get().as_str()) data-testid="tool-row"
-            data-progress=move || progress.get().as_str()
-            data-awaiting=move || awaiting().map(|_| "approval")>
+            data-progress=move || progress.get().as_str()>
             <details>
                 <summary>
                     <ProgressMark progress/>
