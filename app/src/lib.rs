@@ -6,7 +6,8 @@
 //! - [`socket`]: the run page's connection: a pure state machine and the gloo-net driver.
 //! - [`run_model`]: the run page's picture of a workflow (steps, agent cards, tool rows),
 //!   folded from the log event by event; `markdown` (`ssr` only): agent Markdown to safe HTML;
-//!   [`time`]: timestamps, durations and ages for people.
+//!   [`time`]: timestamps, durations and ages for people; [`answer_form`]: the form an
+//!   interrupt card makes from a `response_schema`.
 //! - [`live_list`]: the home page's workflow list, kept live over Server-Sent Events.
 //! - [`server_fns`]: the server functions the pages call (list, start and cancel workflows;
 //!   render a report's Markdown).
@@ -23,6 +24,7 @@
 // Leptos views are nested generic types; the run page's is deeper than rustc's default limit.
 #![recursion_limit = "256"]
 
+pub mod answer_form;
 pub mod components;
 pub mod live_list;
 #[cfg(feature = "ssr")]

@@ -129,9 +129,11 @@ pub async fn cancel_workflow(id: String) -> Result<(), ServerFnError> {
     backend()?.cancel(&viewer()?, &id).await.map_err(refused)
 }
 
-/// Event `seq` of workflow `id`, a `final_report`, as safe HTML: the Markdown renderer lives
-/// only on the server, so the browser's WASM does not carry it (it is an eighth of it). The run
-/// page asks for each report that arrives live; reports already there come in the page's HTML.
+/// Event `seq` of workflow `id`, a `final_report` or an `agent_response` (a streamed answer's
+/// closing event holds its whole text), as safe HTML: the Markdown renderer lives only on the
+/// server, so the browser's WASM does not carry it (it is an eighth of it). The run page asks
+/// for each report, and each streamed answer, that closes live; those already there come in
+/// the page's HTML.
 // A fixed path (`/api/report_html`), so tests and the docs can name it.
 #[server(endpoint = "report_html")]
 pub async fn report_html(id: String, seq: u64) -> Result<Option<String>, ServerFnError> {
@@ -141,7 +143,11 @@ pub async fn report_html(id: String, seq: u64) -> Result<Option<String>, ServerF
         .await
         .map_err(refused)?;
     Ok(event.and_then(|e| match e.body {
-        EventBody::FinalReport { content } => Some(crate::markdown::to_safe_html(&content)),
+        EventBody::FinalReport { content }
+        | EventBody::AgentResponse {
+            content: Some(content),
+            ..
+        } => Some(crate::markdown::to_safe_html(&content)),
         _ => None,
     }))
 }

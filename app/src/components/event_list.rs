@@ -26,13 +26,20 @@ pub fn RawLog(socket: WorkflowSocket) -> impl IntoView {
                 </button>
             </Show>
             <ol class="events" data-testid="events">
+                // Per batch of events (a screen frame; while an answer streams, one batch of
+                // deltas) the list is diffed by key over the rows shown (at most `shown`, not
+                // the whole log) and only the new rows are made. The items are (index, seq)
+                // pairs, not events: no event is cloned to diff, a row reads its own once.
                 <For
-                    each=move || socket.events.with(|e| e[e.len().saturating_sub(shown.get())..].to_vec())
-                    key=|e| e.seq
-                    let:event
-                >
-                    <EventRow event/>
-                </For>
+                    each=move || socket.events.with(|e| {
+                        let from = e.len().saturating_sub(shown.get());
+                        e[from..].iter().enumerate().map(|(k, ev)| (from + k, ev.seq)).collect::<Vec<_>>()
+                    })
+                    key=|(_, seq)| *seq
+                    children=move |(index, _)| {
+                        socket.events.with_untracked(|e| e.get(index).cloned()).map(|event| view! { <EventRow event/> })
+                    }
+                />
             </ol>
         </details>
         <Show when=move || socket.last_error.get().is_some()>

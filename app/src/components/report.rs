@@ -54,30 +54,53 @@ fn rendered(
     report: &Report,
     element: NodeRef<Article>,
 ) -> impl Fn() -> Option<String> + Send + Sync {
+    fetched_html(workflow_id.to_owned(), report.seq, None, element)
+}
+
+/// Event `seq`'s Markdown as HTML, fetched once (`report_html`) unless the server put it in
+/// `element` with the page; `None` (the element as it is) until then. With `plain`, that text
+/// is shown meanwhile and stays if the fetch fails (a streamed answer's text); without, a
+/// failure says why (a report: it is in the raw log either way). One function for reports and
+/// answers, so the WASM holds one copy of it.
+#[cfg(not(feature = "ssr"))]
+pub(crate) fn fetched_html(
+    workflow_id: String,
+    seq: u64,
+    plain: Option<String>,
+    element: NodeRef<Article>,
+) -> impl Fn() -> Option<String> + Send + Sync {
     let html = RwSignal::new(None);
-    let (id, seq) = (workflow_id.to_owned(), report.seq);
     Effect::new(move |_| {
-        if element
-            .get()
-            .is_some_and(|el| el.child_element_count() == 0)
-        {
-            let id = id.clone();
+        let Some(shown) = element.get() else {
+            return;
+        };
+        if shown.child_element_count() == 0 {
+            if plain.is_some() {
+                shown.set_text_content(plain.as_deref());
+            }
+            let (id, keep_plain) = (workflow_id.clone(), plain.is_some());
             leptos::task::spawn_local(async move {
-                html.set(Some(fetched(id, seq).await));
+                match fetched(id, seq).await {
+                    Ok(rendered) => html.set(Some(rendered)),
+                    Err(_) if keep_plain => {}
+                    Err(why) => html.set(Some(why)),
+                }
             });
         }
     });
     move || html.get()
 }
 
-/// The rendered report, or a line saying why it is not shown (it is in the raw log either way).
+/// The rendered Markdown, or a line saying why it is not shown.
 #[cfg(not(feature = "ssr"))]
-async fn fetched(id: String, seq: u64) -> String {
+async fn fetched(id: String, seq: u64) -> Result<String, String> {
     let why = match crate::server_fns::report_html(id, seq).await {
-        Ok(Some(rendered)) => return rendered,
+        Ok(Some(rendered)) => return Ok(rendered),
         Ok(None) => "the server has no such report".to_owned(),
         Err(e) => e.to_string(),
     };
     let why = why.replace('&', "&amp;").replace('<', "&lt;");
-    format!("<p class=\"error\">This report could not be shown: {why}</p>")
+    Err(format!(
+        "<p class=\"error\">This report could not be shown: {why}</p>"
+    ))
 }

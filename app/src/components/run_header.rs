@@ -30,8 +30,10 @@ pub fn RunHeader(
             .unwrap_or_else(|| clock.get());
         created.map(|from| format_duration(end - from))
     };
+    // From the socket's log, not the model: a batch of streamed text changes no memo of the
+    // model (`pages::run::fold_new`), but it does add events.
     let events = move || {
-        let n = model.with(|m| m.events);
+        let n = socket.events.with(Vec::len);
         if n == 1 {
             "1 event".to_string()
         } else {

@@ -1,17 +1,21 @@
-//! One card per agent run: its task, what it is thinking (the latest thoughts), its tool calls
-//! one row each, its answer, and how long it took. A card with many tool calls shows the
-//! latest [`TOOL_ROWS_SHOWN`] and a button for earlier ones, so a long run stays fast.
+//! One card per agent run: its task, what it is thinking (the latest thoughts, its streamed
+//! reasoning), its tool calls one row each (a call waiting for a person's approval says so),
+//! its answer (streamed as it arrives), and how long it took. A card with many tool calls shows
+//! the latest [`TOOL_ROWS_SHOWN`] and a button for earlier ones, so a long run stays fast.
 
 use leptos::prelude::*;
 
+use super::answer::{Answer, Reasoning};
 use crate::run_model::{AgentCard, Progress, RunModel, ToolRow};
 use crate::time::format_duration;
 
 /// Tool rows a card renders before older ones are collapsed behind a button.
 pub const TOOL_ROWS_SHOWN: usize = 50;
 
+/// `stream` fires when streamed text was appended (and nothing else changed): only the views of
+/// streamed text follow it.
 #[component]
-pub fn TaskCards(model: RwSignal<RunModel>) -> impl IntoView {
+pub fn TaskCards(model: RwSignal<RunModel>, stream: Trigger, workflow_id: String) -> impl IntoView {
     let count = Memo::new(move |_| model.with(|m| m.agents.len()));
     let count = move || count.get();
     view! {
@@ -20,7 +24,7 @@ pub fn TaskCards(model: RwSignal<RunModel>) -> impl IntoView {
                 <p class="notice">"No agent has started yet."</p>
             </Show>
             <For each=move || 0..count() key=|i| *i let:i>
-                <TaskCard model i/>
+                <TaskCard model stream i workflow_id=workflow_id.clone()/>
             </For>
         </section>
     }
@@ -41,15 +45,28 @@ fn card_field<T: Clone + PartialEq + Send + Sync + 'static>(
 }
 
 #[component]
-fn TaskCard(model: RwSignal<RunModel>, i: usize) -> impl IntoView {
+fn TaskCard(
+    model: RwSignal<RunModel>,
+    stream: Trigger,
+    i: usize,
+    workflow_id: String,
+) -> impl IntoView {
     let agent = card_field(model, i, |c| c.agent.clone(), String::new());
     let task = card_field(model, i, |c| c.task.clone(), None);
     let progress = card_field(model, i, |c| c.progress, Progress::Running);
     let duration = card_field(model, i, |c| c.duration_ms.map(format_duration), None);
-    let response = card_field(model, i, |c| c.response.clone(), None);
     let summary = card_field(model, i, |c| c.summary.clone(), None);
-    let thoughts = card_field(model, i, |c| c.thoughts.clone(), Vec::new());
+    // The thoughts are read when their count changes, not on every change of the model.
     let thought_count = card_field(model, i, |c| c.thought_count, 0);
+    let thoughts = move || {
+        thought_count.track();
+        model.with_untracked(|m| {
+            m.agents
+                .get(i)
+                .map(|c| c.thoughts.clone())
+                .unwrap_or_default()
+        })
+    };
     let rows = card_field(model, i, |c| c.tools.len(), 0);
     let shown = RwSignal::new(TOOL_ROWS_SHOWN);
     let first_shown = move || rows.get().saturating_sub(shown.get());
@@ -67,16 +84,17 @@ fn TaskCard(model: RwSignal<RunModel>, i: usize) -> impl IntoView {
                 <details class="thoughts">
                     <summary data-testid="thinking">
                         <span class="thinking-label">"thinking"</span>" "
-                        {move || thoughts.with(|t| t.last().cloned())}
+                        {move || thoughts().pop()}
                     </summary>
                     <ol class="thought-list">
-                        {move || thoughts.get().into_iter().map(|t| view! { <li>{t}</li> }).collect_view()}
+                        {move || thoughts().into_iter().map(|t| view! { <li>{t}</li> }).collect_view()}
                     </ol>
                     <p class="notice">
                         {move || format!("{} thoughts in all; the raw log has every one.", thought_count.get())}
                     </p>
                 </details>
             </Show>
+            <Reasoning model stream i/>
             <Show when=move || { first_shown() > 0 }>
                 <button type="button" class="link earlier" data-testid="earlier-tools"
                     on:click=move |_| shown.update(|n| *n += TOOL_ROWS_SHOWN)>
@@ -88,9 +106,7 @@ fn TaskCard(model: RwSignal<RunModel>, i: usize) -> impl IntoView {
                     <ToolRowView model i j/>
                 </For>
             </ul>
-            {move || response.get().map(|r| view! {
-                <p class="response" data-testid="agent-response">{r}</p>
-            })}
+            <Answer model stream i workflow_id/>
             {move || summary.get().map(|s| view! { <p class="summary">{s}</p> })}
         </article>
     }
@@ -107,6 +123,7 @@ fn ToolRowView(model: RwSignal<RunModel>, i: usize, j: usize) -> impl IntoView {
     let field =
         move |f: fn(&ToolRow) -> Option<String>| move || row.with(|r| r.as_ref().and_then(f));
     let message = field(|r| r.message.clone());
+    let awaiting = field(|r| r.awaiting.clone());
     let duration = field(|r| r.duration_ms.map(|ms| format_duration(ms as f64)));
     // In whole percent: an integer attribute keeps float printing out of the WASM.
     let percent = move || {
@@ -130,6 +147,9 @@ fn ToolRowView(model: RwSignal<RunModel>, i: usize, j: usize) -> impl IntoView {
                 <summary>
                     <ProgressMark progress/>
                     <code class="tool-name">{field(|r| Some(r.tool.clone()))}</code>
+                    {move || awaiting().map(|_| view! {
+                        <span class="tool-awaiting" data-testid="awaiting-approval">"awaiting your approval"</span>
+                    })}
                     {move || message().filter(|_| running()).map(|m| view! { <span class="tool-message">{m}</span> })}
                     {move || percent().filter(|_| running()).map(|p| view! {
                         <progress max="100" value=p aria-label="tool progress"></progress>

@@ -8,11 +8,11 @@ use leptos_router::hooks::use_params_map;
 use super::NotFound;
 use crate::components::{
     clock::use_clock, conversation::Conversation, event_list::RawLog, input_box::InputBox,
-    report::Reports, run_header::RunHeader, search_results::SearchResults, step_rail::StepRail,
-    task_card::TaskCards,
+    interrupt_card::InterruptCards, report::Reports, run_header::RunHeader,
+    search_results::SearchResults, step_rail::StepRail, task_card::TaskCards,
 };
 use crate::protocol::{LoggedEvent, RunSnapshot};
-use crate::run_model::RunModel;
+use crate::run_model::{Change, RunModel};
 use crate::server_fns::get_snapshot;
 use crate::socket::use_workflow_socket;
 
@@ -53,9 +53,15 @@ fn LiveRun(snapshot: RunSnapshot) -> impl IntoView {
     let RunSnapshot { workflow, events } = snapshot;
     let workflow_id = workflow.id.clone();
     let model = RwSignal::new(RunModel::from_events(&events));
+    // Fires when streamed text was appended: the views of streamed text follow it alone.
+    let stream = Trigger::new();
     let folded = StoredValue::new(events.len());
     let socket = use_workflow_socket(workflow.id.clone(), events);
-    Effect::new(move |_| socket.events.with(|events| fold_new(model, folded, events)));
+    Effect::new(move |_| {
+        socket
+            .events
+            .with(|events| fold_new(model, stream, folded, events))
+    });
     let initial_status = workflow.status;
     // The newest workflow_status in the log is the truth; until one arrives, the API's.
     let status = Memo::new(move |_| model.with(|m| m.status).unwrap_or(initial_status));
@@ -65,7 +71,8 @@ fn LiveRun(snapshot: RunSnapshot) -> impl IntoView {
     view! {
         <RunHeader workflow socket model status clock/>
         <StepRail model/>
-        <TaskCards model/>
+        <InterruptCards model socket clock/>
+        <TaskCards model stream workflow_id=workflow_id.clone()/>
         <SearchResults model/>
         <Reports model workflow_id/>
         <Conversation model socket/>
@@ -75,12 +82,36 @@ fn LiveRun(snapshot: RunSnapshot) -> impl IntoView {
 }
 
 /// Fold the events the model has not seen; rebuild it when the log was reset (4009).
-fn fold_new(model: RwSignal<RunModel>, folded: StoredValue<usize>, events: &[LoggedEvent]) {
+///
+/// The hot path of streaming: a batch of events (one per screen frame, the driver gathers them)
+/// that only appended text to messages already drawn changes the model without notifying it,
+/// and fires `stream` alone: no card, row or panel re-reads the model, and each streamed-text
+/// view appends the new characters to its text node (`components::streamed_text`). A batch
+/// with anything else notifies the model (each view's memo decides if it changed) and the
+/// stream.
+fn fold_new(
+    model: RwSignal<RunModel>,
+    stream: Trigger,
+    folded: StoredValue<usize>,
+    events: &[LoggedEvent],
+) {
     let done = folded.get_value();
     if events.len() < done {
         model.set(RunModel::from_events(events));
+        stream.notify();
     } else if events.len() > done {
-        model.update(|m| events[done..].iter().for_each(|e| m.apply(e)));
+        let changed = model.update_untracked(|m| {
+            events[done..]
+                .iter()
+                .fold(Change::Text, |change, e| match m.apply(e) {
+                    Change::Text => change,
+                    Change::Structure => Change::Structure,
+                })
+        });
+        if changed == Change::Structure {
+            model.notify();
+        }
+        stream.notify();
     }
     folded.set_value(events.len());
 }

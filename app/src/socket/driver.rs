@@ -80,10 +80,31 @@ fn now_ms() -> f64 {
     js_sys::Date::now()
 }
 
-/// Queue an input typed while no socket is up.
-fn queue(machine: &mut SocketMachine, w: &SocketWriters, client_msg_id: String, content: String) {
-    machine.queue_input(client_msg_id, content);
-    w.pending.set(machine.pending().to_vec());
+/// Queue an input or an answer (`command`, one of those two); mirror the pending lists into
+/// the signals; the frame to send when a socket is up.
+fn queue(machine: &mut SocketMachine, w: &SocketWriters, command: Command) -> Option<ClientFrame> {
+    let frame = match command {
+        Command::Input {
+            client_msg_id,
+            content,
+        } => {
+            let frame = machine.queue_input(client_msg_id, content);
+            w.pending.set(machine.pending().to_vec());
+            frame
+        }
+        Command::Resolve {
+            client_msg_id,
+            interrupt_id,
+            status,
+            payload,
+        } => {
+            let frame = machine.queue_answer(client_msg_id, interrupt_id, status, payload);
+            w.answers.set(machine.answers().to_vec());
+            frame
+        }
+        Command::RetryNow | Command::Offline => return None,
+    };
+    Some(frame)
 }
 
 /// Sleep `delay_ms`, still taking the user's input (queued) and "retry now"; going offline
@@ -99,8 +120,8 @@ async fn wait_out(
         futures::select! {
             _ = timer => return,
             command = commands.next() => match command {
-                Some(Command::Input { client_msg_id, content }) => {
-                    queue(machine, w, client_msg_id, content)
+                Some(command @ (Command::Input { .. } | Command::Resolve { .. })) => {
+                    queue(machine, w, command);
                 }
                 Some(Command::Offline) => {
                     machine.went_offline();
@@ -121,10 +142,9 @@ async fn wait_online(
 ) {
     while let Some(command) = commands.next().await {
         match command {
-            Command::Input {
-                client_msg_id,
-                content,
-            } => queue(machine, w, client_msg_id, content),
+            Command::Input { .. } | Command::Resolve { .. } => {
+                queue(machine, w, command);
+            }
             Command::Offline => {}
             Command::RetryNow => return,
         }
@@ -164,9 +184,10 @@ async fn connected(
     // One timer for both: showing the events that arrived (soon), else the next heartbeat. A
     // burst postpones heartbeats, which is right: its events show the server is alive.
     let mut timer = TimeoutFuture::new(machine.heartbeat_ms() as u32).fuse();
-    // Events received and not shown yet, and how many pending inputs the page shows.
+    // Events received and not shown yet, and how many pending inputs and answers the page
+    // shows.
     let mut arrived: Vec<LoggedEvent> = Vec::new();
-    let mut pending_shown = machine.pending().len();
+    let mut pending_shown = shown_counts(machine);
     let ended = loop {
         let wake = futures::select! {
             frame = stream.next() => Wake::Frame(frame),
@@ -189,11 +210,15 @@ async fn connected(
                     resend
                 }
                 Incoming::Acked { .. } => {
-                    pending_shown = machine.pending().len();
-                    w.pending.set(machine.pending().to_vec());
+                    mirror_pending(machine, w, &mut pending_shown);
                     vec![]
                 }
                 Incoming::ServerError { message } => {
+                    w.last_error.set(Some(message));
+                    vec![]
+                }
+                Incoming::AnswerRefused { message, .. } => {
+                    mirror_pending(machine, w, &mut pending_shown);
                     w.last_error.set(Some(message));
                     vec![]
                 }
@@ -207,14 +232,10 @@ async fn connected(
             // An `error` event; the `close` event follows it.
             Wake::Frame(Some(Err(_))) => vec![],
             Wake::Frame(None) => break Ended::Closed(None),
-            Wake::Command(Some(Command::Input {
-                client_msg_id,
-                content,
-            })) => {
-                let frame = machine.queue_input(client_msg_id, content);
-                pending_shown = machine.pending().len();
-                w.pending.set(machine.pending().to_vec());
-                vec![frame]
+            Wake::Command(Some(command @ (Command::Input { .. } | Command::Resolve { .. }))) => {
+                let frame = queue(machine, w, command);
+                pending_shown = shown_counts(machine);
+                frame.into_iter().collect()
             }
             Wake::Command(Some(Command::RetryNow)) => vec![],
             Wake::Command(Some(Command::Offline)) => break Ended::Offline,
@@ -254,21 +275,37 @@ async fn connected(
     ended
 }
 
-/// Show the events that arrived, in one update of the event list, then the pending inputs
-/// (one leaves once its event is shown).
+/// How many pending inputs and answers the machine holds (what the page shows, once mirrored).
+fn shown_counts(machine: &SocketMachine) -> (usize, usize) {
+    (machine.pending().len(), machine.answers().len())
+}
+
+/// Mirror the pending inputs and answers into their signals (both: an ack may be for either).
+fn mirror_pending(machine: &SocketMachine, w: &SocketWriters, shown: &mut (usize, usize)) {
+    *shown = shown_counts(machine);
+    w.pending.set(machine.pending().to_vec());
+    w.answers.set(machine.answers().to_vec());
+}
+
+/// Show the events that arrived, in one update of the event list, then the pending inputs and
+/// answers (one leaves once its event is shown, so a card never shows neither).
 fn show(
     arrived: &mut Vec<LoggedEvent>,
     machine: &SocketMachine,
     w: &SocketWriters,
-    pending_shown: &mut usize,
+    pending_shown: &mut (usize, usize),
 ) {
     if !arrived.is_empty() {
         w.events.update(|events| events.append(arrived));
     }
-    if machine.pending().len() != *pending_shown {
-        *pending_shown = machine.pending().len();
+    let now = shown_counts(machine);
+    if now.0 != pending_shown.0 {
         w.pending.set(machine.pending().to_vec());
     }
+    if now.1 != pending_shown.1 {
+        w.answers.set(machine.answers().to_vec());
+    }
+    *pending_shown = now;
 }
 
 /// `ws(s)://<this host>/ws/workflow/<id>?after=<seq>`.

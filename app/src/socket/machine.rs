@@ -1,12 +1,17 @@
 //! The client side of a workflow socket as a pure state machine: connection state, full-jitter
-//! backoff, the resume cursor, dedupe by `seq`, inputs waiting for their ack, and heartbeats.
+//! backoff, the resume cursor, dedupe by `seq`, inputs and answers to interrupts waiting for
+//! their ack, and heartbeats.
 //!
 //! It does no I/O and owns no timer: the driver feeds it what happened (a frame, a close, a
 //! heartbeat tick) and does what it answers. Randomness comes in as an argument, so every
 //! decision is deterministic under test.
 
 use crate::protocol::vocab::close;
-use crate::protocol::{ClientFrame, LoggedEvent, ServerFrame, ServerMessage};
+use serde_json::Value;
+
+use crate::protocol::{
+    ClientFrame, ErrorCode, EventBody, InterruptStatus, LoggedEvent, ServerFrame, ServerMessage,
+};
 
 /// What the page shows about the connection.
 #[derive(Clone, Debug, PartialEq)]
@@ -136,6 +141,40 @@ impl PendingInput {
     }
 }
 
+/// A person's answer to an interrupt (a `resolve` frame) that the log does not hold yet. Like
+/// an input it is resent after each reconnect until acked (the server acks a retry with the
+/// original `seq`, so it is appended once). It leaves when its event is held, when any answer
+/// to its interrupt is held (someone else answered first), or when the server refuses it as a
+/// `conflict` (answered already, expired, not open).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PendingAnswer {
+    pub client_msg_id: String,
+    pub interrupt_id: String,
+    pub status: InterruptStatus,
+    pub payload: Option<Value>,
+    /// As [`PendingInput::acked_seq`].
+    pub acked_seq: Option<u64>,
+}
+
+impl PendingAnswer {
+    fn frame(&self) -> ClientFrame {
+        ClientFrame::Resolve {
+            interrupt_id: self.interrupt_id.clone(),
+            status: self.status,
+            payload: self.payload.clone(),
+            client_msg_id: self.client_msg_id.clone(),
+        }
+    }
+
+    /// Whether a `conflict` error's text names this answer's interrupt. The subscriber socket's
+    /// error frames carry no `client_msg_id`; the server's conflict messages name the interrupt
+    /// ("interrupt ID was answered already", "no interrupt ID is open", "interrupt ID expired
+    /// at …"), and one interrupt has at most one pending answer per page.
+    fn named_in(&self, message: &str) -> bool {
+        message.split(' ').any(|word| word == self.interrupt_id)
+    }
+}
+
 /// What the driver must do after a frame arrived.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Incoming {
@@ -149,6 +188,12 @@ pub enum Incoming {
     Acked { client_msg_id: String, seq: u64 },
     /// The server refused something; show it.
     ServerError { message: String },
+    /// The server refused the pending answer `client_msg_id` (`conflict`): it is dropped; show
+    /// why.
+    AnswerRefused {
+        client_msg_id: String,
+        message: String,
+    },
     /// The stream skipped a `seq` (never expected): drop the socket and resume from the cursor.
     Resync,
 }
@@ -175,6 +220,8 @@ pub struct SocketMachine {
     last_seq: u64,
     /// Inputs not yet acked, oldest first; resent after every `hello` (the server dedupes).
     pending: Vec<PendingInput>,
+    /// Answers to interrupts not yet in the log, oldest first; resent likewise.
+    answers: Vec<PendingAnswer>,
     /// The heartbeat we sent and have heard nothing since. Any frame from the server clears it,
     /// not only the heartbeat's answer: in a burst that answer waits behind the events queued
     /// before it, and the events show the server is alive.
@@ -206,6 +253,7 @@ impl SocketMachine {
             backoff,
             last_seq: 0,
             pending: Vec::new(),
+            answers: Vec::new(),
             awaited_heartbeat: None,
             heartbeat_ms: 15_000,
             dialing: false,
@@ -234,6 +282,10 @@ impl SocketMachine {
 
     pub fn pending(&self) -> &[PendingInput] {
         &self.pending
+    }
+
+    pub fn answers(&self) -> &[PendingAnswer] {
+        &self.answers
     }
 
     /// A dial starts.
@@ -269,6 +321,36 @@ impl SocketMachine {
         frame
     }
 
+    /// Queue an answer to interrupt `interrupt_id`, as [`SocketMachine::queue_input`]: the frame
+    /// is to be sent now if the socket is live; it is resent after each reconnect until acked.
+    pub fn queue_answer(
+        &mut self,
+        client_msg_id: String,
+        interrupt_id: String,
+        status: InterruptStatus,
+        payload: Option<Value>,
+    ) -> ClientFrame {
+        let answer = PendingAnswer {
+            client_msg_id,
+            interrupt_id,
+            status,
+            payload,
+            acked_seq: None,
+        };
+        let frame = answer.frame();
+        self.answers.push(answer);
+        frame
+    }
+
+    /// Drop what the log now holds up to `held`: acked inputs and answers whose `seq` it
+    /// reached.
+    fn forget_held(&mut self) {
+        let held = self.last_seq;
+        let waiting = |acked: Option<u64>| acked.is_none_or(|acked| acked > held);
+        self.pending.retain(|p| waiting(p.acked_seq));
+        self.answers.retain(|a| waiting(a.acked_seq));
+    }
+
     /// Handle one text frame from the server, received at `now_ms` (driver clock).
     pub fn on_text(&mut self, text: &str, now_ms: f64) -> Incoming {
         self.awaited_heartbeat = None;
@@ -289,9 +371,12 @@ impl SocketMachine {
             return Incoming::Resync;
         }
         self.last_seq = event.seq;
-        let held = self.last_seq;
-        self.pending
-            .retain(|p| p.acked_seq.is_none_or(|acked| acked > held));
+        if let EventBody::InterruptResolved { interrupt_id, .. } = &event.body {
+            // Answered, by this page or another: nothing more to send for it. (Another's answer
+            // first means ours is refused as a conflict, or would be.)
+            self.answers.retain(|a| &a.interrupt_id != interrupt_id);
+        }
+        self.forget_held();
         Incoming::Event(event)
     }
 
@@ -301,11 +386,11 @@ impl SocketMachine {
                 self.state = ConnectionState::Live;
                 self.live_since = Some(now_ms);
                 self.heartbeat_ms = heartbeat_ms.max(1);
-                let resend = self
-                    .pending
-                    .iter()
-                    .filter(|p| p.acked_seq.is_none())
+                let inputs = self.pending.iter().filter(|p| p.acked_seq.is_none());
+                let answers = self.answers.iter().filter(|a| a.acked_seq.is_none());
+                let resend = inputs
                     .map(PendingInput::frame)
+                    .chain(answers.map(PendingAnswer::frame))
                     .collect();
                 Incoming::Hello { resend }
             }
@@ -314,15 +399,33 @@ impl SocketMachine {
                 seq,
                 ..
             } => {
-                let held = self.last_seq;
                 for input in self.pending.iter_mut().filter(|p| p.client_msg_id == id) {
                     input.acked_seq = Some(seq);
                 }
-                self.pending
-                    .retain(|p| p.acked_seq.is_none_or(|acked| acked > held));
+                for answer in self.answers.iter_mut().filter(|a| a.client_msg_id == id) {
+                    answer.acked_seq = Some(seq);
+                }
+                self.forget_held();
                 Incoming::Acked {
                     client_msg_id: id,
                     seq,
+                }
+            }
+            ServerFrame::Error {
+                code: ErrorCode::Conflict,
+                message,
+                ..
+            } => {
+                let refused = self
+                    .answers
+                    .iter()
+                    .position(|a| a.acked_seq.is_none() && a.named_in(&message));
+                match refused {
+                    Some(at) => Incoming::AnswerRefused {
+                        client_msg_id: self.answers.remove(at).client_msg_id,
+                        message,
+                    },
+                    None => Incoming::ServerError { message },
                 }
             }
             ServerFrame::Error { message, .. } => Incoming::ServerError { message },
@@ -655,5 +758,130 @@ mod tests {
         assert_eq!(s.describe(13_000.0), "reconnecting in 0s (attempt 3)");
         assert_eq!(s.kind(), "reconnecting");
         assert!(!ConnectionState::Live.can_retry());
+    }
+
+    fn answered_text(seq: u64, interrupt_id: &str, client_msg_id: &str) -> String {
+        serde_json::to_string(&LoggedEvent {
+            seq,
+            ts: "2026-11-22T00:00:00.000Z".into(),
+            workflow_id: "wf".into(),
+            body: EventBody::InterruptResolved {
+                interrupt_id: interrupt_id.into(),
+                status: InterruptStatus::Resolved,
+                payload: Some(serde_json::json!({"approved": true})),
+                user: Some("someone".into()),
+                client_msg_id: Some(client_msg_id.into()),
+            },
+        })
+        .expect("serializes")
+    }
+
+    fn approve(m: &mut SocketMachine, client_msg_id: &str, interrupt_id: &str) -> ClientFrame {
+        m.queue_answer(
+            client_msg_id.into(),
+            interrupt_id.into(),
+            InterruptStatus::Resolved,
+            Some(serde_json::json!({"approved": true})),
+        )
+    }
+
+    #[test]
+    fn an_answer_given_offline_is_sent_after_hello_until_acked_then_leaves_with_its_event() {
+        let mut m = SocketMachine::new(Backoff::default());
+        m.connecting();
+        m.on_text(&hello(), 0.0);
+        m.on_text(&event_text(1), 0.0);
+        m.went_offline();
+        let frame = approve(&mut m, "a1", "approve-1");
+        assert_eq!(
+            frame,
+            ClientFrame::Resolve {
+                interrupt_id: "approve-1".into(),
+                status: InterruptStatus::Resolved,
+                payload: Some(serde_json::json!({"approved": true})),
+                client_msg_id: "a1".into(),
+            }
+        );
+        assert_eq!(m.answers().len(), 1, "shown as pending while offline");
+        // Back online: resent after hello; the connection drops before the ack; resent again.
+        m.connecting();
+        let Incoming::Hello { resend } = m.on_text(&hello(), 0.0) else {
+            panic!("hello")
+        };
+        assert_eq!(resend, vec![frame.clone()]);
+        m.on_closed(Some(1006), 0.0, 0.0);
+        m.connecting();
+        let Incoming::Hello { resend } = m.on_text(&hello(), 0.0) else {
+            panic!("hello")
+        };
+        assert_eq!(
+            resend,
+            vec![frame],
+            "same client_msg_id: the server dedupes"
+        );
+        // The server acks the retry with the original seq (2): acked, not resent, still shown
+        // until the log holds it.
+        m.on_text(r#"{"type":"ack","client_msg_id":"a1","seq":2}"#, 0.0);
+        assert_eq!(m.answers()[0].acked_seq, Some(2));
+        let Incoming::Hello { resend } = m.on_text(&hello(), 0.0) else {
+            panic!("hello")
+        };
+        assert!(resend.is_empty());
+        m.on_text(&answered_text(2, "approve-1", "a1"), 0.0);
+        assert!(m.answers().is_empty());
+    }
+
+    #[test]
+    fn an_answer_leaves_when_someone_else_answered_first() {
+        let mut m = SocketMachine::new(Backoff::default());
+        m.on_text(&hello(), 0.0);
+        approve(&mut m, "mine", "approve-1");
+        approve(&mut m, "other", "approve-2");
+        // Another tab's answer arrives in the log: ours for that interrupt is moot.
+        m.on_text(&answered_text(1, "approve-1", "theirs"), 0.0);
+        assert_eq!(m.answers().len(), 1);
+        assert_eq!(m.answers()[0].interrupt_id, "approve-2");
+    }
+
+    #[test]
+    fn a_conflict_naming_the_interrupt_drops_its_answer_and_other_errors_do_not() {
+        let mut m = SocketMachine::new(Backoff::default());
+        m.on_text(&hello(), 0.0);
+        approve(&mut m, "a1", "approve-1");
+        approve(&mut m, "a2", "approve-12");
+        let bad = r#"{"type":"error","code":"bad_request","message":"interrupt approve-1 is odd"}"#;
+        assert!(matches!(m.on_text(bad, 0.0), Incoming::ServerError { .. }));
+        assert_eq!(m.answers().len(), 2);
+        let conflict = r#"{"type":"error","code":"conflict","message":"interrupt approve-12 was answered already"}"#;
+        assert_eq!(
+            m.on_text(conflict, 0.0),
+            Incoming::AnswerRefused {
+                client_msg_id: "a2".into(),
+                message: "interrupt approve-12 was answered already".into()
+            }
+        );
+        assert_eq!(m.answers().len(), 1);
+        assert_eq!(m.answers()[0].client_msg_id, "a1");
+        // A conflict about something else (an input to a finished workflow) drops no answer.
+        let other = r#"{"type":"error","code":"conflict","message":"the workflow is finished"}"#;
+        assert!(matches!(
+            m.on_text(other, 0.0),
+            Incoming::ServerError { .. }
+        ));
+        assert_eq!(m.answers().len(), 1);
+    }
+
+    #[test]
+    fn inputs_and_answers_are_resent_together_and_acked_apart() {
+        let mut m = SocketMachine::new(Backoff::default());
+        m.queue_input("i1".into(), "hi".into());
+        approve(&mut m, "a1", "approve-1");
+        let Incoming::Hello { resend } = m.on_text(&hello(), 0.0) else {
+            panic!("hello")
+        };
+        assert_eq!(resend.len(), 2);
+        m.on_text(r#"{"type":"ack","client_msg_id":"a1","seq":1}"#, 0.0);
+        assert_eq!(m.pending()[0].acked_seq, None);
+        assert_eq!(m.answers()[0].acked_seq, Some(1));
     }
 }

@@ -15,9 +15,9 @@ mod driver;
 
 use leptos::prelude::*;
 
-pub use machine::{ConnectionState, PendingInput};
+pub use machine::{ConnectionState, PendingAnswer, PendingInput};
 
-use crate::protocol::LoggedEvent;
+use crate::protocol::{InterruptStatus, LoggedEvent};
 
 /// What the UI asks of the connection.
 #[derive(Clone, Debug)]
@@ -28,6 +28,13 @@ pub(crate) enum Command {
         client_msg_id: String,
         content: String,
     },
+    /// Send a `resolve` (an answer to an interrupt), queued and resent like an input.
+    Resolve {
+        client_msg_id: String,
+        interrupt_id: String,
+        status: InterruptStatus,
+        payload: Option<serde_json::Value>,
+    },
     /// Skip the rest of the backoff delay and dial now (the "retry now" button, the browser's
     /// `online` event, the tab becoming visible again).
     RetryNow,
@@ -35,7 +42,7 @@ pub(crate) enum Command {
     Offline,
 }
 
-/// The signals a page reads, and the two things it can ask for.
+/// The signals a page reads, and what it can ask for.
 #[derive(Clone, Copy)]
 pub struct WorkflowSocket {
     /// Connection state for the badge.
@@ -44,6 +51,8 @@ pub struct WorkflowSocket {
     pub events: ReadSignal<Vec<LoggedEvent>>,
     /// Inputs sent but not acknowledged yet.
     pub pending: ReadSignal<Vec<PendingInput>>,
+    /// Answers to interrupts not in the log yet (pending until acked, then until their event).
+    pub answers: ReadSignal<Vec<PendingAnswer>>,
     /// How many times the connection was re-established after a drop.
     pub reconnects: ReadSignal<u32>,
     /// The last `error` frame the server sent, to show the user.
@@ -59,6 +68,22 @@ impl WorkflowSocket {
         self.command(Command::Input {
             client_msg_id,
             content,
+        });
+    }
+
+    /// Answer interrupt `interrupt_id`. Delivered exactly once, even across reconnects and when
+    /// given offline; the first answer wins (a later one is refused and dropped).
+    pub fn resolve(
+        &self,
+        interrupt_id: String,
+        status: InterruptStatus,
+        payload: Option<serde_json::Value>,
+    ) {
+        self.command(Command::Resolve {
+            client_msg_id: new_client_msg_id(),
+            interrupt_id,
+            status,
+            payload,
         });
     }
 
@@ -84,6 +109,7 @@ pub(crate) struct SocketWriters {
     pub state: WriteSignal<ConnectionState>,
     pub events: WriteSignal<Vec<LoggedEvent>>,
     pub pending: WriteSignal<Vec<PendingInput>>,
+    pub answers: WriteSignal<Vec<PendingAnswer>>,
     pub reconnects: WriteSignal<u32>,
     pub last_error: WriteSignal<Option<String>>,
 }
@@ -95,12 +121,14 @@ pub fn use_workflow_socket(workflow_id: String, initial: Vec<LoggedEvent>) -> Wo
     let (state, set_state) = signal(ConnectionState::Connecting);
     let (events, set_events) = signal(initial);
     let (pending, set_pending) = signal(Vec::<PendingInput>::new());
+    let (answers, set_answers) = signal(Vec::<PendingAnswer>::new());
     let (reconnects, set_reconnects) = signal(0u32);
     let (last_error, set_last_error) = signal(None::<String>);
     let writers = SocketWriters {
         state: set_state,
         events: set_events,
         pending: set_pending,
+        answers: set_answers,
         reconnects: set_reconnects,
         last_error: set_last_error,
     };
@@ -109,6 +137,7 @@ pub fn use_workflow_socket(workflow_id: String, initial: Vec<LoggedEvent>) -> Wo
         state,
         events,
         pending,
+        answers,
         reconnects,
         last_error,
         commands,
