@@ -287,7 +287,7 @@ async fn run_all(options: &Options) -> Vec<Row> {
         row(
             name,
             "KB",
-            Goal::AtMost(250.0),
+            Goal::AtMost(275.0),
             (pages::wasm_gzip_kb(&site), None),
         );
     }

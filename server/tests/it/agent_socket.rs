@@ -6,18 +6,9 @@ use crate::common;
 
 use std::time::Duration;
 
-use crate::common::{spawn_binary, start, start_with, Client, Ended, TestServer};
+use crate::common::{spawn_binary, start, start_with, Client, Ended};
 use serde_json::{json, Value};
 use server::auth::TokenKind;
-
-async fn agent(server: &TestServer, id: &str, query: &str) -> Client {
-    let path = format!("/ws/agent/{id}{query}");
-    let (ws, _) =
-        tokio_tungstenite::connect_async(server.ws_request(&path, Some(&server.agent_token)))
-            .await
-            .expect("agent upgrade");
-    Client { ws }
-}
 
 /// Send one frame and return the next frame the agent gets.
 async fn call(agent: &mut Client, frame: Value) -> Value {
@@ -31,7 +22,7 @@ async fn events_are_acked_fanned_out_and_retries_are_not_appended_twice() {
     let id = server.create("external").await;
     let mut viewer = server.subscribe(&id, 0).await;
     viewer.hello_and_backlog().await;
-    let mut a = agent(&server, &id, "").await;
+    let mut a = server.agent(&id, "").await;
     let started = json!({ "type": "agent_started", "agent": "writer", "id": "e1" });
     assert_eq!(
         call(&mut a, started.clone()).await,
@@ -53,7 +44,7 @@ async fn events_are_acked_fanned_out_and_retries_are_not_appended_twice() {
     );
     // A retry, on a new connection: acked with the first seq, not appended again.
     drop(a);
-    let mut a = agent(&server, &id, "").await;
+    let mut a = server.agent(&id, "").await;
     assert_eq!(
         call(&mut a, started).await,
         json!({ "type": "ack", "id": "e1", "seq": 1 })
@@ -73,7 +64,7 @@ async fn events_are_acked_fanned_out_and_retries_are_not_appended_twice() {
 async fn refused_events_get_an_error_with_their_id_and_the_socket_stays_open() {
     let server = start().await;
     let id = server.create("external").await;
-    let mut a = agent(&server, &id, "").await;
+    let mut a = server.agent(&id, "").await;
     let cases = [
         (
             json!({ "type": "tool_completed", "agent": "a", "tool": "t", "call_id": "nope", "ok": true, "duration_ms": 1, "id": "x1" }),
@@ -126,7 +117,7 @@ async fn refused_events_get_an_error_with_their_id_and_the_socket_stays_open() {
 async fn user_input_reaches_the_agent_live_and_unanswered_input_after_a_reconnect() {
     let server = start().await;
     let id = server.create("external").await;
-    let mut a = agent(&server, &id, "").await;
+    let mut a = server.agent(&id, "").await;
     let running = json!({ "type": "workflow_status", "status": "waiting_input", "id": "s1" });
     assert_eq!(call(&mut a, running).await["seq"], 1);
 
@@ -157,14 +148,14 @@ async fn user_input_reaches_the_agent_live_and_unanswered_input_after_a_reconnec
         .await;
     assert_eq!(status, 200);
     // Back: the unanswered input comes first (not the answered one).
-    let mut a = agent(&server, &id, "").await;
+    let mut a = server.agent(&id, "").await;
     let input = a.next_json().await;
     assert_eq!(
         (input["content"].as_str(), input["seq"].as_u64()),
         (Some("while away"), Some(4))
     );
     // With an explicit cursor, every input after it.
-    let mut replay = agent(&server, &id, "?after=0").await;
+    let mut replay = server.agent(&id, "?after=0").await;
     assert_eq!(replay.next_json().await["content"], "first");
     assert_eq!(replay.next_json().await["content"], "while away");
 }
@@ -173,7 +164,7 @@ async fn user_input_reaches_the_agent_live_and_unanswered_input_after_a_reconnec
 async fn an_agent_that_does_not_come_back_within_the_grace_period_fails_its_workflow() {
     let server = start_with(|c| c.agent_grace_secs = 1).await;
     let id = server.create("external").await;
-    let mut a = agent(&server, &id, "").await;
+    let mut a = server.agent(&id, "").await;
     a.send_json(json!([
         { "type": "workflow_status", "status": "running" },
         { "type": "agent_started", "agent": "a" },
@@ -207,11 +198,11 @@ async fn an_agent_that_does_not_come_back_within_the_grace_period_fails_its_work
 async fn an_agent_that_comes_back_in_time_keeps_its_workflow() {
     let server = start_with(|c| c.agent_grace_secs = 1).await;
     let id = server.create("external").await;
-    let mut a = agent(&server, &id, "").await;
+    let mut a = server.agent(&id, "").await;
     let running = json!({ "type": "workflow_status", "status": "running", "id": "s" });
     assert_eq!(call(&mut a, running).await["seq"], 1);
     drop(a);
-    let mut a = agent(&server, &id, "").await;
+    let mut a = server.agent(&id, "").await;
     // Absence of the failure can only be shown by waiting past the grace period.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let done = json!({ "type": "workflow_status", "status": "completed", "id": "d" });
@@ -282,14 +273,14 @@ async fn agent_frames_over_the_size_or_rate_limit_close_the_socket() {
     })
     .await;
     let id = server.create("external").await;
-    let mut a = agent(&server, &id, "").await;
+    let mut a = server.agent(&id, "").await;
     a.send_json(json!({ "type": "agent_started", "agent": "a" }))
         .await;
     let big = json!({ "type": "agent_thinking", "agent": "a", "content": "x".repeat(4096) });
     a.send_json(big).await;
     assert_eq!(a.until_end().await.0, Ended::Closed(1009));
 
-    let mut flood = agent(&server, &id, "").await;
+    let mut flood = server.agent(&id, "").await;
     let heartbeat = json!({ "type": "heartbeat", "correlation_id": "h" }).to_string();
     let sender = tokio::spawn(async move {
         for _ in 0..1000 {

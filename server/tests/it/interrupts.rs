@@ -6,15 +6,6 @@
 use crate::common::{assert_invariants, spawn_binary, start, Client, TestServer};
 use serde_json::{json, Value};
 
-async fn agent(server: &TestServer, id: &str) -> Client {
-    let path = format!("/ws/agent/{id}");
-    let (ws, _) =
-        tokio_tungstenite::connect_async(server.ws_request(&path, Some(&server.agent_token)))
-            .await
-            .expect("agent upgrade");
-    Client { ws }
-}
-
 fn ask(interrupt_id: &str) -> Value {
     json!({ "type": "interrupt", "agent": "a", "interrupt_id": interrupt_id,
         "reason": "input", "message": "Which one?",
@@ -167,7 +158,7 @@ async fn an_agent_may_not_answer_a_persons_question() {
         (status, body["error"]["code"].as_str()),
         (403, Some("forbidden"))
     );
-    let mut a = agent(&server, &id).await;
+    let mut a = server.agent(&id, "").await;
     let mut over_socket = answer;
     over_socket["id"] = json!("e1");
     a.send_json(over_socket).await;
@@ -183,7 +174,7 @@ async fn an_agent_may_not_answer_a_persons_question() {
 async fn answers_reach_the_agent_live_and_after_it_reconnects_and_a_cancel_reaches_it_too() {
     let server = start().await;
     let id = server.create("external").await;
-    let mut a = agent(&server, &id).await;
+    let mut a = server.agent(&id, "").await;
     a.send_json(ask("i1")).await;
     let mut viewer = server.subscribe(&id, 0).await;
     viewer.hello_and_backlog().await;
@@ -203,7 +194,7 @@ async fn answers_reach_the_agent_live_and_after_it_reconnects_and_a_cancel_reach
     drop(a);
     let (status, _) = answer_over_http(&server, &id, "i2", "while away", "r2").await;
     assert_eq!(status, 200);
-    let mut back = agent(&server, &id).await;
+    let mut back = server.agent(&id, "").await;
     let forwarded = back.next_json().await;
     assert_eq!(
         (
@@ -230,7 +221,7 @@ async fn answers_reach_the_agent_live_and_after_it_reconnects_and_a_cancel_reach
 async fn an_agent_is_not_sent_back_the_end_it_published_itself() {
     let server = start().await;
     let id = server.create("external").await;
-    let mut a = agent(&server, &id).await;
+    let mut a = server.agent(&id, "").await;
     a.send_json(json!({ "type": "workflow_status", "status": "completed", "id": "end" }))
         .await;
     assert_eq!(a.next_json().await["type"], "ack");
@@ -242,12 +233,7 @@ async fn an_agent_is_not_sent_back_the_end_it_published_itself() {
         assert_eq!(a.next_json().await["type"], "heartbeat_response");
     }
     // Another agent connection reading from the start, which did not publish it, is told.
-    let path = format!("/ws/agent/{id}?after=0");
-    let request = server.ws_request(&path, Some(&server.agent_token));
-    let (ws, _) = tokio_tungstenite::connect_async(request)
-        .await
-        .expect("upgrade");
-    let mut other = Client { ws };
+    let mut other = server.agent(&id, "?after=0").await;
     let told = other.next_json().await;
     assert_eq!(
         (told["type"].as_str(), told["status"].as_str()),
@@ -271,7 +257,7 @@ async fn an_answer_given_while_the_agent_was_away_reaches_it_after_a_server_rest
     assert_eq!(status, 200);
     drop(first); // killed: kill_on_drop
     let second = spawn_binary(data, &[]).await;
-    let mut a = agent(&second.server, &id).await;
+    let mut a = second.server.agent(&id, "").await;
     let forwarded = a.next_json().await;
     assert_eq!(
         (

@@ -2,17 +2,8 @@
 //! once, the close filled in with the deltas joined, each rule refused with `conflict` and
 //! nothing appended, and a terminal status closing what is open in the order of §1.
 
-use crate::common::{assert_invariants, joined_deltas, start_with, Client, TestServer};
+use crate::common::{assert_invariants, joined_deltas, start_with, TestServer};
 use serde_json::{json, Value};
-
-async fn agent(server: &TestServer, id: &str) -> Client {
-    let path = format!("/ws/agent/{id}");
-    let (ws, _) =
-        tokio_tungstenite::connect_async(server.ws_request(&path, Some(&server.agent_token)))
-            .await
-            .expect("agent upgrade");
-    Client { ws }
-}
 
 fn delta(agent: &str, message_id: &str, text: &str) -> Value {
     json!({ "type": "text_delta", "agent": agent, "message_id": message_id, "delta": text })
@@ -34,7 +25,7 @@ async fn two_thousand_deltas_over_the_agent_socket_reach_three_subscribers_in_or
         viewer.hello_and_backlog().await;
         viewers.push(viewer);
     }
-    let mut a = agent(&server, &id).await;
+    let mut a = server.agent(&id, "").await;
     let pieces: Vec<String> = (0..2000).map(|n| format!("{n} ")).collect();
     let sender = {
         let pieces = pieces.clone();

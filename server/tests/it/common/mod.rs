@@ -353,6 +353,16 @@ impl TestServer {
             .collect()
     }
 
+    /// An agent socket of admin's on workflow `id`; `query` is added to the path (`?after=N`).
+    pub async fn agent(&self, id: &str, query: &str) -> Client {
+        let path = format!("/ws/agent/{id}{query}");
+        let (ws, _) =
+            tokio_tungstenite::connect_async(self.ws_request(&path, Some(&self.agent_token)))
+                .await
+                .expect("agent upgrade");
+        Client { ws }
+    }
+
     pub async fn subscribe(&self, id: &str, after: u64) -> Client {
         self.subscribe_as(&self.token, id, after).await
     }
