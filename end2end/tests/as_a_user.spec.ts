@@ -1,22 +1,10 @@
 // The browser, tried as a user would: a burst of events on an open run page (the socket stays
 // live, the page keeps pace, and the figures are reported), a finished search on a phone, the
 // report's sources, what a screen reader and a thumb need, and pages that are not there.
-import { test, expect, APIRequestContext, Page } from '@playwright/test';
-import { asAgent, asUser, recordConnectionStates, seenConnectionStates, signIn } from './session';
+import { test, expect, Page } from '@playwright/test';
+import { asUser, createExternal, publish, recordConnectionStates, seenConnectionStates, signIn } from './session';
 
 test.beforeEach(async ({ page }) => signIn(page));
-
-async function createExternal(request: APIRequestContext, title: string): Promise<string> {
-  const created = await request.post('/api/workflows', { headers: asUser(), data: { kind: 'external', title } });
-  expect(created.status()).toBe(201);
-  return (await created.json()).id;
-}
-
-async function publish(request: APIRequestContext, id: string, events: object[]): Promise<number[]> {
-  const response = await request.post(`/api/workflows/${id}/events`, { headers: asAgent(), data: events });
-  expect(response.status(), await response.text()).toBe(200);
-  return (await response.json()).seqs;
-}
 
 /** Start watching, in the page, for the raw log's row `seq`: the time (epoch ms) it appears. */
 async function whenRowAppears(page: Page, seq: number): Promise<void> {

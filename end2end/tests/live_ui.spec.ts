@@ -3,21 +3,9 @@
 // typed meanwhile; one socket after moving between runs; the home list following statuses;
 // a 10,000-event run; screenshots on desktop and phone, light and dark.
 import { test, expect, APIRequestContext, Page } from '@playwright/test';
-import { asAgent, asUser, recordConnectionStates, seenConnectionStates, signIn, startEcho } from './session';
+import { asUser, createExternal, publish, recordConnectionStates, seenConnectionStates, signIn, startEcho } from './session';
 
 test.beforeEach(async ({ page }) => signIn(page));
-
-async function createExternal(request: APIRequestContext, title: string): Promise<string> {
-  const created = await request.post('/api/workflows', { headers: asUser(), data: { kind: 'external', title } });
-  expect(created.status()).toBe(201);
-  return (await created.json()).id;
-}
-
-async function publish(request: APIRequestContext, id: string, events: object | object[]): Promise<number[]> {
-  const response = await request.post(`/api/workflows/${id}/events`, { headers: asAgent(), data: events });
-  expect(response.status(), await response.text()).toBe(200);
-  return (await response.json()).seqs;
-}
 
 async function subscriberSockets(request: APIRequestContext): Promise<number> {
   const response = await request.get('/api/v1/websocket/stats', { headers: asUser() });

@@ -1,7 +1,7 @@
 // Signing in for the tests: the one-time login link the server printed on its first start
 // (kept in .data/server.out by serve.sh), fresh login links and tokens minted with the binary
 // (`lantern token login-link`, `lantern token create`) as an operator would.
-import { expect, Page } from '@playwright/test';
+import { APIRequestContext, expect, Page } from '@playwright/test';
 import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
@@ -82,4 +82,18 @@ export async function recordConnectionStates(page: Page): Promise<void> {
 /** The connection states recorded since {@link recordConnectionStates}, in order. */
 export async function seenConnectionStates(page: Page): Promise<string[]> {
   return page.evaluate(() => (window as any).seenStates);
+}
+
+/** A new `external` workflow of admin's; its id. */
+export async function createExternal(request: APIRequestContext, title: string): Promise<string> {
+  const created = await request.post('/api/workflows', { headers: asUser(), data: { kind: 'external', title } });
+  expect(created.status()).toBe(201);
+  return (await created.json()).id;
+}
+
+/** Publish events as admin's agent over HTTP ingest; their seqs. */
+export async function publish(request: APIRequestContext, id: string, events: object | object[]): Promise<number[]> {
+  const response = await request.post(`/api/workflows/${id}/events`, { headers: asAgent(), data: events });
+  expect(response.status(), await response.text()).toBe(200);
+  return (await response.json()).seqs;
 }

@@ -4,21 +4,9 @@
 // tool from running; an answer given offline waits as pending and is delivered exactly once;
 // a reload mid-stream shows the text so far and goes on without repeating a character.
 import { test, expect, APIRequestContext, Page } from '@playwright/test';
-import { asAgent, asUser, signIn, startEcho } from './session';
+import { asUser, createExternal, publish, signIn, startEcho } from './session';
 
 test.beforeEach(async ({ page }) => signIn(page));
-
-async function createExternal(request: APIRequestContext, title: string): Promise<string> {
-  const created = await request.post('/api/workflows', { headers: asUser(), data: { kind: 'external', title } });
-  expect(created.status()).toBe(201);
-  return (await created.json()).id;
-}
-
-async function publish(request: APIRequestContext, id: string, events: object | object[]): Promise<number[]> {
-  const response = await request.post(`/api/workflows/${id}/events`, { headers: asAgent(), data: events });
-  expect(response.status(), await response.text()).toBe(200);
-  return (await response.json()).seqs;
-}
 
 async function logEvents(request: APIRequestContext, id: string): Promise<any[]> {
   const response = await request.get(`/api/workflows/${id}/events?limit=10000`, { headers: asUser() });
