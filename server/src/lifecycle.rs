@@ -23,9 +23,10 @@ pub enum Refusal {
     BadRequest(String),
 }
 
-/// Text or reasoning: a streamed message is one or the other for its whole life.
+/// Text or reasoning: a streamed message is one or the other for its whole life. The one place
+/// that knows which event types stream and close each (built-ins stream through it too).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum MessageKind {
+pub enum MessageKind {
     Text,
     Thinking,
 }
@@ -35,6 +36,43 @@ impl MessageKind {
         match self {
             Self::Text => "text_delta",
             Self::Thinking => "thinking_delta",
+        }
+    }
+
+    /// A piece of a message of this kind.
+    pub fn delta(self, agent: String, message_id: String, delta: String) -> EventBody {
+        match self {
+            Self::Text => EventBody::TextDelta {
+                agent,
+                message_id,
+                delta,
+            },
+            Self::Thinking => EventBody::ThinkingDelta {
+                agent,
+                message_id,
+                delta,
+            },
+        }
+    }
+
+    /// The close of a message of this kind (or a whole one): `content` `None` is filled in.
+    pub fn close(
+        self,
+        agent: String,
+        content: Option<String>,
+        message_id: Option<String>,
+    ) -> EventBody {
+        match self {
+            Self::Text => EventBody::AgentResponse {
+                agent,
+                content,
+                message_id,
+            },
+            Self::Thinking => EventBody::AgentThinking {
+                agent,
+                content,
+                message_id,
+            },
         }
     }
 }
@@ -440,23 +478,11 @@ impl Lifecycle {
         let mut messages: Vec<(&String, &OpenMessage)> = self.open_messages.iter().collect();
         messages.sort_by_key(|(_, open)| open.opened);
         let messages = messages.into_iter().map(|(id, open)| {
-            let (agent, content, message_id) = (
+            open.kind.close(
                 open.agent.clone(),
                 Some(open.text.clone()),
                 Some(id.clone()),
-            );
-            match open.kind {
-                MessageKind::Text => EventBody::AgentResponse {
-                    agent,
-                    content,
-                    message_id,
-                },
-                MessageKind::Thinking => EventBody::AgentThinking {
-                    agent,
-                    content,
-                    message_id,
-                },
-            }
+            )
         });
         let mut interrupts: Vec<(&String, &OpenInterrupt)> = self.open_interrupts.iter().collect();
         interrupts.sort_by_key(|(_, open)| open.opened);

@@ -18,9 +18,10 @@ use app::protocol::{EventBody, InterruptStatus, WorkflowStatus};
 use serde_json::json;
 
 use super::inbox::{Answered, Inbox, Said};
-use super::stream::{stream, Streamed};
+use super::stream::stream;
 use crate::error::Result;
 use crate::hub::Hub;
+use crate::lifecycle::MessageKind;
 
 const AGENT: &str = kinds::ECHO;
 const TOOL: &str = "text_stats";
@@ -111,7 +112,7 @@ async fn answer(
         "Reading message {round} ({} characters)…",
         content.chars().count()
     );
-    stream(hub, id, AGENT, Streamed::Thinking, &thought, WORD_PAUSE).await?;
+    stream(hub, id, AGENT, MessageKind::Thinking, &thought, WORD_PAUSE).await?;
     let ask_first = content.trim_start().strip_prefix(ASK_FIRST);
     let text = ask_first.map_or(content, str::trim);
     publish(EventBody::ToolExecuting {
@@ -160,7 +161,7 @@ async fn answer(
             format!("I did not run {TOOL}: {why}.")
         }
     };
-    stream(hub, id, AGENT, Streamed::Text, &reply, WORD_PAUSE).await?;
+    stream(hub, id, AGENT, MessageKind::Text, &reply, WORD_PAUSE).await?;
     publish(waiting()).await?;
     Ok(true)
 }

@@ -17,10 +17,11 @@ use serde_json::{json, Value};
 
 use super::corpus::Hit;
 use super::inbox::{Inbox, Said};
-use super::stream::{stream, Streamed};
+use super::stream::stream;
 use super::tools::{Outcome, ToolCall};
 use super::Builtins;
 use crate::error::Result;
+use crate::lifecycle::MessageKind;
 
 /// Passages per search.
 const HITS: usize = 5;
@@ -311,7 +312,7 @@ async fn synthesize(b: &Builtins, id: &str, query: &str, hits: &[Hit]) -> Result
         None => format!("Nothing in the documents matches “{query}”."),
     };
     // Streamed, as an LLM's answer would be: the report follows once it is closed.
-    stream(&b.hub, id, agent, Streamed::Text, &answer, WORD_PAUSE).await?;
+    stream(&b.hub, id, agent, MessageKind::Text, &answer, WORD_PAUSE).await?;
     b.publish(
         id,
         EventBody::AgentCompleted {

@@ -5,22 +5,14 @@
 
 use std::time::Duration;
 
-use app::protocol::EventBody;
-
 use crate::error::Result;
 use crate::hub::Hub;
+use crate::lifecycle::MessageKind;
 
 /// The longest a built-in takes to stream one message, however long: the pause between words
 /// shrinks for long texts. Why pause at all: the built-ins are what a new user first sees, and
 /// an answer that arrives in one piece shows nothing of streaming.
 const MAX_STREAM: Duration = Duration::from_secs(2);
-
-/// Streamed answer or streamed reasoning.
-#[derive(Clone, Copy, Debug)]
-pub enum Streamed {
-    Text,
-    Thinking,
-}
 
 /// A new message id, unique in the workflow (and beyond).
 pub fn message_id() -> String {
@@ -33,7 +25,7 @@ pub async fn stream(
     hub: &Hub,
     id: &str,
     agent: &str,
-    kind: Streamed,
+    kind: MessageKind,
     text: &str,
     pause: Duration,
 ) -> Result<String> {
@@ -44,35 +36,12 @@ pub async fn stream(
         if at > 0 && !pause.is_zero() {
             tokio::time::sleep(pause).await;
         }
-        let (agent, message_id, delta) = (agent.to_owned(), message_id.clone(), word.to_owned());
-        let body = match kind {
-            Streamed::Text => EventBody::TextDelta {
-                agent,
-                message_id,
-                delta,
-            },
-            Streamed::Thinking => EventBody::ThinkingDelta {
-                agent,
-                message_id,
-                delta,
-            },
-        };
+        let body = kind.delta(agent.to_owned(), message_id.clone(), word.to_owned());
         hub.publish_bodies(id, vec![body]).await?;
     }
-    let (agent, message_id_) = (agent.to_owned(), Some(message_id.clone()));
-    let close = match kind {
-        // With no deltas (an empty text) there is nothing to fill in: the content is given.
-        Streamed::Text => EventBody::AgentResponse {
-            agent,
-            content: text.is_empty().then(String::new),
-            message_id: message_id_,
-        },
-        Streamed::Thinking => EventBody::AgentThinking {
-            agent,
-            content: text.is_empty().then(String::new),
-            message_id: message_id_,
-        },
-    };
+    // With no deltas (an empty text) there is nothing to fill in: the content is given.
+    let content = text.is_empty().then(String::new);
+    let close = kind.close(agent.to_owned(), content, Some(message_id.clone()));
     hub.publish_bodies(id, vec![close]).await?;
     Ok(message_id)
 }
