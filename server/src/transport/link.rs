@@ -11,7 +11,7 @@ use axum::extract::ws::{Message, Utf8Bytes};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::close;
-use super::outbox::Outbox;
+use super::outbox::{Frame, Outbox};
 use crate::auth::Caller;
 use crate::error::LanternError;
 use crate::limits::{FrameLimiter, Verdict};
@@ -20,7 +20,7 @@ use crate::AppState;
 
 /// Queue `message`; when the outbox is full, close the connection with 4008 (the peer is too
 /// slow and resumes with `after`) and return false.
-pub fn push_or_close(outbox: &Outbox, metrics: &Metrics, message: Message) -> bool {
+pub fn push_or_close<F: Frame>(outbox: &Outbox<F>, metrics: &Metrics, message: F) -> bool {
     if outbox.push(message).is_ok() {
         return true;
     }

@@ -6,17 +6,21 @@
 //! - [`subscriber`]: `/ws/workflow/{id}`, the viewer socket (browsers and programs).
 //! - [`agent`]: `/ws/agent/{id}`, external agents publishing events and reading input.
 //! - [`ingest`]: `POST /api/workflows/{id}/events`, the same publishing over HTTP.
+//! - [`sse`]: `/sse/workflow/{id}`, the viewer's stream as Server-Sent Events.
 //! - [`workflow_list`]: `/sse/workflows`, the user's workflow list, live, as Server-Sent Events.
 //!
 //! Shared by the sockets: [`gate`] (what every socket and stream must pass before it opens:
 //! Origin, token, ownership, connection limits), [`link`] (errors, frame rate limit, pings,
-//! revocation) and [`outbox`] (a connection's bounded outgoing queue and its writer task).
+//! revocation) and [`outbox`] (a connection's bounded outgoing queue and its writer task); by
+//! the event streams: [`event_stream`] (cursor, keep-alive, following, ending).
 
 pub mod agent;
+pub mod event_stream;
 pub mod gate;
 pub mod ingest;
 pub mod link;
 pub mod outbox;
+pub mod sse;
 pub mod subscriber;
 pub mod workflow_list;
 

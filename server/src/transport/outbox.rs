@@ -2,8 +2,11 @@
 //!
 //! The connection's main task never waits on the network to send: it pushes into the outbox,
 //! which fails once the queued bytes would pass the limit (the caller then closes with 4008).
-//! The writer task takes *everything* queued at once and writes it with one flush, so a reader
-//! that is behind gets many frames per syscall instead of one write per frame.
+//! The writer takes *everything* queued at once and writes it with one flush, so a reader that
+//! is behind gets many frames per syscall instead of one write per frame.
+//!
+//! Sockets queue WebSocket [`Message`]s; event streams queue their own items ([`Frame`]), so
+//! both kinds of connection are bounded, and cut off when too slow, by the same code.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -16,8 +19,39 @@ use tokio::sync::Notify;
 #[derive(Debug)]
 pub struct Full;
 
-pub struct Outbox {
-    queue: Mutex<Queue>,
+/// What an outbox holds: something with a size in bytes, and a way to say "closed, and why".
+pub trait Frame: Send + 'static {
+    /// Bytes it counts against the limit.
+    fn size(&self) -> usize;
+    /// The frame that closes the connection.
+    fn close(code: u16, reason: &str) -> Self;
+    /// True for the frame made by [`Frame::close`].
+    fn is_close(&self) -> bool;
+}
+
+impl Frame for Message {
+    fn size(&self) -> usize {
+        match self {
+            Message::Text(text) => text.len(),
+            Message::Binary(bytes) => bytes.len(),
+            _ => 16,
+        }
+    }
+
+    fn close(code: u16, reason: &str) -> Self {
+        Message::Close(Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        }))
+    }
+
+    fn is_close(&self) -> bool {
+        matches!(self, Message::Close(_))
+    }
+}
+
+pub struct Outbox<F = Message> {
+    queue: Mutex<Queue<F>>,
     /// Wakes the writer when frames are queued.
     queued: Notify,
     /// Wakes the connection task when the writer freed room.
@@ -28,23 +62,24 @@ pub struct Outbox {
     limit_bytes: usize,
 }
 
-#[derive(Default)]
-struct Queue {
-    frames: VecDeque<Message>,
+struct Queue<F> {
+    frames: VecDeque<F>,
     bytes: usize,
     /// A close frame is queued: nothing more is accepted, the writer stops after it.
     closing: bool,
 }
 
-fn size(message: &Message) -> usize {
-    match message {
-        Message::Text(text) => text.len(),
-        Message::Binary(bytes) => bytes.len(),
-        _ => 16,
+impl<F> Default for Queue<F> {
+    fn default() -> Self {
+        Self {
+            frames: VecDeque::new(),
+            bytes: 0,
+            closing: false,
+        }
     }
 }
 
-impl Outbox {
+impl<F: Frame> Outbox<F> {
     /// `limit_bytes` of 0 means no limit.
     pub fn new(limit_bytes: usize) -> Arc<Self> {
         Arc::new(Self {
@@ -60,17 +95,17 @@ impl Outbox {
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue<F>> {
         self.queue.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Queue a frame, or fail with [`Full`] if it would pass the byte limit.
-    pub fn push(&self, message: Message) -> Result<(), Full> {
+    pub fn push(&self, message: F) -> Result<(), Full> {
         let mut queue = self.lock();
         if queue.closing {
             return Ok(());
         }
-        let bytes = size(&message);
+        let bytes = message.size();
         if queue.bytes > 0 && queue.bytes.saturating_add(bytes) > self.limit_bytes {
             return Err(Full);
         }
@@ -88,10 +123,7 @@ impl Outbox {
             return;
         }
         queue.closing = true;
-        queue.frames.push_back(Message::Close(Some(CloseFrame {
-            code,
-            reason: reason.into(),
-        })));
+        queue.frames.push_back(F::close(code, reason));
         drop(queue);
         self.queued.notify_one();
         self.closing.notify_one();
@@ -129,25 +161,29 @@ impl Outbox {
         self.drained.notified().await;
     }
 
-    /// Take everything queued, waiting for at least one frame.
-    async fn take_all(&self) -> VecDeque<Message> {
+    /// Take everything queued, waiting for at least one frame. Cancel-safe.
+    pub async fn take_all(&self) -> VecDeque<F> {
         loop {
             {
                 let mut queue = self.lock();
                 if !queue.frames.is_empty() {
                     queue.bytes = 0;
-                    return std::mem::take(&mut queue.frames);
+                    let frames = std::mem::take(&mut queue.frames);
+                    drop(queue);
+                    self.drained.notify_one();
+                    return frames;
                 }
             }
             self.queued.notified().await;
         }
     }
+}
 
+impl Outbox<Message> {
     /// The writer task: drain, write, flush, until a close frame went out or the peer is gone.
     pub async fn write_to(self: Arc<Self>, mut sink: SplitSink<WebSocket, Message>) {
         loop {
             let frames = self.take_all().await;
-            self.drained.notify_one();
             let mut closed = false;
             for frame in frames {
                 closed |= matches!(frame, Message::Close(_));
@@ -168,7 +204,7 @@ mod tests {
 
     #[test]
     fn push_fails_past_the_byte_limit_and_close_always_fits() {
-        let outbox = Outbox::new(10);
+        let outbox = Outbox::<Message>::new(10);
         outbox.push(Message::Text("123456".into())).expect("fits");
         assert!(outbox.push(Message::Text("123456".into())).is_err());
         assert!(!outbox.has_room());
@@ -178,7 +214,7 @@ mod tests {
 
     #[test]
     fn close_discarding_drops_what_was_queued() {
-        let outbox = Outbox::new(100);
+        let outbox = Outbox::<Message>::new(100);
         outbox.push(Message::Text("queued".into())).expect("fits");
         outbox.close_discarding(4008, "too slow");
         let queue = outbox.lock();
@@ -188,7 +224,7 @@ mod tests {
 
     #[test]
     fn one_frame_larger_than_the_limit_still_goes_when_the_queue_is_empty() {
-        let outbox = Outbox::new(4);
+        let outbox = Outbox::<Message>::new(4);
         outbox
             .push(Message::Text("longer than four".into()))
             .expect("an empty queue takes one");

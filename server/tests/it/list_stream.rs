@@ -2,15 +2,12 @@
 //! first, then each creation and status change of the caller's own workflows — never anyone
 //! else's — and the stream ends when the caller's token is revoked.
 
-use crate::common::{start, TestServer, WAIT};
+use crate::common::{sse::SseReader, start, TestServer};
 use serde_json::{json, Value};
 use server::auth::TokenKind;
 
-/// A Server-Sent Events reader over a real HTTP response.
-struct EventStream {
-    response: reqwest::Response,
-    buffer: String,
-}
+/// The live list, read as Server-Sent Events.
+struct EventStream(SseReader);
 
 impl EventStream {
     async fn open(server: &TestServer, token: &str) -> Self {
@@ -19,44 +16,12 @@ impl EventStream {
             .send()
             .await
             .expect("GET /sse/workflows");
-        assert_eq!(response.status(), 200);
-        let kind = response.headers()["content-type"].to_str().expect("ascii");
-        assert!(kind.starts_with("text/event-stream"), "{kind}");
-        Self {
-            response,
-            buffer: String::new(),
-        }
+        Self(SseReader::new(response))
     }
 
     /// The next event (`event:` name, parsed `data:`), or `None` when the stream ended.
-    /// Keep-alive comments are skipped. Fails the test after [`WAIT`].
     async fn next(&mut self) -> Option<(String, Value)> {
-        tokio::time::timeout(WAIT, self.read_event())
-            .await
-            .expect("an event or the end of the stream in time")
-    }
-
-    async fn read_event(&mut self) -> Option<(String, Value)> {
-        loop {
-            if let Some(end) = self.buffer.find("\n\n") {
-                let block: String = self.buffer.drain(..end + 2).collect();
-                let (mut name, mut data) = (String::new(), String::new());
-                for line in block.lines() {
-                    if let Some(v) = line.strip_prefix("event:") {
-                        name = v.trim().to_owned();
-                    } else if let Some(v) = line.strip_prefix("data:") {
-                        data.push_str(v.trim_start());
-                    }
-                }
-                if name.is_empty() {
-                    continue; // a keep-alive comment
-                }
-                return Some((name, serde_json::from_str(&data).expect("JSON data")));
-            }
-            let chunk = self.response.chunk().await.expect("read")?;
-            self.buffer
-                .push_str(std::str::from_utf8(&chunk).expect("utf-8"));
-        }
+        self.0.next().await.map(|(name, _, data)| (name, data))
     }
 
     /// Read `workflow` events until one for `id` has `status`; every one seen must be in

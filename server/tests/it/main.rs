@@ -21,6 +21,7 @@ mod logs;
 mod pages;
 mod search;
 mod slow_consumer;
+mod sse;
 mod stats;
 mod streaming;
 mod subscriber_socket;
