@@ -93,6 +93,7 @@ pub async fn create_workflow(
         request.title,
         request.input.as_ref(),
         &caller.user,
+        None,
     );
     match started.await {
         Ok(info) => (StatusCode::CREATED, Json(info)).into_response(),

@@ -24,6 +24,7 @@
 //! - Guards: [`auth`] (tokens, sessions, login), [`origin`] (cross-site guards), [`limits`]
 //!   (rates and counts), [`error`] (errors → protocol codes, in one place), [`metrics`].
 
+pub mod agui;
 pub mod api;
 pub mod auth;
 pub mod cli;

@@ -41,9 +41,16 @@ impl WorkflowBackend for HubBackend {
         input: Option<serde_json::Value>,
     ) -> Result<WorkflowInfo, BackendError> {
         self.write_limits.check_user(&viewer.user)?;
-        crate::workflows::start(&self.builtins, kind, None, input.as_ref(), &viewer.user)
-            .await
-            .map_err(BackendError::from)
+        crate::workflows::start(
+            &self.builtins,
+            kind,
+            None,
+            input.as_ref(),
+            &viewer.user,
+            None,
+        )
+        .await
+        .map_err(BackendError::from)
     }
 
     async fn cancel(&self, viewer: &Viewer, id: &str) -> Result<(), BackendError> {

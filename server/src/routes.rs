@@ -32,7 +32,7 @@ use tower_http::{
 
 use crate::error::LanternError;
 use crate::pages::HubBackend;
-use crate::transport::{agent, ingest, sse, subscriber, workflow_list};
+use crate::transport::{agent, agui, ingest, sse, subscriber, workflow_list};
 use crate::{api, auth, origin, request_log, site, AppState};
 
 /// Largest body a page's server function takes (form posts of a few fields).
@@ -109,6 +109,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/sse/workflows", get(workflow_list::workflows))
         .route("/sse/workflow/{id}", get(sse::workflow))
+        .route("/api/workflows/{id}/agui", get(agui::follow))
+        .route("/agui/{kind}", post(agui::run))
         .route("/ws/workflow/{id}", get(subscriber::upgrade))
         .route("/ws/agent/{id}", get(agent::upgrade));
     if state.config.test_hooks {

@@ -205,6 +205,13 @@ impl Hub {
         title: Option<String>,
         owner: &str,
     ) -> Result<WorkflowInfo> {
+        self.create_as(crate::store::new_workflow(kind, title), owner)
+            .await
+    }
+
+    /// As [`Hub::create`], for a workflow made by [`crate::store::new_workflow`] whose id the
+    /// caller may have chosen; an id that is taken is `conflict`.
+    pub async fn create_as(&self, info: WorkflowInfo, owner: &str) -> Result<WorkflowInfo> {
         let _one_at_a_time = self.creating.lock().await;
         let max = self.settings.max_open_workflows;
         if max > 0 && self.store.open_workflows(owner).await? >= max as usize {
@@ -212,7 +219,7 @@ impl Hub {
                 "too many open workflows (at most {max}); finish or cancel one first"
             )));
         }
-        let info = self.store.create_workflow(kind, title, owner).await?;
+        let info = self.store.insert_workflow(info, owner).await?;
         let owner: Arc<str> = owner.into();
         let workflow = LiveWorkflow::new(&info.id, owner.clone(), Lifecycle::default(), 0, 0, 0);
         self.live_map().entry(info.id.clone()).or_insert(workflow);

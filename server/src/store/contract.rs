@@ -35,6 +35,12 @@ macro_rules! store_contract {
             let (_keep, store) = $make.await;
             $crate::store::contract::the_kind_of_a_stored_event_is_its_own_type(&store).await;
         }
+
+        #[tokio::test]
+        async fn a_chosen_id_is_kept_and_a_taken_one_refused() {
+            let (_keep, store) = $make.await;
+            $crate::store::contract::a_chosen_id_is_kept_and_a_taken_one_refused(&store).await;
+        }
     };
 }
 pub(crate) use store_contract;
@@ -264,4 +270,29 @@ pub async fn the_kind_of_a_stored_event_is_its_own_type(store: &dyn EventStore) 
         assert_eq!(event.kind(), "tool_executing");
         assert!(!event.is_user_input());
     }
+}
+
+/// A workflow may be given its id (an AG-UI thread's); an id that is taken is `conflict` and
+/// leaves the first workflow as it was.
+pub async fn a_chosen_id_is_kept_and_a_taken_one_refused(store: &dyn EventStore) {
+    let mut info = crate::store::new_workflow("echo", None);
+    info.id = "thread-1".into();
+    let made = store
+        .insert_workflow(info.clone(), "u")
+        .await
+        .expect("made");
+    assert_eq!(made.id, "thread-1");
+    let mut again = crate::store::new_workflow("search", None);
+    again.id = "thread-1".into();
+    let refused = store.insert_workflow(again, "v").await;
+    assert!(
+        matches!(refused, Err(crate::error::LanternError::Conflict(_))),
+        "{refused:?}"
+    );
+    assert_eq!(
+        store.owner("thread-1").await.expect("owner").as_deref(),
+        Some("u")
+    );
+    let kept = workflow_now(store, "thread-1").await;
+    assert_eq!(kept.kind, "echo");
 }

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use app::protocol::{EventBody, LoggedEvent, WorkflowInfo};
 
-use super::{new_workflow, now_rfc3339, EventStore, IdempotencyKey, NewEvent, StoredEvent};
+use super::{now_rfc3339, EventStore, IdempotencyKey, NewEvent, StoredEvent};
 use crate::error::{LanternError, Result};
 
 /// Take events from `events` for a page: at most `limit`, and while under `max_bytes` of JSON
@@ -52,21 +52,23 @@ impl MemoryStore {
 
 #[async_trait::async_trait]
 impl EventStore for MemoryStore {
-    async fn create_workflow(
-        &self,
-        kind: &str,
-        title: Option<String>,
-        owner: &str,
-    ) -> Result<WorkflowInfo> {
-        let info = new_workflow(kind, title);
+    async fn insert_workflow(&self, info: WorkflowInfo, owner: &str) -> Result<WorkflowInfo> {
         let workflow = Workflow {
             info: info.clone(),
             owner: owner.to_owned(),
             log: Vec::new(),
             keys: HashMap::new(),
         };
-        self.lock().insert(info.id.clone(), workflow);
-        Ok(info)
+        match self.lock().entry(info.id.clone()) {
+            std::collections::hash_map::Entry::Occupied(_) => Err(LanternError::Conflict(format!(
+                "workflow id {} is taken",
+                info.id
+            ))),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(workflow);
+                Ok(info)
+            }
+        }
     }
 
     async fn workflow(&self, id: &str) -> Result<Option<WorkflowInfo>> {

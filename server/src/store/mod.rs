@@ -179,13 +179,19 @@ impl StoredEvent {
 ///   writer lock), so the store need not order concurrent appends to one workflow itself.
 #[async_trait::async_trait]
 pub trait EventStore: Send + Sync + 'static {
-    /// Register a new workflow of user `owner`, `pending`, with an empty log.
+    /// Register `info` — a new workflow, `pending`, with an empty log, as [`new_workflow`]
+    /// makes it, perhaps with an id of the caller's choosing — as user `owner`'s. An id that is
+    /// taken is `conflict`, and nothing changes.
+    async fn insert_workflow(&self, info: WorkflowInfo, owner: &str) -> Result<WorkflowInfo>;
+    /// Register a new workflow of `kind` of user `owner`, with a fresh id.
     async fn create_workflow(
         &self,
         kind: &str,
         title: Option<String>,
         owner: &str,
-    ) -> Result<WorkflowInfo>;
+    ) -> Result<WorkflowInfo> {
+        self.insert_workflow(new_workflow(kind, title), owner).await
+    }
     async fn workflow(&self, id: &str) -> Result<Option<WorkflowInfo>>;
     /// The user who owns workflow `id`, if it exists.
     async fn owner(&self, id: &str) -> Result<Option<String>>;

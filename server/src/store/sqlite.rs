@@ -27,7 +27,7 @@ use sqlx::sqlite::{
 use sqlx::Row;
 
 use super::log_writer::LogWriter;
-use super::{new_workflow, now_rfc3339, EventStore, IdempotencyKey, NewEvent, StoredEvent};
+use super::{now_rfc3339, EventStore, IdempotencyKey, NewEvent, StoredEvent};
 use crate::config::SyncMode;
 use crate::error::{LanternError, Result};
 
@@ -239,16 +239,20 @@ impl SqliteStore {
 
 #[async_trait::async_trait]
 impl EventStore for SqliteStore {
-    async fn create_workflow(
-        &self,
-        kind: &str,
-        title: Option<String>,
-        owner: &str,
-    ) -> Result<WorkflowInfo> {
-        let info = new_workflow(kind, title);
+    async fn insert_workflow(&self, info: WorkflowInfo, owner: &str) -> Result<WorkflowInfo> {
         let owner = owner.to_owned();
         self.log
             .run(false, |conn| {
+                // The one writer runs this: nothing can take the id between check and insert.
+                let taken = conn
+                    .prepare_cached("SELECT 1 FROM workflows WHERE id = ?")?
+                    .exists(params![info.id])?;
+                if taken {
+                    return Err(LanternError::Conflict(format!(
+                        "workflow id {} is taken",
+                        info.id
+                    )));
+                }
                 conn.prepare_cached(
                     "INSERT INTO workflows (id, kind, title, status, created_at, status_at, \
                      owner) VALUES (?, ?, ?, ?, ?, ?, ?)",

@@ -40,6 +40,10 @@ pub trait Render: Send + 'static {
     fn event(&mut self, event: &StoredEvent, out: &mut String);
     /// Every event that existed when the stream opened has been written.
     fn replay_done(&mut self, last_seq: u64, out: &mut String);
+    /// The stream has said all it will: end it (an AG-UI run's reply ends with its run).
+    fn done(&self) -> bool {
+        false
+    }
 }
 
 /// One SSE message: `event:` when named, `id:` when given, then `data:` (one line: our JSON

@@ -7,6 +7,7 @@
 //! - [`agent`]: `/ws/agent/{id}`, external agents publishing events and reading input.
 //! - [`ingest`]: `POST /api/workflows/{id}/events`, the same publishing over HTTP.
 //! - [`sse`]: `/sse/workflow/{id}`, the viewer's stream as Server-Sent Events.
+//! - [`agui`]: `/api/workflows/{id}/agui` and `POST /agui/{kind}`, AG-UI 1.0 out.
 //! - [`workflow_list`]: `/sse/workflows`, the user's workflow list, live, as Server-Sent Events.
 //!
 //! Shared by the sockets: [`gate`] (what every socket and stream must pass before it opens:
@@ -15,6 +16,7 @@
 //! the event streams: [`event_stream`] (cursor, keep-alive, following, ending).
 
 pub mod agent;
+pub mod agui;
 pub mod event_stream;
 pub mod gate;
 pub mod ingest;

@@ -69,29 +69,61 @@ fn search_query(input: Option<&Value>) -> Result<String> {
     Ok(query.to_owned())
 }
 
-/// Create a workflow of `kind` for user `owner` and start it if it is built in.
+/// Does a workflow of `kind` take messages after it starts (not only at its start)?
+pub fn takes_input(kind: &str) -> bool {
+    kind == kinds::ECHO
+}
+
+/// Wait until a just-started workflow `id` first waits for input (its first
+/// `waiting_input`), so a first message it is sent starts a turn of its own. At most 10 s.
+pub async fn ready_for_input(hub: &Hub, id: &str) -> Result<()> {
+    let (mut feed, _) = hub.feed(id, 0).await?;
+    let waiting = async {
+        while let Some(event) = feed.next().await? {
+            if let Ok(logged) = event.event() {
+                if let EventBody::WorkflowStatus { status, .. } = logged.body {
+                    if status == app::protocol::WorkflowStatus::WaitingInput || status.is_terminal()
+                    {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        Ok(())
+    };
+    tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .unwrap_or(Ok(()))
+}
+
+/// Create a workflow of `kind` for user `owner` and start it if it is built in. Its id is
+/// `id` when given (an AG-UI thread's; taken: `conflict`), else a fresh one.
 pub async fn start(
     builtins: &Arc<Builtins>,
     kind: &str,
     title: Option<String>,
     input: Option<&Value>,
     owner: &str,
+    id: Option<String>,
 ) -> Result<WorkflowInfo> {
     let hub = &builtins.hub;
+    let create = |title: Option<String>| {
+        let mut info = crate::store::new_workflow(kind, title);
+        if let Some(id) = id.clone() {
+            info.id = id;
+        }
+        hub.create_as(info, owner)
+    };
     match kind {
-        kinds::EXTERNAL => hub.create(kind, title, owner).await,
+        kinds::EXTERNAL => create(title).await,
         kinds::ECHO => {
-            let info = hub
-                .create(kind, title.or_else(|| Some("Echo".into())), owner)
-                .await?;
+            let info = create(title.or_else(|| Some("Echo".into()))).await?;
             echo::spawn(hub.clone(), info.id.clone(), builtins.idle).await?;
             Ok(info)
         }
         kinds::SEARCH => {
             let query = search_query(input)?;
-            let info = hub
-                .create(kind, title.or_else(|| Some(query.clone())), owner)
-                .await?;
+            let info = create(title.or_else(|| Some(query.clone()))).await?;
             search::spawn(builtins.clone(), info.id.clone(), query).await?;
             Ok(info)
         }
