@@ -76,6 +76,30 @@ pub async fn start_echo() -> Result<WorkflowInfo, ServerFnError> {
     open_run_page(started)
 }
 
+/// The workflow kinds registered AG-UI agents run as (the home page offers them).
+#[server]
+pub async fn agent_kinds() -> Result<Vec<String>, ServerFnError> {
+    viewer()?;
+    Ok(backend()?.agent_kinds())
+}
+
+/// Start a workflow of a registered AG-UI agent's `kind` with a first `message`; a form post
+/// then lands on its run page.
+// A fixed path (`/api/start_agent`).
+#[server(endpoint = "start_agent")]
+pub async fn start_agent(kind: String, message: String) -> Result<WorkflowInfo, ServerFnError> {
+    let backend = backend()?;
+    if !backend.agent_kinds().contains(&kind) {
+        return open_run_page(Err(BackendError {
+            code: ErrorCode::BadRequest,
+            message: format!("no AG-UI agent is registered as {kind:?}"),
+        }));
+    }
+    let input = serde_json::json!({ "message": message });
+    let started = backend.start_workflow(&viewer()?, &kind, Some(input)).await;
+    open_run_page(started)
+}
+
 /// One workflow and its log so far; `None` when it does not exist.
 #[server]
 pub async fn get_snapshot(id: String) -> Result<Option<RunSnapshot>, ServerFnError> {

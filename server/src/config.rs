@@ -115,6 +115,29 @@ pub struct Config {
           help_heading = "Network")]
     pub trust_forwarded: bool,
 
+    /// An AG-UI agent endpoint offered as a workflow kind, `NAME=URL` (repeatable; the
+    /// variable takes `NAME=URL,NAME=URL`). Starting a workflow of kind NAME runs the agent at
+    /// URL; no other URL is ever called.
+    #[arg(
+        long = "agui-agent",
+        env = "LANTERN_AGUI_AGENTS",
+        value_delimiter = ',',
+        value_parser = agui_agent,
+        help_heading = "Workflows"
+    )]
+    pub agui_agents: Vec<AguiAgent>,
+
+    /// Seconds an AG-UI agent may stay silent (no response, no event, no keep-alive comment)
+    /// before its run fails saying so.
+    #[arg(
+        long,
+        env = "LANTERN_AGUI_TIMEOUT_SECS",
+        default_value_t = 120,
+        value_parser = clap::value_parser!(u64).range(1..),
+        help_heading = "Workflows"
+    )]
+    pub agui_timeout_secs: u64,
+
     #[command(flatten)]
     pub storage: Storage,
 
@@ -373,6 +396,38 @@ fn public_url(text: &str) -> Result<url::Url, String> {
     Ok(url)
 }
 
+/// An AG-UI agent endpoint registered as a workflow kind (`--agui-agent NAME=URL`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct AguiAgent {
+    /// The workflow kind, and the agent's name in the log.
+    pub name: String,
+    pub url: url::Url,
+}
+
+fn agui_agent(text: &str) -> Result<AguiAgent, String> {
+    let (name, url) = text
+        .trim()
+        .split_once('=')
+        .ok_or("expected NAME=URL, e.g. assistant=http://127.0.0.1:8000/")?;
+    let name = name.trim();
+    let valid = (1..=40).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+    if !valid {
+        return Err(format!(
+            "agent name {name:?}: 1-40 characters of a-z 0-9 _ -"
+        ));
+    }
+    if app::protocol::vocab::kinds::ALL.contains(&name) {
+        return Err(format!("{name:?} is a built-in kind"));
+    }
+    Ok(AguiAgent {
+        name: name.to_owned(),
+        url: public_url(url)?,
+    })
+}
+
 /// The defaults alone: what the definition says, with no environment variable read.
 fn defaults<T: Args + FromArgMatches>() -> T {
     let command = clap::Command::new("defaults").no_binary_name(true);
@@ -517,6 +572,30 @@ mod tests {
         assert!(config.trust_forwarded);
         assert_eq!(config.allowed_origins.len(), 2);
         assert!(parse(&["--trust-forwarded", "false"]).is_ok_and(|c| !c.trust_forwarded));
+    }
+
+    #[test]
+    fn agui_agents_are_name_equals_url_repeatable_and_checked() {
+        let config = parse(&[
+            "--agui-agent",
+            "helper=http://127.0.0.1:8000/",
+            "--agui-agent=other=https://agents.example/run",
+        ])
+        .expect("valid");
+        let names: Vec<&str> = config.agui_agents.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(names, ["helper", "other"]);
+        assert_eq!(
+            config.agui_agents[1].url.as_str(),
+            "https://agents.example/run"
+        );
+        for bad in [
+            "nourl",
+            "echo=http://x/",
+            "Bad Name=http://x/",
+            "a=ftp://x/",
+        ] {
+            assert!(parse(&["--agui-agent", bad]).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -53,6 +53,10 @@ impl WorkflowBackend for HubBackend {
         .map_err(BackendError::from)
     }
 
+    fn agent_kinds(&self) -> Vec<String> {
+        self.builtins.agui.names()
+    }
+
     async fn cancel(&self, viewer: &Viewer, id: &str) -> Result<(), BackendError> {
         let hub = &self.builtins.hub;
         hub.check_owner(id, &viewer.user).await?;

@@ -115,6 +115,10 @@ impl Lantern {
             idle: (config.builtin_idle_secs > 0)
                 .then(|| Duration::from_secs(config.builtin_idle_secs)),
             test_hooks: config.test_hooks,
+            agui: Arc::new(workflows::agui_agent::Agents::new(
+                config.agui_agents.clone(),
+                Duration::from_secs(config.agui_timeout_secs),
+            )),
         });
         if !addr.ip().is_loopback() && !config.public_url_is_https() {
             tracing::warn!(

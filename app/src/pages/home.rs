@@ -1,5 +1,5 @@
-//! `/`: the workflows, newest first and live; a form that starts a `search`, and a button that
-//! starts an `echo` workflow.
+//! `/`: the workflows, newest first and live; a form that starts a `search`, a button that
+//! starts an `echo` workflow, and a form that asks a registered AG-UI agent.
 
 use leptos::prelude::*;
 
@@ -7,7 +7,7 @@ use leptos_router::hooks::use_query_map;
 
 use crate::components::workflow_list::WorkflowList;
 use crate::protocol::ErrorCode;
-use crate::server_fns::{list_workflows, StartEcho, StartSearch};
+use crate::server_fns::{agent_kinds, list_workflows, StartAgent, StartEcho, StartSearch};
 
 #[component]
 pub fn HomePage() -> impl IntoView {
@@ -69,6 +69,42 @@ fn StartForms() -> impl IntoView {
                 "Start an echo workflow"
             </button>
         </ActionForm>
+        <AgentForm/>
+    }
+}
+
+/// A form that starts a conversation with one of the AG-UI agents the operator registered
+/// (`--agui-agent NAME=URL`); absent when there are none.
+#[component]
+fn AgentForm() -> impl IntoView {
+    let start = ServerAction::<StartAgent>::new();
+    let kinds = Resource::new(|| (), |_| agent_kinds());
+    view! {
+        <Suspense>
+            {move || {
+                let kinds = kinds.get().and_then(Result::ok).filter(|k| !k.is_empty())?;
+                Some(view! {
+                    <ActionForm action=start attr:class="agent-form">
+                        <select name="kind" aria-label="Agent" data-testid="agent-kind">
+                            {kinds
+                                .into_iter()
+                                .map(|kind| view! { <option value=kind.clone()>{kind.clone()}</option> })
+                                .collect_view()}
+                        </select>
+                        <input
+                            type="text"
+                            name="message"
+                            required
+                            maxlength="4000"
+                            placeholder="Ask an agent…"
+                            aria-label="Message to the agent"
+                            data-testid="agent-message"
+                        />
+                        <button type="submit" data-testid="start-agent">"Ask"</button>
+                    </ActionForm>
+                })
+            }}
+        </Suspense>
     }
 }
 
@@ -78,7 +114,7 @@ fn start_failed(code: &str) -> &'static str {
         Some(ErrorCode::RateLimited) => {
             "Too many workflows: finish or cancel some of yours, or wait a moment, then try again."
         }
-        Some(ErrorCode::BadRequest) => "That search could not start: check the question.",
+        Some(ErrorCode::BadRequest) => "That workflow could not start: check what you typed.",
         Some(ErrorCode::Unauthorized | ErrorCode::Forbidden) => "Sign in again, then try again.",
         _ => "The workflow could not start. Try again.",
     }

@@ -107,6 +107,13 @@ pub enum Event {
         message_id: String,
     },
     #[serde(rename_all = "camelCase")]
+    ReasoningMessageChunk {
+        #[serde(default)]
+        message_id: Option<String>,
+        #[serde(default)]
+        delta: Option<String>,
+    },
+    #[serde(rename_all = "camelCase")]
     ReasoningEnd {
         message_id: String,
     },

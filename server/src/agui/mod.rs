@@ -4,6 +4,9 @@
 //! - [`events`]: the events on the wire, one definition for both directions.
 //! - [`out`]: a workflow's log as AG-UI events (a pure fold), for `GET
 //!   /api/workflows/{id}/agui` and `POST /agui/{kind}` ([`crate::transport::agui`]).
+//! - [`inbound`]: an AG-UI agent's run as Lantern events (a pure fold), for the workflow kinds
+//!   `--agui-agent` registers ([`crate::workflows::agui_agent`]).
 
 pub mod events;
+pub mod inbound;
 pub mod out;

@@ -226,7 +226,7 @@ async fn start_run(
             let some_id = Some(id.clone());
             crate::workflows::start(builtins, kind, None, Some(&start_input), user, some_id)
                 .await?;
-            if !crate::workflows::takes_input(kind) {
+            if !builtins.takes_input(kind) {
                 // Its input was its start: the run is the whole workflow.
                 return Ok((input, 0));
             }

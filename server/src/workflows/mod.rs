@@ -5,9 +5,12 @@
 //! - [`echo`]: interactive; answers each input with streamed thinking, a small tool call and a
 //!   streamed reply; asks for approval first when the message starts with `tool:`.
 //! - [`search`]: analyze → search → synthesize → report over the [`corpus`], with follow-ups.
+//! - [`agui_agent`]: the kinds `--agui-agent NAME=URL` registers: a conversation with an AG-UI
+//!   agent, one AG-UI run per message.
 //! - [`tools`]: running a tool call (timeout, panic → `ok: false`). [`inbox`]: user input and
 //!   answers to interrupts. [`stream`]: streaming a message word by word.
 
+pub mod agui_agent;
 pub mod corpus;
 pub mod echo;
 pub mod inbox;
@@ -39,6 +42,8 @@ pub struct Builtins {
     pub idle: Option<Duration>,
     /// Lets tests make a tool panic or stall (see [`search::TEST_PANIC`]).
     pub test_hooks: bool,
+    /// The AG-UI agents registered as workflow kinds.
+    pub agui: Arc<agui_agent::Agents>,
 }
 
 impl Builtins {
@@ -46,6 +51,18 @@ impl Builtins {
     pub async fn publish(&self, id: &str, body: EventBody) -> Result<()> {
         self.hub.publish_bodies(id, vec![body]).await?;
         Ok(())
+    }
+
+    /// Does a workflow of `kind` take messages after it starts (not only at its start)?
+    pub fn takes_input(&self, kind: &str) -> bool {
+        kind == kinds::ECHO || self.agui.get(kind).is_some()
+    }
+
+    /// Every kind `POST /api/workflows` accepts: the built-in ones and the registered agents.
+    pub fn kinds(&self) -> Vec<String> {
+        let mut all: Vec<String> = kinds::ALL.iter().map(|k| (*k).to_owned()).collect();
+        all.extend(self.agui.names());
+        all
     }
 }
 
@@ -69,9 +86,26 @@ fn search_query(input: Option<&Value>) -> Result<String> {
     Ok(query.to_owned())
 }
 
-/// Does a workflow of `kind` take messages after it starts (not only at its start)?
-pub fn takes_input(kind: &str) -> bool {
-    kind == kinds::ECHO
+/// The `message` of an AG-UI agent workflow's input, if any (without one, the workflow waits
+/// for the first).
+fn agent_message(input: Option<&Value>) -> Result<Option<String>> {
+    match input.and_then(|i| i.get("message")) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(m)) if !m.trim().is_empty() => Ok(Some(m.trim().to_owned())),
+        Some(_) => Err(LanternError::BadRequest(
+            "input.message must be a non-empty string".into(),
+        )),
+    }
+}
+
+/// A workflow's title from its first message: the first line, at most 80 characters.
+fn title_of(message: &str) -> String {
+    let line = message.lines().next().unwrap_or_default();
+    let mut title: String = line.chars().take(80).collect();
+    if title.len() < line.len() {
+        title.push('…');
+    }
+    title
 }
 
 /// Wait until a just-started workflow `id` first waits for input (its first
@@ -127,9 +161,26 @@ pub async fn start(
             search::spawn(builtins.clone(), info.id.clone(), query).await?;
             Ok(info)
         }
-        other => Err(LanternError::BadRequest(format!(
-            "unknown workflow kind {other:?}; known kinds: {}",
-            kinds::ALL.join(", ")
-        ))),
+        other => {
+            let Some(agent) = builtins.agui.get(other) else {
+                return Err(LanternError::BadRequest(format!(
+                    "unknown workflow kind {other:?}; known kinds: {}",
+                    builtins.kinds().join(", ")
+                )));
+            };
+            let message = agent_message(input)?;
+            let title = title.or_else(|| message.as_deref().map(title_of));
+            let info = create(title).await?;
+            let agents = builtins.agui.clone();
+            let (id, agent) = (info.id.clone(), agent.clone());
+            agui_agent::spawn(hub.clone(), agents, agent, id, builtins.idle).await?;
+            if let Some(message) = message {
+                // The first turn, logged like any other (so the page and the history show it).
+                let client_msg_id = format!("{}-start", info.id);
+                hub.submit_input(&info.id, owner, message, client_msg_id)
+                    .await?;
+            }
+            Ok(info)
+        }
     }
 }
