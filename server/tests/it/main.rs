@@ -15,6 +15,7 @@ mod echo;
 mod examples;
 mod fanout;
 mod frame_fuzz;
+mod integrations;
 mod interrupts;
 mod limits;
 mod list_stream;
