@@ -3,26 +3,30 @@
 //! | AG-UI | Lantern |
 //! |---|---|
 //! | the first `RUN_STARTED` of the workflow | `agent_started` (the agent's registered name) |
-//! | `TEXT_MESSAGE_START` / `_CONTENT` / `_END` (and `_CHUNK`) | `text_delta`s closed by `agent_response` (the server joins the text) |
+//! | `TEXT_MESSAGE_START` / `_CONTENT` / `_END` (and `_CHUNK`) | `text_delta`s closed by `agent_response` (the server joins the text); a message with no content, nothing |
 //! | `REASONING_MESSAGE_START` / `_CONTENT` / `_END` (and `_CHUNK`) | `thinking_delta`s closed by `agent_thinking` |
 //! | `TOOL_CALL_START` / `_ARGS` / `_END` | `tool_executing` once the arguments are complete (parsed as `input`) |
 //! | `TOOL_CALL_RESULT` | `tool_completed` (`output`: the content, as JSON when it parses) |
 //! | `STEP_STARTED` / `STEP_FINISHED` | `node_update` `executing` / `completed` |
 //! | `RUN_FINISHED` | open messages closed, then `workflow_status` `waiting_input` |
-//! | `RUN_FINISHED` with outcome `interrupt` | an `interrupt` per interrupt, then `waiting_input` |
+//! | `RUN_FINISHED` with outcome `interrupt` | an `interrupt` per interrupt (reason `tool_call` about a tool call: `tool_approval`), then `waiting_input` |
 //! | `RUN_ERROR` | `workflow_status` `failed`, `detail` = its message |
 //! | anything else (state, snapshots, activity, raw, custom) | dropped, and counted |
 //!
 //! What the fold cannot make sense of (content for a message that was never started, a tool
 //! call's end with no start) is a [`Malformed`] stream: the workflow fails saying so.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
+use app::protocol::vocab::reasons;
 use app::protocol::{EventBody, NodeStatus, WorkflowStatus};
 use serde_json::{json, Value};
 
 use super::events::{Event, Interrupt, Outcome};
+
+/// The reason an agent gives for an approval of a tool call (Pydantic AI's word).
+const TOOL_CALL: &str = "tool_call";
 
 /// The stream broke AG-UI's rules in a way Lantern cannot log.
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +57,10 @@ pub struct Inbound {
     started: bool,
     /// Open text (false) and reasoning (true) messages, by id.
     messages: HashMap<String, bool>,
+    /// Open messages that have said something. One that never did is closed without a trace:
+    /// agents open empty messages (Pydantic AI before a tool call), and an empty answer would
+    /// be an empty bubble on the page.
+    spoken: HashSet<String>,
     /// The id of the last message opened by a chunk, which later chunks may omit.
     chunk_message: Option<(String, bool)>,
     /// The text of open text messages so far, for [`Inbound::history`].
@@ -77,6 +85,7 @@ impl Inbound {
             agent: agent.into(),
             started,
             messages: HashMap::new(),
+            spoken: HashSet::new(),
             chunk_message: None,
             texts: HashMap::new(),
             tool_calls: HashMap::new(),
@@ -98,6 +107,7 @@ impl Inbound {
                 // What a run left half-streamed does not carry into the next one; tool calls
                 // made and not yet answered do (a resumed run may answer them).
                 self.messages.clear();
+                self.spoken.clear();
                 self.chunk_message = None;
                 self.texts.clear();
                 self.tool_calls.clear();
@@ -245,6 +255,7 @@ impl Inbound {
         if self.messages.get(&id) != Some(&reasoning) {
             return Err(unknown("content for message", &id));
         }
+        self.spoken.insert(id.clone());
         if reasoning {
             out.push(EventBody::ThinkingDelta {
                 agent: self.agent.clone(),
@@ -294,6 +305,9 @@ impl Inbound {
         if self.chunk_message.as_ref().is_some_and(|(c, _)| c == id) {
             self.chunk_message = None;
         }
+        if !self.spoken.remove(id) {
+            return Ok(());
+        }
         if let Some(text) = self.texts.remove(id) {
             let message = json!({"id": id, "role": "assistant", "content": text});
             self.history.push(message);
@@ -326,13 +340,20 @@ impl Inbound {
     }
 
     fn interrupt(&self, interrupt: Interrupt) -> EventBody {
+        // An approval of a tool call is `tool_approval` to Lantern (the card shows the call
+        // with Approve / Deny, answering `{"approved": bool}`); Pydantic AI calls it
+        // `tool_call`. Other reasons pass as they are (the card is a form from the schema).
+        let reason = match (interrupt.reason.as_str(), &interrupt.tool_call_id) {
+            (TOOL_CALL, Some(_)) => reasons::TOOL_APPROVAL.to_owned(),
+            _ => interrupt.reason.clone(),
+        };
         EventBody::Interrupt {
             agent: self.agent.clone(),
             message: interrupt
                 .message
                 .unwrap_or_else(|| interrupt.reason.clone()),
             interrupt_id: interrupt.id,
-            reason: interrupt.reason,
+            reason,
             call_id: interrupt.tool_call_id,
             response_schema: interrupt.response_schema,
             expires_at: interrupt.expires_at,
@@ -461,6 +482,37 @@ mod tests {
             json!([{"type": "RUN_ERROR", "message": "model exploded"}]),
         );
         assert_eq!(end, Some(RunEnd::Failed("model exploded".into())));
+    }
+
+    #[test]
+    fn an_empty_message_leaves_no_trace_and_a_tool_call_approval_is_a_tool_approval() {
+        let mut inbound = Inbound::new("helper", true);
+        let (out, _) = run(
+            &mut inbound,
+            json!([
+                {"type": "RUN_STARTED", "threadId": "t", "runId": "r"},
+                {"type": "TEXT_MESSAGE_START", "messageId": "empty", "role": "assistant"},
+                {"type": "TEXT_MESSAGE_END", "messageId": "empty"},
+                {"type": "TOOL_CALL_START", "toolCallId": "c1", "toolCallName": "deploy", "parentMessageId": "empty"},
+                {"type": "TOOL_CALL_END", "toolCallId": "c1"},
+                {"type": "RUN_FINISHED", "threadId": "t", "runId": "r", "outcome": {"type": "interrupt",
+                  "interrupts": [{"id": "i1", "reason": "tool_call", "toolCallId": "c1", "message": "Deploy?"}]}}
+            ]),
+        );
+        let kinds: Vec<&str> = out
+            .iter()
+            .map(|e| e["type"].as_str().expect("type"))
+            .collect();
+        assert_eq!(kinds, ["tool_executing", "interrupt", "workflow_status"]);
+        assert_eq!(out[0]["input"], json!({}));
+        assert_eq!(out[1]["reason"], "tool_approval");
+        assert_eq!(out[1]["message"], "Deploy?");
+        assert_eq!(
+            inbound.history.len(),
+            1,
+            "only the tool call: {:?}",
+            inbound.history
+        );
     }
 
     #[test]

@@ -307,7 +307,7 @@ impl Translator {
                 });
                 out.push(Event::ReasoningMessageStart {
                     message_id,
-                    role: "assistant".into(),
+                    role: "reasoning".into(),
                 });
             }
         }

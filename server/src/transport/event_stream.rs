@@ -254,7 +254,12 @@ impl<R: Render> Stream<R> {
                 items = self.outbox.take_all() => {
                     for item in items {
                         match item {
-                            Item::Event(event) => self.write(&event, &mut out),
+                            Item::Event(event) => {
+                                self.write(&event, &mut out);
+                                if self.ended {
+                                    break;
+                                }
+                            }
                             Item::Close(reason) => {
                                 out.push_str(": ");
                                 out.push_str(&reason);
@@ -271,9 +276,14 @@ impl<R: Render> Stream<R> {
         }
     }
 
+    /// Render one event; the stream ends after it when the render has said all it will.
     fn write(&mut self, event: &StoredEvent, out: &mut String) {
         self.render.event(event, out);
         super::subscriber::delivered(&self.metrics, event);
+        if self.render.done() {
+            self.ended = true;
+            self.subscription.stop();
+        }
     }
 
     /// A last comment saying why, then the end of the body.

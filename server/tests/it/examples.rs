@@ -11,12 +11,12 @@ use std::process::Stdio;
 use crate::common::{start, TestServer};
 use serde_json::{json, Value};
 
-fn root() -> PathBuf {
+pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
 /// The interpreter of the examples' environment (created if missing: network, once).
-async fn python() -> PathBuf {
+pub async fn python() -> PathBuf {
     static VENV: tokio::sync::OnceCell<PathBuf> = tokio::sync::OnceCell::const_new();
     VENV.get_or_init(|| async {
         let output = tokio::process::Command::new("bash")

@@ -134,8 +134,8 @@ fn shell(server: &TestServer, env: &[(&str, &str)]) -> tokio::process::Command {
 }
 
 /// Run `code` in `command`'s shell until it exits or `limit` passes (a stream that never ends
-/// is cut there); its output so far.
-async fn run(mut command: tokio::process::Command, code: &str, limit: Duration) -> String {
+/// is cut there); its output so far, and whether it ended by itself.
+async fn run(mut command: tokio::process::Command, code: &str, limit: Duration) -> (String, bool) {
     let script = format!("set -euo pipefail\n{code}");
     command
         .arg("-c")
@@ -146,9 +146,9 @@ async fn run(mut command: tokio::process::Command, code: &str, limit: Duration) 
     let mut stdout = child.stdout.take().expect("stdout");
     let mut out = Vec::new();
     let read = tokio::io::AsyncReadExt::read_to_end(&mut stdout, &mut out);
-    let _ = tokio::time::timeout(limit, read).await;
+    let ended = tokio::time::timeout(limit, read).await.is_ok();
     let _ = child.kill().await;
-    String::from_utf8_lossy(&out).into_owned()
+    (String::from_utf8_lossy(&out).into_owned(), ended)
 }
 
 /// `id:` lines of an SSE text, in order.
@@ -181,7 +181,7 @@ async fn the_shell_snippets_follow_a_workflow_over_sse_and_ag_ui() {
          \"$LANTERN_URL/api/workflows\"",
         code("env")
     );
-    let answered = run(shell(&server, &[]), &probe, Duration::from_secs(20)).await;
+    let (answered, _) = run(shell(&server, &[]), &probe, Duration::from_secs(20)).await;
     assert_eq!(answered, "200", "the token the page mints works");
     let token = server.mint("admin", server::auth::TokenKind::User).await;
 
@@ -214,14 +214,19 @@ async fn the_shell_snippets_follow_a_workflow_over_sse_and_ag_ui() {
 
     // The terminal status closed the agent too: the log is what the streams must carry.
     let last = server.log(&id).await.len() as u64;
-    let sse = follow("curl-sse").await;
+    // A viewer's stream stays open for live events: cut after 3 s.
+    let (sse, _) = follow("curl-sse").await;
     assert!(sse.starts_with("event: hello\n"), "{sse}");
     assert!(sse.contains("event: replay_done\n"), "{sse}");
     assert_eq!(ids(&sse), (1..=last).collect::<Vec<_>>(), "{sse}");
-    let resumed = follow("curl-sse-resume").await;
+    let (resumed, _) = follow("curl-sse-resume").await;
     assert_eq!(ids(&resumed), (4..=last).collect::<Vec<_>>(), "{resumed}");
 
-    let agui = follow("curl-agui").await;
+    let (agui, ended) = follow("curl-agui").await;
+    assert!(
+        ended,
+        "the AG-UI stream of a finished workflow ends by itself: {agui}"
+    );
     let types = agui_types(&agui);
     assert_eq!(
         types.first().map(String::as_str),
@@ -235,7 +240,8 @@ async fn the_shell_snippets_follow_a_workflow_over_sse_and_ag_ui() {
     );
     assert!(types.iter().any(|t| t == "TEXT_MESSAGE_CONTENT"), "{agui}");
 
-    let run_reply = follow("curl-agui-run").await;
+    let (run_reply, ended) = follow("curl-agui-run").await;
+    assert!(ended, "a run's reply ends with the run: {run_reply}");
     let types = agui_types(&run_reply);
     assert_eq!(
         types.first().map(String::as_str),

@@ -6,6 +6,7 @@
 mod common;
 
 mod agent_socket;
+mod agui_agent;
 mod agui_in;
 mod api;
 mod auth;
