@@ -85,13 +85,17 @@ test('HttpAgent runs the built-in search as an AG-UI agent and gets its answer a
   const answer = newMessages.find((m: any) => m.role === 'assistant' && typeof m.content === 'string' && m.content);
   expect(answer, JSON.stringify(newMessages)).toBeDefined();
 
-  // The thread is a Lantern workflow with that very id, finished, and its stream verifies
-  // from every point.
-  const workflow = await request.get(`/api/workflows/${threadId}`, { headers: asUser() });
-  expect(workflow.status()).toBe(200);
-  const info = await workflow.json();
-  expect([info.kind, info.status]).toEqual(['search', 'completed']);
-  await verifiesFromEveryPoint(baseURL!, threadId, info.last_seq);
+  // The thread is a Lantern workflow with that very id, waiting for a follow-up; once finished,
+  // its whole stream verifies from every point.
+  const workflow = async () => (await request.get(`/api/workflows/${threadId}`, { headers: asUser() })).json();
+  expect(await workflow()).toMatchObject({ kind: 'search', status: 'waiting_input' });
+  const finish = await request.post(`/api/workflows/${threadId}/input`, {
+    headers: asUser(),
+    data: { content: 'done', client_msg_id: 'finish-1' },
+  });
+  expect(finish.status()).toBe(200);
+  await expect.poll(async () => (await workflow()).status).toBe('completed');
+  await verifiesFromEveryPoint(baseURL!, threadId, (await workflow()).last_seq);
 });
 
 test('HttpAgent talks with echo: a follow-up continues the thread, an approval is an interrupt answered by resume', async ({
