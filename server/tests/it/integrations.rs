@@ -112,19 +112,29 @@ fn localize(code: &str, lantern: &str, agent_port: Option<u16>) -> String {
 /// A shell with the page's variables set for `server`, the `lantern` binary on its PATH, and
 /// the server's data dir as the binary's.
 fn shell(server: &TestServer, env: &[(&str, &str)]) -> tokio::process::Command {
+    shell_on(server.data.path(), None, env)
+}
+
+/// A shell with the `lantern` binary (and the examples' Python environment, `python_bin`) first
+/// on its PATH, and `data` as the binary's data dir.
+fn shell_on(
+    data: &Path,
+    python_bin: Option<&Path>,
+    env: &[(&str, &str)],
+) -> tokio::process::Command {
     let bin = Path::new(env!("CARGO_BIN_EXE_lantern"))
         .parent()
         .expect("bin dir")
         .to_owned();
-    let path = format!(
-        "{}:{}",
-        bin.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
+    let mut path = format!("{}:", bin.display());
+    if let Some(python_bin) = python_bin {
+        path.push_str(&format!("{}:", python_bin.display()));
+    }
+    path.push_str(&std::env::var("PATH").unwrap_or_default());
     let mut command = tokio::process::Command::new("bash");
     command
         .env("PATH", path)
-        .env("LANTERN_DATA_DIR", server.data.path())
+        .env("LANTERN_DATA_DIR", data)
         .env("RUST_LOG", "warn")
         .kill_on_drop(true);
     for (name, value) in env {
@@ -260,4 +270,130 @@ async fn the_shell_snippets_follow_a_workflow_over_sse_and_ag_ui() {
     let (status, workflow) = server.get("/api/workflows/docs-thread-1").await;
     assert_eq!(status, 200, "{workflow}");
     assert_eq!(workflow["kind"], "search");
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// Wait until something listens on `port`.
+async fn listening(port: u16) {
+    let up = async {
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), up)
+        .await
+        .unwrap_or_else(|_| panic!("nothing listens on {port}"));
+}
+
+#[tokio::test]
+async fn the_python_blocks_put_a_pydantic_ai_agent_behind_lantern() {
+    let snippets = snippets();
+    let python = crate::examples::python().await;
+    let python_bin = python.parent().expect("venv bin").to_owned();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let (agent_port, lantern_port) = (free_port(), free_port());
+    let lantern = format!("127.0.0.1:{lantern_port}");
+    let code = |name: &str| localize(&snippets[name].code, &lantern, Some(agent_port));
+
+    // The install line, in the examples' environment (where setup put these very versions).
+    let (installed, ended) = run(
+        shell_on(&data, Some(&python_bin), &[]),
+        &code("agui-agent-requirements"),
+        Duration::from_secs(120),
+    )
+    .await;
+    assert!(ended, "pip finished: {installed}");
+
+    // The agent, as the page says: `python agent.py`.
+    std::fs::write(dir.path().join("agent.py"), code("agui-agent")).expect("write agent.py");
+    let _agent = tokio::process::Command::new(&python)
+        .arg("agent.py")
+        .current_dir(dir.path())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("python agent.py");
+    listening(agent_port).await;
+
+    // Lantern with the agent registered, on its own data dir.
+    let mut serve = shell_on(&data, None, &[("LANTERN_ADDR", &lantern)]);
+    let _lantern = serve
+        .arg("-c")
+        // exec: the server is the shell's process, so it goes when the test drops it.
+        .arg(format!("exec {}", code("serve-agui-agent").trim()))
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("lantern serve");
+    listening(lantern_port).await;
+
+    // The variables, then the start of a `helper` workflow.
+    let script = format!("{}\n{}", code("env"), code("start-agui-workflow"));
+    let (created, _) = run(shell_on(&data, None, &[]), &script, Duration::from_secs(20)).await;
+    let created: Value = serde_json::from_str(&created).unwrap_or_else(|_| panic!("{created}"));
+    assert_eq!(created["kind"], "helper", "{created}");
+    let id = created["id"].as_str().expect("id");
+
+    // Its log fills with the agent's tool call and answer.
+    let token = run(
+        shell_on(&data, None, &[]),
+        "lantern token create --user admin",
+        Duration::from_secs(20),
+    )
+    .await
+    .0;
+    let http = reqwest::Client::new();
+    let events_url = format!("http://{lantern}/api/workflows/{id}/events");
+    let answered = async {
+        loop {
+            let log: Value = http
+                .get(&events_url)
+                .bearer_auth(token.trim())
+                .send()
+                .await
+                .expect("GET events")
+                .json()
+                .await
+                .expect("json");
+            let events = log["events"].as_array().cloned().unwrap_or_default();
+            if events.iter().any(|e| e["type"] == "agent_response") {
+                return events;
+            }
+            if events.iter().any(|e| e["status"] == "failed") {
+                panic!("the workflow failed: {events:#?}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let events = tokio::time::timeout(Duration::from_secs(30), answered)
+        .await
+        .expect("the agent answers");
+    crate::common::assert_invariants(&events);
+    let call = events
+        .iter()
+        .find(|e| e["type"] == "tool_executing")
+        .expect("a tool call");
+    assert_eq!(
+        (call["agent"].as_str(), call["tool"].as_str()),
+        (Some("helper"), Some("get_weather"))
+    );
+    let answer = events
+        .iter()
+        .find(|e| e["type"] == "agent_response")
+        .expect("an answer");
+    assert!(
+        answer["content"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("sunny"),
+        "{answer}"
+    );
 }
