@@ -7,6 +7,7 @@ import * as path from 'path';
 // and a short heartbeat so a dead connection is noticed quickly.
 const port = Number(process.env.LANTERN_E2E_PORT ?? 3100);
 const baseURL = `http://127.0.0.1:${port}`;
+const agentPort = Number(process.env.LANTERN_E2E_AGENT_PORT ?? 3101);
 
 export default defineConfig({
   testDir: './tests',
@@ -34,15 +35,28 @@ export default defineConfig({
       ],
     },
   },
-  webServer: {
-    command: `bash ${__dirname}/serve.sh --addr 127.0.0.1:${port} --heartbeat-ms 2000`,
-    url: `${baseURL}/healthz`,
-    reuseExistingServer: false,
-    timeout: 60_000,
-    env: {
-      LANTERN_TEST_HOOKS: '1',
-      LANTERN_DATA_DIR: `${__dirname}/.data`,
-      RUST_LOG: 'warn',
+  webServer: [
+    // A real AG-UI agent (examples/agui_agent.py: Pydantic AI, scripted model) that Lantern
+    // offers as the workflow kind `helper`, in the examples' Python environment.
+    {
+      command: `bash -c 'exec "$(bash ../scripts/py-venv.sh)" ../examples/agui_agent.py ${agentPort}'`,
+      cwd: __dirname,
+      url: `http://127.0.0.1:${agentPort}/health`,
+      reuseExistingServer: false,
+      timeout: 180_000,
     },
-  },
+    // --conn-attempts-per-ip: the AG-UI tests resume a workflow's stream from each of its
+    // events in turn, a connection each, far faster than any browser reconnects.
+    {
+      command: `bash ${__dirname}/serve.sh --addr 127.0.0.1:${port} --heartbeat-ms 2000 --conn-attempts-per-ip 1000 --agui-agent helper=http://127.0.0.1:${agentPort}/`,
+      url: `${baseURL}/healthz`,
+      reuseExistingServer: false,
+      timeout: 60_000,
+      env: {
+        LANTERN_TEST_HOOKS: '1',
+        LANTERN_DATA_DIR: `${__dirname}/.data`,
+        RUST_LOG: 'warn',
+      },
+    },
+  ],
 });

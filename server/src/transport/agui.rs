@@ -10,7 +10,7 @@
 //!   The reply is that run, as AG-UI events, ending with it.
 //!
 //! The mapping is [`crate::agui::out`]'s (a pure fold); the stream itself — gate, cursor,
-//! following, keep-alive, slow readers — is [`event_stream`](super::event_stream)'s.
+//! following, keep-alive, slow readers — is `event_stream.rs`'s.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -5,7 +5,7 @@
 //! event as one message with `id: <seq>` and the event's JSON as `data` (the same bytes the
 //! socket sends), `event: replay_done` once, then live events. Everything else — the gate,
 //! `Last-Event-ID` resume, keep-alive, the cut-off of a slow reader, `event: reset` for a cursor
-//! ahead of the log — is [`event_stream`](super::event_stream)'s, shared with the AG-UI stream.
+//! ahead of the log — is `event_stream.rs`'s, shared with the AG-UI stream.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -53,6 +53,31 @@ pub async fn python_agent() -> PythonAgent {
     }
 }
 
+/// A server with `agent` registered as the kind `helper`.
+async fn lantern_for(agent: &PythonAgent) -> TestServer {
+    let url = agent.url.clone();
+    start_with(move |config| {
+        config.agui_agents = vec![AguiAgent {
+            name: "helper".into(),
+            url,
+        }];
+    })
+    .await
+}
+
+/// Start a `helper` workflow with `message`; its id.
+async fn ask(server: &TestServer, message: &str) -> String {
+    let (status, body) = server
+        .post(
+            "/api/workflows",
+            json!({"kind": "helper", "input": {"message": message}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["title"], message);
+    body["id"].as_str().expect("id").to_owned()
+}
+
 /// The events of one turn: up to the `waiting_input` that ends it.
 async fn turn(viewer: &mut Client) -> Vec<Value> {
     tokio::time::timeout(
@@ -94,23 +119,8 @@ async fn say(server: &TestServer, id: &str, content: &str, client_msg_id: &str) 
 #[tokio::test]
 async fn a_pydantic_ai_agent_runs_as_a_workflow_kind_with_tools_follow_ups_and_an_approval() {
     let agent = python_agent().await;
-    let url = agent.url.clone();
-    let server = start_with(move |config| {
-        config.agui_agents = vec![AguiAgent {
-            name: "helper".into(),
-            url,
-        }];
-    })
-    .await;
-    let (status, body) = server
-        .post(
-            "/api/workflows",
-            json!({"kind": "helper", "input": {"message": "What is the weather in Paris?"}}),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
-    assert_eq!(body["title"], "What is the weather in Paris?");
-    let id = body["id"].as_str().expect("id").to_owned();
+    let server = lantern_for(&agent).await;
+    let id = ask(&server, "What is the weather in Paris?").await;
     let mut viewer = server.subscribe(&id, 0).await;
 
     // Waiting, the person's message, then the run: the agent starts, calls its tool (arguments
@@ -193,21 +203,8 @@ async fn a_pydantic_ai_agent_runs_as_a_workflow_kind_with_tools_follow_ups_and_a
 #[tokio::test]
 async fn a_denied_approval_is_told_to_the_agent_and_the_tool_does_not_run() {
     let agent = python_agent().await;
-    let url = agent.url.clone();
-    let server = start_with(move |config| {
-        config.agui_agents = vec![AguiAgent {
-            name: "helper".into(),
-            url,
-        }];
-    })
-    .await;
-    let (_, body) = server
-        .post(
-            "/api/workflows",
-            json!({"kind": "helper", "input": {"message": "approve the deploy"}}),
-        )
-        .await;
-    let id = body["id"].as_str().expect("id").to_owned();
+    let server = lantern_for(&agent).await;
+    let id = ask(&server, "approve the deploy").await;
     let mut viewer = server.subscribe(&id, 0).await;
     turn(&mut viewer).await;
     let asked = turn(&mut viewer).await;
