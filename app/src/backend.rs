@@ -40,7 +40,8 @@ pub trait WorkflowBackend: Send + Sync + 'static {
         kind: &str,
         input: Option<serde_json::Value>,
     ) -> Result<WorkflowInfo, BackendError>;
-    /// The workflow kinds AG-UI agents were registered as (`--agui-agent NAME=URL`), in order.
+    /// The kinds the home page's Ask form offers: `assistant` when a model is configured, then
+    /// the AG-UI agents' (`--agui-agent NAME=URL`), in order.
     fn agent_kinds(&self) -> Vec<String>;
     /// Cancel one of the viewer's workflows: open tools and agents are closed, status
     /// `cancelled`.

@@ -138,6 +138,52 @@ pub struct Config {
     )]
     pub agui_timeout_secs: u64,
 
+    /// The OpenAI-compatible model server the built-in `assistant` workflow talks to: its API
+    /// root, e.g. `http://127.0.0.1:11434/v1` (Ollama). With --llm-model it enables
+    /// `assistant`. A key, when the server needs one, comes only from `LANTERN_LLM_API_KEY`.
+    #[arg(long, env = "LANTERN_LLM_BASE_URL", value_parser = public_url, help_heading = "Assistant")]
+    pub llm_base_url: Option<url::Url>,
+
+    /// The model's name on that server (e.g. `qwen3:8b`, `gpt-4o-mini`).
+    #[arg(long, env = "LANTERN_LLM_MODEL", help_heading = "Assistant")]
+    pub llm_model: Option<String>,
+
+    /// Tools the assistant asks a person about before it runs them: names, comma-separated
+    /// (`search_docs`), or `all`.
+    #[arg(
+        long,
+        env = "LANTERN_LLM_APPROVE_TOOLS",
+        value_delimiter = ',',
+        help_heading = "Assistant"
+    )]
+    pub llm_approve_tools: Vec<String>,
+
+    /// Most model requests the assistant makes for one message (each tool round is one more).
+    #[arg(
+        long,
+        env = "LANTERN_LLM_MAX_STEPS",
+        default_value_t = 8,
+        value_parser = clap::value_parser!(u32).range(1..),
+        help_heading = "Assistant"
+    )]
+    pub llm_max_steps: u32,
+
+    /// Seconds the model server may stay silent (no response, no chunk) before the answer
+    /// fails saying so.
+    #[arg(
+        long,
+        env = "LANTERN_LLM_TIMEOUT_SECS",
+        default_value_t = 120,
+        value_parser = clap::value_parser!(u64).range(1..),
+        help_heading = "Assistant"
+    )]
+    pub llm_timeout_secs: u64,
+
+    /// The model server's API key: read from `LANTERN_LLM_API_KEY` by `lantern serve` (never a
+    /// flag, so it is not in `ps` or shell history; never logged).
+    #[arg(skip)]
+    pub llm_api_key: Option<String>,
+
     #[command(flatten)]
     pub storage: Storage,
 
@@ -419,7 +465,9 @@ fn agui_agent(text: &str) -> Result<AguiAgent, String> {
             "agent name {name:?}: 1-40 characters of a-z 0-9 _ -"
         ));
     }
-    if app::protocol::vocab::kinds::ALL.contains(&name) {
+    if app::protocol::vocab::kinds::ALL.contains(&name)
+        || name == app::protocol::vocab::kinds::ASSISTANT
+    {
         return Err(format!("{name:?} is a built-in kind"));
     }
     Ok(AguiAgent {

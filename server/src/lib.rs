@@ -21,6 +21,8 @@
 //! - Workflows: [`hub`] (live workflows), [`lifecycle`] (the §1 invariants, pure), [`store`]
 //!   (the log behind a trait), [`workflows`] (built-in kinds), [`retention`] (deleting what is
 //!   old).
+//! - Upstreams Lantern calls: [`agui`] (AG-UI's events, and the folds out and in), [`llm`] (an
+//!   OpenAI-compatible model server), [`sse_client`] (reading their event streams).
 //! - Guards: [`auth`] (tokens, sessions, login), [`origin`] (cross-site guards), [`limits`]
 //!   (rates and counts), [`error`] (errors → protocol codes, in one place), [`metrics`].
 
@@ -34,6 +36,7 @@ pub mod error;
 pub mod hub;
 pub mod lifecycle;
 pub mod limits;
+pub mod llm;
 pub mod metrics;
 pub mod origin;
 pub mod pages;
@@ -43,6 +46,7 @@ pub mod routes;
 pub mod server;
 pub mod shutdown;
 pub mod site;
+pub mod sse_client;
 pub mod store;
 pub mod transport;
 pub mod workflows;

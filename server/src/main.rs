@@ -16,7 +16,10 @@ async fn main() {
         Err(e) => e.exit(),
     };
     match command {
-        Command::Serve(config) => serve(*config).await,
+        Command::Serve(mut config) => {
+            config.llm_api_key = std::env::var("LANTERN_LLM_API_KEY").ok();
+            serve(*config).await
+        }
         Command::Token(token) => {
             start_logging(LogFormat::Human);
             match cli::run_token_command(token).await {

@@ -1,6 +1,7 @@
 //! The server's side of the pages: the [`WorkflowBackend`] that their server functions call,
 //! backed by the hub.
 
+use app::protocol::vocab::kinds;
 use std::sync::Arc;
 
 use app::backend::{BackendError, Viewer, WorkflowBackend};
@@ -54,7 +55,15 @@ impl WorkflowBackend for HubBackend {
     }
 
     fn agent_kinds(&self) -> Vec<String> {
-        self.builtins.agui.names()
+        let assistant = self
+            .builtins
+            .assistant
+            .as_ref()
+            .map(|_| kinds::ASSISTANT.to_owned());
+        assistant
+            .into_iter()
+            .chain(self.builtins.agui.names())
+            .collect()
     }
 
     async fn cancel(&self, viewer: &Viewer, id: &str) -> Result<(), BackendError> {

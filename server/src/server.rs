@@ -119,6 +119,7 @@ impl Lantern {
                 config.agui_agents.clone(),
                 Duration::from_secs(config.agui_timeout_secs),
             )),
+            assistant: assistant(&config),
         });
         if !addr.ip().is_loopback() && !config.public_url_is_https() {
             tracing::warn!(
@@ -226,4 +227,23 @@ fn leptos_options(config: &Config, addr: SocketAddr) -> LeptosOptions {
         .site_pkg_dir("pkg")
         .site_addr(addr)
         .build()
+}
+
+/// The `assistant`, when both a model server and a model are configured.
+fn assistant(config: &Config) -> Option<Arc<workflows::assistant::Assistant>> {
+    let (Some(base_url), Some(name)) = (&config.llm_base_url, &config.llm_model) else {
+        return None;
+    };
+    let model = crate::llm::Model::new(
+        base_url,
+        name.clone(),
+        config.llm_api_key.clone(),
+        Duration::from_secs(config.llm_timeout_secs),
+    );
+    tracing::info!(model = %name, base_url = %base_url, "the assistant is on");
+    Some(Arc::new(workflows::assistant::Assistant::new(
+        model,
+        &config.llm_approve_tools,
+        config.llm_max_steps,
+    )))
 }

@@ -73,8 +73,9 @@ fn StartForms() -> impl IntoView {
     }
 }
 
-/// A form that starts a conversation with one of the AG-UI agents the operator registered
-/// (`--agui-agent NAME=URL`); absent when there are none.
+/// A form that starts a conversation with the assistant (when a model is configured) or one of
+/// the AG-UI agents the operator registered (`--agui-agent NAME=URL`); without a model, a line
+/// that says how to configure one rather than a button that cannot work.
 #[component]
 fn AgentForm() -> impl IntoView {
     let start = ServerAction::<StartAgent>::new();
@@ -82,8 +83,16 @@ fn AgentForm() -> impl IntoView {
     view! {
         <Suspense>
             {move || {
-                let kinds = kinds.get().and_then(Result::ok).filter(|k| !k.is_empty())?;
-                Some(view! {
+                let kinds = kinds.get().and_then(Result::ok)?;
+                let no_model = !kinds.iter().any(|k| k == crate::protocol::vocab::kinds::ASSISTANT);
+                let hint = no_model.then(|| view! {
+                    <p class="hint" data-testid="assistant-hint">
+                        "To ask an LLM assistant here, start Lantern with "
+                        <code>"--llm-base-url"</code>" and "<code>"--llm-model"</code>
+                        " (see docs/LLM.md)."
+                    </p>
+                });
+                let form = (!kinds.is_empty()).then(|| view! {
                     <ActionForm action=start attr:class="agent-form">
                         <select name="kind" aria-label="Agent" data-testid="agent-kind">
                             {kinds
@@ -102,7 +111,8 @@ fn AgentForm() -> impl IntoView {
                         />
                         <button type="submit" data-testid="start-agent">"Ask"</button>
                     </ActionForm>
-                })
+                });
+                Some(view! { {form} {hint} })
             }}
         </Suspense>
     }

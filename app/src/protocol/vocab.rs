@@ -114,6 +114,9 @@ pub mod kinds {
     pub const SEARCH: &str = "search";
     /// Run by an agent outside the server, which publishes its events.
     pub const EXTERNAL: &str = "external";
+    /// The research assistant on an OpenAI-compatible model; only when one is configured
+    /// (`--llm-base-url`, `--llm-model`), so not in [`ALL`].
+    pub const ASSISTANT: &str = "assistant";
     /// Every kind `POST /api/workflows` accepts.
     pub const ALL: [&str; 3] = [ECHO, SEARCH, EXTERNAL];
     /// Whether a kind runs inside the server (and so finishes when a person says

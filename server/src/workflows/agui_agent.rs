@@ -12,12 +12,10 @@
 //! Whatever goes wrong with the agent fails the workflow with a [`Failure`] as its `detail`;
 //! what was logged before stays.
 
-use std::error::Error as _;
 use std::sync::Arc;
 use std::time::Duration;
 
 use app::protocol::{EventBody, InterruptStatus, WorkflowStatus};
-use eventsource_stream::{EventStreamError, Eventsource};
 use futures::StreamExt;
 use serde_json::{json, Value};
 use tracing::Instrument;
@@ -28,6 +26,7 @@ use crate::agui::inbound::{Inbound, Malformed, RunEnd};
 use crate::config::AguiAgent;
 use crate::error::Result;
 use crate::hub::Hub;
+use crate::sse_client::{chain, SseError};
 
 /// The registered agents, and the one HTTP client that calls them.
 pub struct Agents {
@@ -272,30 +271,18 @@ impl Runner {
                 content_type,
             }));
         }
-        // The silence limit applies to bytes, not events: a keep-alive comment counts.
-        let bytes =
-            futures::stream::unfold(Box::pin(response.bytes_stream()), move |mut s| async move {
-                match tokio::time::timeout(silence, s.next()).await {
-                    Ok(Some(Ok(bytes))) => Some((Ok(bytes), s)),
-                    Ok(Some(Err(e))) => Some((Err(Gap::Broken(chain(&e))), s)),
-                    Ok(None) => None,
-                    Err(_) => Some((Err(Gap::Silent), s)),
-                }
-            });
-        let mut events = Box::pin(bytes.eventsource());
+        let mut events = Box::pin(crate::sse_client::events(response, silence));
         let mut out = Vec::new();
         loop {
             let sse = match events.next().await {
                 None => return Ok(Ran::Failed(Failure::EndedEarly { agent })),
                 Some(Ok(sse)) => sse,
-                Some(Err(EventStreamError::Transport(Gap::Silent))) => {
-                    return Ok(Ran::Failed(silent()))
-                }
-                Some(Err(EventStreamError::Transport(Gap::Broken(error)))) => {
+                Some(Err(SseError::Silent(_))) => return Ok(Ran::Failed(silent())),
+                Some(Err(SseError::Broken(error))) => {
                     return Ok(Ran::Failed(Failure::Broken { agent, error }))
                 }
-                Some(Err(error)) => {
-                    let malformed = Malformed(error.to_string());
+                Some(Err(SseError::Malformed(error))) => {
+                    let malformed = Malformed(error);
                     return Ok(Ran::Failed(Failure::Malformed { agent, malformed }));
                 }
             };
@@ -351,38 +338,9 @@ impl Runner {
     }
 }
 
-/// What went wrong between two pieces of the agent's stream.
-#[derive(Debug)]
-enum Gap {
-    Silent,
-    Broken(String),
-}
-
-impl std::fmt::Display for Gap {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Gap::Silent => f.write_str("silent"),
-            Gap::Broken(error) => f.write_str(error),
-        }
-    }
-}
-
 fn status(status: WorkflowStatus, detail: &str) -> EventBody {
     EventBody::WorkflowStatus {
         status,
         detail: Some(detail.into()),
     }
-}
-
-/// An error with its causes: reqwest's own message alone ("error sending request") does not
-/// say that the connection was refused.
-fn chain(error: &reqwest::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

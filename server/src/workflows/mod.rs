@@ -5,12 +5,15 @@
 //! - [`echo`]: interactive; answers each input with streamed thinking, a small tool call and a
 //!   streamed reply; asks for approval first when the message starts with `tool:`.
 //! - [`search`]: analyze → search → synthesize → report over the [`corpus`], with follow-ups.
+//! - [`assistant`]: a research assistant on an OpenAI-compatible model, when one is configured:
+//!   streamed answers and reasoning, tools (`search_docs`, `ask_user`), approvals.
 //! - [`agui_agent`]: the kinds `--agui-agent NAME=URL` registers: a conversation with an AG-UI
 //!   agent, one AG-UI run per message.
 //! - [`tools`]: running a tool call (timeout, panic → `ok: false`). [`inbox`]: user input and
 //!   answers to interrupts. [`stream`]: streaming a message word by word.
 
 pub mod agui_agent;
+pub mod assistant;
 pub mod corpus;
 pub mod echo;
 pub mod inbox;
@@ -44,6 +47,8 @@ pub struct Builtins {
     pub test_hooks: bool,
     /// The AG-UI agents registered as workflow kinds.
     pub agui: Arc<agui_agent::Agents>,
+    /// The `assistant`, when a model is configured.
+    pub assistant: Option<Arc<assistant::Assistant>>,
 }
 
 impl Builtins {
@@ -55,12 +60,13 @@ impl Builtins {
 
     /// Does a workflow of `kind` take messages after it starts (not only at its start)?
     pub fn takes_input(&self, kind: &str) -> bool {
-        kind == kinds::ECHO || self.agui.get(kind).is_some()
+        kind == kinds::ECHO || kind == kinds::ASSISTANT || self.agui.get(kind).is_some()
     }
 
     /// Every kind `POST /api/workflows` accepts: the built-in ones and the registered agents.
     pub fn kinds(&self) -> Vec<String> {
         let mut all: Vec<String> = kinds::ALL.iter().map(|k| (*k).to_owned()).collect();
+        all.extend(self.assistant.iter().map(|_| kinds::ASSISTANT.to_owned()));
         all.extend(self.agui.names());
         all
     }
@@ -159,6 +165,25 @@ pub async fn start(
             let query = search_query(input)?;
             let info = create(title.or_else(|| Some(query.clone()))).await?;
             search::spawn(builtins.clone(), info.id.clone(), query).await?;
+            Ok(info)
+        }
+        kinds::ASSISTANT => {
+            let Some(assistant) = builtins.assistant.clone() else {
+                return Err(LanternError::BadRequest(
+                    "the assistant needs a model: start Lantern with --llm-base-url URL \
+                     --llm-model NAME (docs/LLM.md)"
+                        .into(),
+                ));
+            };
+            let message = agent_message(input)?;
+            let title = title.or_else(|| message.as_deref().map(title_of));
+            let info = create(title).await?;
+            assistant::spawn(builtins.clone(), assistant, info.id.clone()).await?;
+            if let Some(message) = message {
+                let client_msg_id = format!("{}-start", info.id);
+                hub.submit_input(&info.id, owner, message, client_msg_id)
+                    .await?;
+            }
             Ok(info)
         }
         other => {

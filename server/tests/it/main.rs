@@ -9,6 +9,7 @@ mod agent_socket;
 mod agui_agent;
 mod agui_in;
 mod api;
+mod assistant;
 mod auth;
 mod cli;
 mod durability;

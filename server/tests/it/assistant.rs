@@ -1,0 +1,576 @@
+//! The built-in `assistant` against a scripted OpenAI-compatible server: real HTTP, real
+//! `text/event-stream` chunks in OpenAI's format (tool-call arguments split across chunks,
+//! parallel tool calls, reasoning deltas, usage), and each error on demand. CI has no model; the
+//! server here plays one, request by request, and records what it was sent.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::response::Response;
+use futures::StreamExt;
+use serde_json::{json, Value};
+
+use crate::common::{assert_invariants, is_status, start_with, Client, TestServer, WAIT};
+
+/// One scripted answer of the model server.
+#[derive(Clone)]
+struct Answer {
+    status: u16,
+    headers: Vec<(&'static str, String)>,
+    /// SSE `data:` payloads (raw), in order.
+    data: Vec<String>,
+    /// Never end the body after `data` (a model that stalls mid-answer).
+    hang: bool,
+}
+
+impl Answer {
+    fn chunks(chunks: Vec<Value>) -> Self {
+        let mut data: Vec<String> = chunks.iter().map(Value::to_string).collect();
+        data.push("[DONE]".into());
+        Self {
+            status: 200,
+            headers: vec![("content-type", "text/event-stream".into())],
+            data,
+            hang: false,
+        }
+    }
+
+    /// Text in `pieces` (and reasoning first, if any), then usage.
+    fn text(reasoning: &[&str], pieces: &[&str]) -> Self {
+        let mut chunks =
+            vec![json!({"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]})];
+        chunks.extend(
+            reasoning
+                .iter()
+                .map(|r| json!({"choices": [{"index": 0, "delta": {"reasoning_content": r}}]})),
+        );
+        chunks.extend(
+            pieces
+                .iter()
+                .map(|p| json!({"choices": [{"index": 0, "delta": {"content": p}}]})),
+        );
+        chunks.push(json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}));
+        chunks.push(json!({"choices": [], "usage": {"prompt_tokens": 40, "completion_tokens": 7, "total_tokens": 47}}));
+        Self::chunks(chunks)
+    }
+
+    /// Tool calls `(id, name, arguments)`, each's arguments split in two chunks, interleaved.
+    fn tools(calls: &[(&str, &str, Value)]) -> Self {
+        let mut chunks = Vec::new();
+        let halves: Vec<(String, String)> = calls
+            .iter()
+            .map(|(_, _, args)| {
+                let text = args.to_string();
+                let (a, b) = text.split_at(text.len() / 2);
+                (a.to_owned(), b.to_owned())
+            })
+            .collect();
+        let firsts: Vec<Value> = calls
+            .iter()
+            .zip(&halves)
+            .enumerate()
+            .map(|(i, ((id, name, _), (a, _)))| json!({"index": i, "id": id, "type": "function", "function": {"name": name, "arguments": a}}))
+            .collect();
+        chunks.push(json!({"choices": [{"index": 0, "delta": {"tool_calls": firsts}}]}));
+        for (i, (_, b)) in halves.iter().enumerate() {
+            chunks.push(json!({"choices": [{"index": 0, "delta": {"tool_calls": [{"index": i, "function": {"arguments": b}}]}}]}));
+        }
+        chunks.push(json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}));
+        Self::chunks(chunks)
+    }
+
+    fn error(status: u16, body: Value) -> Self {
+        Self {
+            status,
+            headers: vec![("content-type", "application/json".into())],
+            data: vec![body.to_string()],
+            hang: false,
+        }
+    }
+}
+
+/// The scripted server: answers requests in order, records their bodies, and says when a
+/// hanging answer's connection was closed.
+struct Scripted {
+    base_url: url::Url,
+    requests: Arc<Mutex<Vec<Value>>>,
+    closed: tokio::sync::mpsc::UnboundedReceiver<()>,
+}
+
+struct OnDrop(tokio::sync::mpsc::UnboundedSender<()>);
+
+impl Drop for OnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.send(());
+    }
+}
+
+async fn scripted(answers: Vec<Answer>) -> Scripted {
+    let queue = Arc::new(Mutex::new(VecDeque::from(answers)));
+    let requests = Arc::new(Mutex::new(Vec::new()));
+    let (closed_tx, closed) = tokio::sync::mpsc::unbounded_channel();
+    let seen = requests.clone();
+    let handler = move |body: String| {
+        let queue = queue.clone();
+        let seen = seen.clone();
+        let closed_tx = closed_tx.clone();
+        async move {
+            seen.lock()
+                .expect("lock")
+                .push(serde_json::from_str(&body).unwrap_or(Value::String(body)));
+            let answer = queue.lock().expect("lock").pop_front().unwrap_or_else(|| {
+                Answer::error(500, json!({"error": {"message": "script exhausted"}}))
+            });
+            let raw = answer.headers.iter().all(|(_, v)| v != "text/event-stream");
+            let lines: Vec<Vec<u8>> = if raw {
+                answer.data.iter().map(|d| d.clone().into_bytes()).collect()
+            } else {
+                answer
+                    .data
+                    .iter()
+                    .map(|d| format!("data: {d}\n\n").into_bytes())
+                    .collect()
+            };
+            let head = futures::stream::iter(lines).map(Ok::<_, Infallible>);
+            let guard = OnDrop(closed_tx);
+            let body = if answer.hang {
+                let tail = futures::stream::pending().map(move |()| {
+                    let _keep = &guard;
+                    Ok(Vec::new())
+                });
+                Body::from_stream(head.chain(tail))
+            } else {
+                drop(guard);
+                Body::from_stream(head)
+            };
+            let mut response = Response::builder().status(answer.status);
+            for (name, value) in &answer.headers {
+                response = response.header(*name, value);
+            }
+            response.body(body).expect("response")
+        }
+    };
+    let app = axum::Router::new().route("/v1/chat/completions", axum::routing::post(handler));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Scripted {
+        base_url: format!("http://{addr}/v1").parse().expect("url"),
+        requests,
+        closed,
+    }
+}
+
+impl Scripted {
+    fn requests(&self) -> Vec<Value> {
+        self.requests.lock().expect("lock").clone()
+    }
+}
+
+async fn lantern(model: &Scripted, tweak: impl FnOnce(&mut server::config::Config)) -> TestServer {
+    let base = model.base_url.clone();
+    start_with(move |config| {
+        config.llm_base_url = Some(base);
+        config.llm_model = Some("scripted-7b".into());
+        config.llm_timeout_secs = 2;
+        tweak(config);
+    })
+    .await
+}
+
+async fn ask(server: &TestServer, message: &str) -> (String, Client) {
+    let (status, body) = server
+        .post(
+            "/api/workflows",
+            json!({"kind": "assistant", "input": {"message": message}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let id = body["id"].as_str().expect("id").to_owned();
+    let viewer = server.subscribe(&id, 0).await;
+    (id, viewer)
+}
+
+/// Events up to the next `waiting_input` (or the end).
+async fn until_waiting(viewer: &mut Client) -> Vec<Value> {
+    tokio::time::timeout(
+        WAIT,
+        viewer.events_until(|e| {
+            e["type"] == "workflow_status"
+                && ["waiting_input", "failed", "completed", "cancelled"]
+                    .contains(&e["status"].as_str().unwrap_or(""))
+        }),
+    )
+    .await
+    .expect("the assistant gets somewhere")
+}
+
+/// Skip the opening `waiting_input`; the events of the first turn.
+async fn first_turn(viewer: &mut Client) -> Vec<Value> {
+    until_waiting(viewer).await;
+    until_waiting(viewer).await
+}
+
+fn of_type<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    events.iter().filter(|e| e["type"] == kind).collect()
+}
+
+async fn say(server: &TestServer, id: &str, content: &str) {
+    let (status, body) = server
+        .post(
+            &format!("/api/workflows/{id}/input"),
+            json!({"content": content, "client_msg_id": content}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+async fn answer_interrupt(server: &TestServer, id: &str, interrupt_id: &str, payload: Value) {
+    let (status, body) = server
+        .post(
+            &format!("/api/workflows/{id}/interrupts/{interrupt_id}"),
+            json!({"status": "resolved", "payload": payload, "client_msg_id": interrupt_id}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
+async fn tokens_and_reasoning_stream_in_order_and_the_usage_is_reported() {
+    let model = scripted(vec![Answer::text(
+        &["The user ", "greets."],
+        &["Hel", "lo", " there", "!"],
+    )])
+    .await;
+    let server = lantern(&model, |_| {}).await;
+    let (id, mut viewer) = ask(&server, "hi").await;
+    let turn = first_turn(&mut viewer).await;
+    let deltas: Vec<&str> = of_type(&turn, "text_delta")
+        .iter()
+        .map(|e| e["delta"].as_str().expect("delta"))
+        .collect();
+    assert_eq!(deltas, ["Hel", "lo", " there", "!"]);
+    let thinking: Vec<&str> = of_type(&turn, "thinking_delta")
+        .iter()
+        .map(|e| e["delta"].as_str().expect("delta"))
+        .collect();
+    assert_eq!(thinking, ["The user ", "greets."]);
+    let response = of_type(&turn, "agent_response");
+    assert_eq!(response[0]["content"], "Hello there!");
+    assert_eq!(
+        of_type(&turn, "agent_thinking")[0]["content"],
+        "The user greets."
+    );
+    let waiting = turn.last().expect("events");
+    assert_eq!(
+        waiting["detail"],
+        "waiting for your next message · 40 tokens in, 7 out"
+    );
+
+    // What the model was asked: the configured model, streamed, with usage, tools offered.
+    let request = &model.requests()[0];
+    assert_eq!(request["model"], "scripted-7b");
+    assert_eq!(request["stream"], true);
+    assert_eq!(request["stream_options"]["include_usage"], true);
+    assert_eq!(
+        request["messages"][1],
+        json!({"role": "user", "content": "hi"})
+    );
+    let offered: Vec<&str> = request["tools"]
+        .as_array()
+        .expect("tools")
+        .iter()
+        .map(|t| t["function"]["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(offered, ["search_docs", "ask_user"]);
+    say(&server, &id, "done").await;
+    assert_invariants(&server.log(&id).await);
+}
+
+#[tokio::test]
+async fn parallel_tool_calls_with_split_arguments_become_paired_rows_and_their_results_go_back() {
+    let model = scripted(vec![
+        Answer::tools(&[
+            (
+                "call_1",
+                "search_docs",
+                json!({"query": "resume after a reconnect"}),
+            ),
+            ("call_2", "search_docs", json!({"query": "heartbeat"})),
+        ]),
+        Answer::text(&[], &["Viewers resume ", "with after."]),
+    ])
+    .await;
+    let server = lantern(&model, |_| {}).await;
+    let (id, mut viewer) = ask(&server, "how do viewers resume?").await;
+    let turn = first_turn(&mut viewer).await;
+    let started = of_type(&turn, "tool_executing");
+    let finished = of_type(&turn, "tool_completed");
+    assert_eq!(started.len(), 2);
+    assert_eq!(finished.len(), 2);
+    assert_eq!(
+        started[0]["input"],
+        json!({"query": "resume after a reconnect"})
+    );
+    assert_eq!(started[1]["input"], json!({"query": "heartbeat"}));
+    for (open, close) in started.iter().zip(&finished) {
+        assert_eq!(open["call_id"], close["call_id"]);
+        assert_eq!(close["ok"], true);
+    }
+    assert_eq!(of_type(&turn, "search_results").len(), 2);
+    assert_eq!(
+        of_type(&turn, "agent_response")[0]["content"],
+        "Viewers resume with after."
+    );
+
+    // The second request carries the calls and their results.
+    let second = &model.requests()[1];
+    let messages = second["messages"].as_array().expect("messages");
+    let calls = &messages[2]["tool_calls"];
+    assert_eq!(calls[0]["id"], "call_1");
+    assert_eq!(
+        calls[1]["function"]["arguments"],
+        json!({"query": "heartbeat"}).to_string()
+    );
+    assert_eq!(messages[3]["role"], "tool");
+    assert_eq!(messages[3]["tool_call_id"], "call_1");
+    assert!(messages[3]["content"]
+        .as_str()
+        .expect("content")
+        .contains("source"));
+    assert_eq!(messages[4]["tool_call_id"], "call_2");
+    assert_invariants(&server.log(&id).await);
+}
+
+#[tokio::test]
+async fn a_tool_that_needs_approval_does_not_run_when_denied_and_the_model_is_told() {
+    let model = scripted(vec![
+        Answer::tools(&[("call_1", "search_docs", json!({"query": "secrets"}))]),
+        Answer::text(&[], &["Understood, I will not search."]),
+    ])
+    .await;
+    let server = lantern(&model, |c| c.llm_approve_tools = vec!["search_docs".into()]).await;
+    let (id, mut viewer) = ask(&server, "search for secrets").await;
+    let asked = first_turn(&mut viewer).await;
+    let interrupt = of_type(&asked, "interrupt")[0].clone();
+    assert_eq!(interrupt["reason"], "tool_approval");
+    assert_eq!(
+        interrupt["call_id"],
+        of_type(&asked, "tool_executing")[0]["call_id"]
+    );
+    let interrupt_id = interrupt["interrupt_id"].as_str().expect("id");
+    answer_interrupt(&server, &id, interrupt_id, json!({"approved": false})).await;
+    let after = until_waiting(&mut viewer).await;
+    let closed = of_type(&after, "tool_completed")[0].clone();
+    assert_eq!(closed["ok"], false);
+    assert_eq!(closed["error"], "denied by admin");
+    assert!(
+        of_type(&after, "search_results").is_empty(),
+        "the search did not run"
+    );
+    let told = &model.requests()[1]["messages"];
+    let told = told
+        .as_array()
+        .expect("messages")
+        .last()
+        .expect("a message");
+    assert_eq!(told["role"], "tool");
+    assert!(told["content"]
+        .as_str()
+        .expect("content")
+        .contains("did not allow"));
+}
+
+#[tokio::test]
+async fn ask_user_is_an_interrupt_whose_answer_goes_back_and_a_follow_up_carries_the_history() {
+    let model = scripted(vec![
+        Answer::tools(&[("call_1", "ask_user", json!({"question": "Which city?"}))]),
+        Answer::text(&[], &["Paris it is."]),
+        Answer::text(&[], &["Still Paris."]),
+    ])
+    .await;
+    let server = lantern(&model, |_| {}).await;
+    let (id, mut viewer) = ask(&server, "plan my trip").await;
+    let asked = first_turn(&mut viewer).await;
+    let interrupt = of_type(&asked, "interrupt")[0].clone();
+    assert_eq!(interrupt["reason"], "input");
+    assert_eq!(interrupt["message"], "Which city?");
+    let interrupt_id = interrupt["interrupt_id"].as_str().expect("id");
+    answer_interrupt(&server, &id, interrupt_id, json!({"answer": "Paris"})).await;
+    let answered = until_waiting(&mut viewer).await;
+    assert_eq!(
+        of_type(&answered, "tool_completed")[0]["output"],
+        json!({"answer": "Paris"})
+    );
+    assert_eq!(
+        of_type(&answered, "agent_response")[0]["content"],
+        "Paris it is."
+    );
+
+    say(&server, &id, "and tomorrow?").await;
+    until_waiting(&mut viewer).await;
+    let third = &model.requests()[2]["messages"];
+    let roles: Vec<&str> = third
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|m| m["role"].as_str().expect("role"))
+        .collect();
+    assert_eq!(
+        roles,
+        ["system", "user", "assistant", "tool", "assistant", "user"]
+    );
+    assert_eq!(third[5]["content"], "and tomorrow?");
+    assert_eq!(third[4]["content"], "Paris it is.");
+    assert_invariants(&server.log(&id).await);
+}
+
+#[tokio::test]
+async fn the_loop_is_bounded_the_last_request_offers_no_tools() {
+    let again = Answer::tools(&[("call_1", "search_docs", json!({"query": "more"}))]);
+    let model = scripted(vec![again.clone(), again, Answer::text(&[], &["Enough."])]).await;
+    let server = lantern(&model, |c| c.llm_max_steps = 3).await;
+    let (_, mut viewer) = ask(&server, "search forever").await;
+    let turn = first_turn(&mut viewer).await;
+    assert_eq!(of_type(&turn, "tool_executing").len(), 2);
+    let requests = model.requests();
+    assert_eq!(requests.len(), 3);
+    assert!(requests[1].get("tools").is_some());
+    assert!(requests[2].get("tools").is_none(), "{}", requests[2]);
+}
+
+#[tokio::test]
+async fn cancel_mid_answer_closes_the_request_to_the_model_within_a_second() {
+    let mut stalling = Answer::chunks(vec![
+        json!({"choices": [{"delta": {"content": "Once upon"}}]}),
+    ]);
+    stalling.data.pop(); // no [DONE]
+    stalling.hang = true;
+    let mut model = scripted(vec![stalling]).await;
+    let server = lantern(&model, |c| c.llm_timeout_secs = 60).await;
+    let (id, mut viewer) = ask(&server, "tell me a story").await;
+    tokio::time::timeout(WAIT, viewer.events_until(|e| e["type"] == "text_delta"))
+        .await
+        .expect("the answer starts");
+    let (status, _) = server
+        .post(&format!("/api/workflows/{id}/cancel"), json!({}))
+        .await;
+    assert_eq!(status, 200);
+    tokio::time::timeout(Duration::from_secs(1), model.closed.recv())
+        .await
+        .expect("the model server sees the connection close within 1 s");
+    let log = server.log(&id).await;
+    assert_invariants(&log);
+    let answer = of_type(&log, "agent_response")[0].clone();
+    assert_eq!(answer["content"], "Once upon", "the text so far is kept");
+}
+
+/// Start a workflow against a model server that answers `answers`; the failed status's detail.
+async fn failure(answers: Vec<Answer>, base: Option<url::Url>) -> String {
+    let model = scripted(answers).await;
+    let server = lantern(&model, move |c| {
+        if let Some(base) = base {
+            c.llm_base_url = Some(base);
+        }
+    })
+    .await;
+    let (_, mut viewer) = ask(&server, "hi").await;
+    let turn = first_turn(&mut viewer).await;
+    let last = turn.last().expect("events");
+    assert!(is_status(last, "failed"), "{last}");
+    last["detail"].as_str().expect("detail").to_owned()
+}
+
+#[tokio::test]
+async fn each_model_server_error_fails_the_answer_with_its_own_detail() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let down: url::Url = format!("http://127.0.0.1:{port}/v1").parse().expect("url");
+    let detail = failure(vec![], Some(down)).await;
+    assert!(detail.contains("could not be reached"), "{detail}");
+
+    let key = Answer::error(
+        401,
+        json!({"error": {"message": "Incorrect API key provided"}}),
+    );
+    let detail = failure(vec![key], None).await;
+    assert!(
+        detail.contains("refused the API key (HTTP 401): Incorrect API key"),
+        "{detail}"
+    );
+    assert!(detail.contains("LANTERN_LLM_API_KEY"), "{detail}");
+
+    let missing = Answer::error(404, json!({"error": "model \"scripted-7b\" not found"}));
+    let detail = failure(vec![missing], None).await;
+    assert!(detail.contains("has no model \"scripted-7b\""), "{detail}");
+
+    let overloaded = Answer::error(503, json!({"error": {"message": "overloaded"}}));
+    let detail = failure(vec![overloaded], None).await;
+    assert!(detail.contains("HTTP 503: overloaded"), "{detail}");
+
+    let mut limited = Answer::error(429, json!({"error": {"message": "slow down"}}));
+    limited.headers.push(("retry-after", "0".into()));
+    let detail = failure(vec![limited; 4], None).await;
+    assert!(
+        detail.contains("HTTP 429), still after 3 retries: slow down"),
+        "{detail}"
+    );
+
+    let mut garbage = Answer::chunks(vec![]);
+    garbage.data = vec![
+        "{\"choices\": [{\"delta\": {\"content\": \"ok\"}}]}".into(),
+        "{not json".into(),
+    ];
+    let detail = failure(vec![garbage], None).await;
+    assert!(detail.contains("malformed chunk"), "{detail}");
+    assert!(detail.contains("{not json"), "{detail}");
+
+    let mut stalls = Answer::chunks(vec![json!({"choices": [{"delta": {"content": "Hm"}}]})]);
+    stalls.data.pop();
+    stalls.hang = true;
+    let detail = failure(vec![stalls], None).await;
+    assert!(detail.contains("sent nothing for 2 s"), "{detail}");
+
+    let mut cut = Answer::chunks(vec![json!({"choices": [{"delta": {"content": "Hm"}}]})]);
+    cut.data.pop();
+    let detail = failure(vec![cut], None).await;
+    assert!(detail.contains("ended before its answer did"), "{detail}");
+}
+
+#[tokio::test]
+async fn a_rate_limit_is_retried_after_its_retry_after() {
+    let mut limited = Answer::error(429, json!({"error": {"message": "slow down"}}));
+    limited.headers.push(("retry-after", "0".into()));
+    let model = scripted(vec![
+        limited.clone(),
+        limited,
+        Answer::text(&[], &["Fine."]),
+    ])
+    .await;
+    let server = lantern(&model, |_| {}).await;
+    let (_, mut viewer) = ask(&server, "hi").await;
+    let turn = first_turn(&mut viewer).await;
+    assert_eq!(of_type(&turn, "agent_response")[0]["content"], "Fine.");
+    assert_eq!(model.requests().len(), 3);
+}
+
+#[tokio::test]
+async fn without_a_model_the_assistant_is_refused_saying_how_to_configure_one() {
+    let server = crate::common::start().await;
+    let (status, body) = server
+        .post(
+            "/api/workflows",
+            json!({"kind": "assistant", "input": {"message": "hi"}}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("--llm-base-url"), "{body}");
+}
