@@ -8,6 +8,7 @@ import * as path from 'path';
 const port = Number(process.env.LANTERN_E2E_PORT ?? 3100);
 const baseURL = `http://127.0.0.1:${port}`;
 const agentPort = Number(process.env.LANTERN_E2E_AGENT_PORT ?? 3101);
+const llmPort = Number(process.env.LANTERN_E2E_LLM_PORT ?? 3102);
 
 export default defineConfig({
   testDir: './tests',
@@ -45,10 +46,17 @@ export default defineConfig({
       reuseExistingServer: false,
       timeout: 180_000,
     },
+    // A scripted OpenAI-compatible model server for the `assistant` (CI has no model).
+    {
+      command: `node ${__dirname}/scripted_llm.mjs ${llmPort}`,
+      url: `http://127.0.0.1:${llmPort}/health`,
+      reuseExistingServer: false,
+      timeout: 30_000,
+    },
     // --conn-attempts-per-ip: the AG-UI tests resume a workflow's stream from each of its
     // events in turn, a connection each, far faster than any browser reconnects.
     {
-      command: `bash ${__dirname}/serve.sh --addr 127.0.0.1:${port} --heartbeat-ms 2000 --conn-attempts-per-ip 1000 --agui-agent helper=http://127.0.0.1:${agentPort}/`,
+      command: `bash ${__dirname}/serve.sh --addr 127.0.0.1:${port} --heartbeat-ms 2000 --conn-attempts-per-ip 1000 --agui-agent helper=http://127.0.0.1:${agentPort}/ --llm-base-url http://127.0.0.1:${llmPort}/v1 --llm-model scripted --llm-approve-tools search_docs`,
       url: `${baseURL}/healthz`,
       reuseExistingServer: false,
       timeout: 60_000,

@@ -93,7 +93,16 @@ impl Lantern {
         let session_ttl = Duration::from_secs(config.session_days.saturating_mul(86_400));
         let accounts = Accounts::new(db, session_ttl);
         let first_login = accounts.create_first_user().await?;
-        let orphans = hub.fail_orphaned_builtins().await?;
+        // A conversation with the assistant that was waiting for its next message goes on
+        // after a restart (rebuilt from its log, below); one mid-answer is failed.
+        let assistant_on = config.llm_base_url.is_some() && config.llm_model.is_some();
+        let orphans = hub
+            .fail_orphaned_builtins(|info| {
+                assistant_on
+                    && info.kind == app::protocol::vocab::kinds::ASSISTANT
+                    && info.status == app::protocol::WorkflowStatus::WaitingInput
+            })
+            .await?;
         if orphans > 0 {
             tracing::warn!(
                 orphans,
@@ -121,6 +130,13 @@ impl Lantern {
             )),
             assistant: assistant(&config),
         });
+        let resumed = workflows::assistant::resume_waiting(&builtins).await?;
+        if resumed > 0 {
+            tracing::info!(
+                resumed,
+                "assistant conversations taken up again after a restart"
+            );
+        }
         if !addr.ip().is_loopback() && !config.public_url_is_https() {
             tracing::warn!(
                 %addr,

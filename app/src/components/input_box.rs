@@ -1,6 +1,7 @@
 //! The box where the user answers a workflow; what is typed goes out as `user_input`. It is
 //! there while the workflow runs (agents may read input at any time) and says so when the
-//! workflow is waiting for an answer; typed while offline, a message waits as *pending*.
+//! workflow is waiting for an answer (in the workflow's own words, when it gives them); typed
+//! while offline, a message waits as *pending*.
 
 use leptos::prelude::*;
 
@@ -11,6 +12,10 @@ use crate::socket::WorkflowSocket;
 pub fn InputBox(
     socket: WorkflowSocket,
     #[prop(into)] status: Signal<Option<WorkflowStatus>>,
+    /// What the workflow says about its status (what it waits for; the assistant's token
+    /// usage).
+    #[prop(into)]
+    detail: Signal<Option<String>>,
 ) -> impl IntoView {
     let (text, set_text) = signal(String::new());
     let finished = move || status.get().is_some_and(WorkflowStatus::is_terminal);
@@ -27,7 +32,7 @@ pub fn InputBox(
     view! {
         <Show when=waiting>
             <p class="waiting-prompt" role="status" data-testid="waiting-prompt">
-                "The workflow is waiting for your answer."
+                {move || detail.get().unwrap_or_else(|| "The workflow is waiting for your answer.".into())}
             </p>
         </Show>
         <form class=move || if waiting() { "input-box waiting" } else { "input-box" } on:submit=submit>

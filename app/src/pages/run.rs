@@ -67,6 +67,7 @@ fn LiveRun(snapshot: RunSnapshot) -> impl IntoView {
     let status = Memo::new(move |_| model.with(|m| m.status).unwrap_or(initial_status));
     let clock = use_clock(1000);
     let input_status = Signal::derive(move || Some(status.get()));
+    let input_detail = Signal::derive(move || model.with(|m| m.status_detail.clone()));
     // Each panel's view is type-erased already (`erase_components`, .cargo/config.toml).
     view! {
         <RunHeader workflow socket model status clock/>
@@ -76,7 +77,7 @@ fn LiveRun(snapshot: RunSnapshot) -> impl IntoView {
         <SearchResults model/>
         <Reports model workflow_id/>
         <Conversation model socket/>
-        <InputBox socket status=input_status/>
+        <InputBox socket status=input_status detail=input_detail/>
         <RawLog socket/>
     }
 }

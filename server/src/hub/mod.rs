@@ -667,12 +667,19 @@ impl Hub {
     }
 
     /// After a restart: built-in workflows that were running have lost their task, so they
-    /// are marked `failed` (closing whatever they had open). External workflows stay as they
-    /// are; their agents may come back.
-    pub async fn fail_orphaned_builtins(&self) -> Result<usize> {
+    /// are marked `failed` (closing whatever they had open) — except those `resumable` says
+    /// the server takes up again. External workflows stay as they are; their agents may come
+    /// back.
+    pub async fn fail_orphaned_builtins(
+        &self,
+        resumable: impl Fn(&WorkflowInfo) -> bool,
+    ) -> Result<usize> {
         let mut failed = 0;
         for info in self.store.list_workflows(None).await? {
-            if info.kind == app::protocol::vocab::kinds::EXTERNAL || info.status.is_terminal() {
+            if info.kind == app::protocol::vocab::kinds::EXTERNAL
+                || info.status.is_terminal()
+                || resumable(&info)
+            {
                 continue;
             }
             let status = EventBody::WorkflowStatus {

@@ -100,15 +100,79 @@ pub async fn spawn(
     let (feed, _) = hub.feed(&workflow_id, 0).await?;
     let waiting = status(WorkflowStatus::WaitingInput, "ask the assistant something");
     hub.publish_bodies(&workflow_id, vec![waiting]).await?;
+    let conversation = Conversation {
+        messages: vec![json!({"role": "system", "content": SYSTEM})],
+        started: false,
+        calls: 0,
+    };
+    run_task(builtins, assistant, workflow_id, conversation, feed);
+    Ok(())
+}
+
+/// After a restart: take up again each `assistant` workflow that was waiting for a person's
+/// next message, its conversation rebuilt from its log; one that was in the middle of a tool
+/// call (waiting for an approval or an answer) is failed, as a built-in mid-run is. Returns
+/// how many were taken up.
+pub async fn resume_waiting(builtins: &Arc<Builtins>) -> Result<usize> {
+    let Some(assistant) = builtins.assistant.clone() else {
+        return Ok(0);
+    };
+    let hub = &builtins.hub;
+    let mut resumed = 0;
+    for info in hub.store().list_workflows(None).await? {
+        if info.kind != AGENT || info.status != WorkflowStatus::WaitingInput {
+            continue;
+        }
+        let mut events = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = hub.store().read(&info.id, after, 1000, 4 << 20).await?;
+            let Some(last) = page.last() else { break };
+            after = last.seq();
+            for stored in &page {
+                events.push(stored.event()?.body);
+            }
+        }
+        let Some(conversation) = Conversation::from_log(&events) else {
+            let detail = "the server restarted while the assistant was waiting on a tool call";
+            hub.publish_bodies(&info.id, vec![status(WorkflowStatus::Failed, detail)])
+                .await?;
+            continue;
+        };
+        let (feed, _) = hub.feed(&info.id, after).await?;
+        run_task(
+            builtins.clone(),
+            assistant.clone(),
+            info.id,
+            conversation,
+            feed,
+        );
+        resumed += 1;
+    }
+    Ok(resumed)
+}
+
+fn run_task(
+    builtins: Arc<Builtins>,
+    assistant: Arc<Assistant>,
+    workflow_id: String,
+    conversation: Conversation,
+    feed: crate::hub::Feed,
+) {
     let span = tracing::info_span!("workflow", id = %workflow_id, kind = AGENT);
     let idle = builtins.idle;
+    let Conversation {
+        messages,
+        started,
+        calls,
+    } = conversation;
     let turns = Turns {
         builtins,
         assistant,
         id: workflow_id,
-        messages: vec![json!({"role": "system", "content": SYSTEM})],
-        started: false,
-        calls: 0,
+        messages,
+        started,
+        calls,
     };
     let task = async move {
         if let Err(e) = turns.run(Inbox::new(feed), idle).await {
@@ -117,7 +181,74 @@ pub async fn spawn(
         }
     };
     tokio::spawn(task.instrument(span));
-    Ok(())
+}
+
+/// What a conversation needs to go on: its messages in OpenAI's format, whether the assistant
+/// has started, how many tool calls it made.
+#[derive(Debug, PartialEq)]
+pub struct Conversation {
+    pub messages: Vec<Value>,
+    pub started: bool,
+    pub calls: u64,
+}
+
+impl Conversation {
+    /// The conversation a workflow's log holds (the person's messages, the answers, the tool
+    /// calls and their results, in order); `None` when a tool call is still open in it.
+    pub fn from_log(events: &[EventBody]) -> Option<Self> {
+        let mut messages = vec![json!({"role": "system", "content": SYSTEM})];
+        let (mut started, mut calls, mut open) = (false, 0u64, 0usize);
+        for body in events {
+            match body {
+                EventBody::AgentStarted { agent, .. } if agent == AGENT => started = true,
+                EventBody::UserInput { content, .. } => {
+                    messages.push(json!({"role": "user", "content": content}));
+                }
+                EventBody::AgentResponse {
+                    agent,
+                    content: Some(content),
+                    ..
+                } if agent == AGENT => {
+                    messages.push(json!({"role": "assistant", "content": content}));
+                }
+                EventBody::ToolExecuting {
+                    agent,
+                    tool,
+                    call_id,
+                    input,
+                } if agent == AGENT => {
+                    calls += 1;
+                    open += 1;
+                    let call = json!({"id": call_id, "type": "function",
+                        "function": {"name": tool, "arguments": input.to_string()}});
+                    messages
+                        .push(json!({"role": "assistant", "content": null, "tool_calls": [call]}));
+                }
+                EventBody::ToolCompleted {
+                    agent,
+                    call_id,
+                    output,
+                    error,
+                    ..
+                } if agent == AGENT => {
+                    open = open.saturating_sub(1);
+                    let content = match (output, error) {
+                        (Some(output), _) => output.to_string(),
+                        (None, Some(error)) => format!("The tool failed: {error}."),
+                        (None, None) => String::new(),
+                    };
+                    messages
+                        .push(json!({"role": "tool", "tool_call_id": call_id, "content": content}));
+                }
+                _ => {}
+            }
+        }
+        (open == 0).then_some(Self {
+            messages,
+            started,
+            calls,
+        })
+    }
 }
 
 struct Turns {
@@ -514,5 +645,46 @@ fn status(status: WorkflowStatus, detail: &str) -> EventBody {
     EventBody::WorkflowStatus {
         status,
         detail: Some(detail.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(value: Value) -> EventBody {
+        serde_json::from_value(value).expect("an event body")
+    }
+
+    #[test]
+    fn a_log_gives_back_the_conversation_and_an_open_tool_call_gives_none() {
+        let log = [
+            json!({"type": "user_input", "content": "hi", "user": "ann", "client_msg_id": "1"}),
+            json!({"type": "agent_started", "agent": "assistant"}),
+            json!({"type": "text_delta", "agent": "assistant", "message_id": "m", "delta": "x"}),
+            json!({"type": "tool_executing", "agent": "assistant", "tool": "search_docs",
+                   "call_id": "c-1", "input": {"query": "q"}}),
+            json!({"type": "tool_completed", "agent": "assistant", "tool": "search_docs",
+                   "call_id": "c-1", "ok": true, "output": [1], "duration_ms": 1}),
+            json!({"type": "agent_response", "agent": "assistant", "message_id": "m", "content": "Hello"}),
+        ];
+        let events: Vec<EventBody> = log.into_iter().map(body).collect();
+        let conversation = Conversation::from_log(&events).expect("nothing open");
+        assert!(conversation.started);
+        assert_eq!(conversation.calls, 1);
+        let roles: Vec<&str> = conversation
+            .messages
+            .iter()
+            .map(|m| m["role"].as_str().expect("role"))
+            .collect();
+        assert_eq!(roles, ["system", "user", "assistant", "tool", "assistant"]);
+        assert_eq!(
+            conversation.messages[2]["tool_calls"][0]["function"]["arguments"],
+            "{\"query\":\"q\"}"
+        );
+        assert_eq!(conversation.messages[3]["content"], "[1]");
+        assert_eq!(conversation.messages[4]["content"], "Hello");
+
+        assert_eq!(Conversation::from_log(&events[..4]), None);
     }
 }

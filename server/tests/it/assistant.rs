@@ -574,3 +574,67 @@ async fn without_a_model_the_assistant_is_refused_saying_how_to_configure_one() 
     let message = body["error"]["message"].as_str().unwrap_or_default();
     assert!(message.contains("--llm-base-url"), "{body}");
 }
+
+#[tokio::test]
+async fn after_a_restart_a_waiting_conversation_goes_on_from_its_log_and_one_mid_answer_is_failed()
+{
+    let mut stalling = Answer::chunks(vec![json!({"choices": [{"delta": {"content": "Half"}}]})]);
+    stalling.data.pop();
+    stalling.hang = true;
+    let model = scripted(vec![
+        Answer::tools(&[("call_1", "search_docs", json!({"query": "sse"}))]),
+        Answer::text(&[], &["SSE resumes by Last-Event-ID."]),
+        stalling,
+        Answer::text(&[], &["Picked up where we were."]),
+    ])
+    .await;
+    let data = std::sync::Arc::new(tempfile::tempdir().expect("temp dir"));
+    let base = model.base_url.to_string();
+    let flags = [
+        "--llm-base-url",
+        base.as_str(),
+        "--llm-model",
+        "scripted-7b",
+    ];
+    let first = crate::common::spawn_binary(data.clone(), &flags).await;
+    let (waiting, mut viewer) = ask(&first.server, "how does SSE resume?").await;
+    first_turn(&mut viewer).await;
+    let (mid_answer, mut other) = ask(&first.server, "tell me a story").await;
+    until_waiting(&mut other).await;
+    tokio::time::timeout(WAIT, other.events_until(|e| e["type"] == "text_delta"))
+        .await
+        .expect("the story starts");
+    drop(first); // SIGKILL: kill_on_drop
+
+    let second = crate::common::spawn_binary(data, &flags).await;
+    let failed = second.server.log(&mid_answer).await;
+    let last = failed.last().expect("events");
+    assert!(is_status(last, "failed"), "{last}");
+    assert_invariants(&failed);
+
+    say(&second.server, &waiting, "and after a restart?").await;
+    let mut viewer = second.server.subscribe(&waiting, 0).await;
+    let answered = tokio::time::timeout(
+        WAIT,
+        viewer.events_until(|e| {
+            e["type"] == "agent_response" && e["content"] == "Picked up where we were."
+        }),
+    )
+    .await
+    .expect("the conversation goes on");
+    assert!(!answered.is_empty());
+    let sent = &model.requests()[3]["messages"];
+    let roles: Vec<&str> = sent
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|m| m["role"].as_str().expect("role"))
+        .collect();
+    assert_eq!(
+        roles,
+        ["system", "user", "assistant", "tool", "assistant", "user"]
+    );
+    assert_eq!(sent[4]["content"], "SSE resumes by Last-Event-ID.");
+    assert_eq!(sent[5]["content"], "and after a restart?");
+    assert_invariants(&second.server.log(&waiting).await);
+}

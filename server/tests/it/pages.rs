@@ -243,3 +243,26 @@ async fn the_test_hook_answers_only_a_signed_in_user() {
     let (status, _) = server.post("/api/test/disconnect", json!({})).await;
     assert_eq!(status, 204);
 }
+
+#[tokio::test]
+async fn without_a_model_the_home_page_says_how_to_get_the_assistant_and_offers_no_button() {
+    let server = common::start().await;
+    let html = page(&server, "/").await.text().await.expect("html");
+    assert!(html.contains("data-testid=\"assistant-hint\""), "{html}");
+    assert!(html.contains("--llm-base-url"));
+    assert!(
+        !html.contains("data-testid=\"start-agent\""),
+        "no Ask form without agents"
+    );
+
+    let agents = common::start_with(|c| {
+        c.agui_agents = vec![server::config::AguiAgent {
+            name: "helper".into(),
+            url: "http://127.0.0.1:9/".parse().expect("url"),
+        }];
+    })
+    .await;
+    let html = page(&agents, "/").await.text().await.expect("html");
+    assert!(html.contains("<option value=\"helper\">helper"), "{html}");
+    assert!(html.contains("data-testid=\"assistant-hint\""));
+}
