@@ -30,6 +30,8 @@ test('an assistant run asks before it searches, streams its answer visibly, and 
   await expect(answer).toHaveAttribute('data-state', 'streaming');
   await expect(answer).toHaveAttribute('data-state', 'done');
   await expect(answer).toHaveText('Found it: viewers resume with after, and nothing is lost or repeated.');
+  // What the answer cost, as the model server reported it.
+  await expect(page.getByTestId('waiting-prompt')).toHaveText('waiting for your next message · 30 tokens in, 12 out');
 
   // A follow-up is the same conversation: the model was sent both of the person's messages.
   await page.getByTestId('input').fill('thanks');

@@ -21,6 +21,19 @@ pub enum SseError {
     Malformed(String),
 }
 
+/// The HTTP client for an upstream: Lantern's user agent, a bounded connect, and no redirects
+/// followed — only the URL the operator configured is ever called (and a key sent to it goes
+/// nowhere else).
+pub fn client(connect_timeout: Duration) -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(connect_timeout.min(Duration::from_secs(10)))
+        .user_agent(concat!("lantern/", env!("CARGO_PKG_VERSION")))
+        .build()
+        // Only fails when the TLS backend cannot start, which no request could survive.
+        .unwrap_or_default()
+}
+
 /// The events of `response`'s body, in order.
 pub fn events(
     response: reqwest::Response,

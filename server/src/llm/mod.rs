@@ -79,12 +79,7 @@ impl Model {
         api_key: Option<String>,
         silence: Duration,
     ) -> Self {
-        let client = reqwest::Client::builder()
-            .connect_timeout(silence.min(Duration::from_secs(10)))
-            .user_agent(concat!("lantern/", env!("CARGO_PKG_VERSION")))
-            .build()
-            // Only fails when the TLS backend cannot start, which no request could survive.
-            .unwrap_or_default();
+        let client = crate::sse_client::client(silence);
         let endpoint = format!(
             "{}/chat/completions",
             base_url.as_str().trim_end_matches('/')

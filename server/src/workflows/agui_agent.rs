@@ -38,14 +38,8 @@ pub struct Agents {
 
 impl Agents {
     pub fn new(agents: Vec<AguiAgent>, silence: Duration) -> Self {
-        let client = reqwest::Client::builder()
-            // Only registered URLs are ever called: a redirect would lead elsewhere.
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(silence.min(Duration::from_secs(10)))
-            .user_agent(concat!("lantern/", env!("CARGO_PKG_VERSION")))
-            .build()
-            // Only fails when the TLS backend cannot start, which no request could survive.
-            .unwrap_or_default();
+        // Only registered URLs are ever called: the client follows no redirect.
+        let client = crate::sse_client::client(silence);
         Self {
             agents,
             client,

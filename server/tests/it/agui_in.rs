@@ -6,105 +6,29 @@
 //! The agents here are small axum servers in the test, because no real framework misbehaves on
 //! demand; a real AG-UI agent from PyPI runs in [`super::agui_agent`].
 
-use std::convert::Infallible;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::response::Response;
-use futures::StreamExt;
 use serde_json::{json, Value};
 use server::config::AguiAgent;
 
+use crate::common::upstream::{Canned, Upstream};
 use crate::common::{is_status, start_with, TestServer, WAIT};
 
-/// What the test agent answers: a status, a content type, and a body of SSE `data:` lines
-/// (raw text, sent as is), optionally never ending.
-#[derive(Clone)]
-struct Script {
-    status: u16,
-    content_type: &'static str,
-    lines: Vec<String>,
-    hang: bool,
+/// A test agent that answers every run with `reply`.
+async fn upstream(reply: Canned) -> Upstream {
+    Upstream::start("/agent", vec![], Some(reply)).await
 }
 
-impl Script {
-    fn events(events: Value, hang: bool) -> Self {
-        let lines = events
-            .as_array()
-            .expect("array")
-            .iter()
-            .map(|e| format!("data: {e}\n\n"))
-            .collect();
-        Self {
-            status: 200,
-            content_type: "text/event-stream",
-            lines,
-            hang,
-        }
-    }
-}
-
-/// A test agent on an ephemeral port: what it was sent, and a signal when a hanging reply's
-/// connection was closed by Lantern.
-struct Upstream {
-    url: url::Url,
-    requests: Arc<Mutex<Vec<Value>>>,
-    closed: tokio::sync::mpsc::UnboundedReceiver<()>,
-}
-
-/// Sends once when dropped: the reply body is dropped when its connection closes.
-struct OnDrop(tokio::sync::mpsc::UnboundedSender<()>);
-
-impl Drop for OnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.send(());
-    }
-}
-
-async fn upstream(script: Script) -> Upstream {
-    let requests = Arc::new(Mutex::new(Vec::new()));
-    let (closed_tx, closed) = tokio::sync::mpsc::unbounded_channel();
-    let seen = requests.clone();
-    let handler = move |body: String| {
-        let script = script.clone();
-        let seen = seen.clone();
-        let closed_tx = closed_tx.clone();
-        async move {
-            seen.lock()
-                .expect("lock")
-                .push(serde_json::from_str(&body).unwrap_or(Value::String(body)));
-            let guard = OnDrop(closed_tx);
-            let head = futures::stream::iter(script.lines.clone())
-                .map(|line| Ok::<_, Infallible>(line.into_bytes()));
-            let body = if script.hang {
-                let tail = futures::stream::pending().map(move |()| {
-                    let _keep = &guard;
-                    Ok(Vec::new())
-                });
-                Body::from_stream(head.chain(tail))
-            } else {
-                drop(guard);
-                Body::from_stream(head)
-            };
-            Response::builder()
-                .status(script.status)
-                .header("content-type", script.content_type)
-                .header("location", "http://127.0.0.1:9/elsewhere")
-                .body(body)
-                .expect("response")
-        }
-    };
-    let app = axum::Router::new().route("/agent", axum::routing::post(handler));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    Upstream {
-        url: format!("http://{addr}/agent").parse().expect("url"),
-        requests,
-        closed,
+/// An event stream of these AG-UI events; `hang`: it never ends.
+fn agui_stream(events: Value, hang: bool) -> Canned {
+    let data = events
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(Value::to_string);
+    Canned {
+        hang,
+        ..Canned::sse(data.collect::<Vec<_>>())
     }
 }
 
@@ -172,25 +96,18 @@ async fn an_agent_that_is_down_fails_the_workflow_naming_the_agent_and_why() {
 
 #[tokio::test]
 async fn an_error_status_or_a_reply_that_is_not_an_event_stream_fails_with_what_it_said() {
-    let overloaded = upstream(Script {
-        status: 503,
-        content_type: "text/plain",
-        lines: vec!["model overloaded, try later".into()],
-        hang: false,
-    })
+    let overloaded = upstream(Canned::plain(
+        503,
+        "text/plain",
+        "model overloaded, try later",
+    ))
     .await;
     let server = lantern_with(overloaded.url.clone(), 30).await;
     let detail = failure(&until_over(&server, &ask(&server, "hi").await).await);
     assert!(detail.contains("HTTP 503"), "{detail}");
     assert!(detail.contains("model overloaded"), "{detail}");
 
-    let json = upstream(Script {
-        status: 200,
-        content_type: "application/json",
-        lines: vec!["{}".into()],
-        hang: false,
-    })
-    .await;
+    let json = upstream(Canned::plain(200, "application/json", "{}")).await;
     let server = lantern_with(json.url.clone(), 30).await;
     let detail = failure(&until_over(&server, &ask(&server, "hi").await).await);
     assert!(
@@ -202,13 +119,11 @@ async fn an_error_status_or_a_reply_that_is_not_an_event_stream_fails_with_what_
 
 #[tokio::test]
 async fn a_redirect_is_not_followed_only_the_registered_url_is_called() {
-    let redirecting = upstream(Script {
-        status: 307,
-        content_type: "text/plain",
-        lines: vec![],
-        hang: false,
-    })
-    .await;
+    let mut redirect = Canned::plain(307, "text/plain", "");
+    redirect
+        .headers
+        .push(("location", "http://127.0.0.1:9/elsewhere".into()));
+    let redirecting = upstream(redirect).await;
     let server = lantern_with(redirecting.url.clone(), 30).await;
     let detail = failure(&until_over(&server, &ask(&server, "hi").await).await);
     assert!(detail.contains("HTTP 307"), "{detail}");
@@ -216,25 +131,16 @@ async fn a_redirect_is_not_followed_only_the_registered_url_is_called() {
 
 #[tokio::test]
 async fn a_malformed_stream_fails_the_workflow_and_what_came_before_stays_logged() {
-    let agent = upstream(Script {
-        lines: vec![
-            format!(
-                "data: {}\n\n",
-                json!({"type": "RUN_STARTED", "threadId": "t", "runId": "r"})
-            ),
-            format!(
-                "data: {}\n\n",
-                json!({"type": "TEXT_MESSAGE_START", "messageId": "m1", "role": "assistant"})
-            ),
-            format!(
-                "data: {}\n\n",
-                json!({"type": "TEXT_MESSAGE_CONTENT", "messageId": "m1", "delta": "Half an "})
-            ),
-            "data: {this is not json\n\n".into(),
-        ],
-        ..Script::events(json!([]), false)
-    })
-    .await;
+    let mut half = agui_stream(
+        json!([
+            {"type": "RUN_STARTED", "threadId": "t", "runId": "r"},
+            {"type": "TEXT_MESSAGE_START", "messageId": "m1", "role": "assistant"},
+            {"type": "TEXT_MESSAGE_CONTENT", "messageId": "m1", "delta": "Half an "}
+        ]),
+        false,
+    );
+    half.body.push("data: {this is not json\n\n".into());
+    let agent = upstream(half).await;
     let server = lantern_with(agent.url.clone(), 30).await;
     let id = ask(&server, "hi").await;
     let events = until_over(&server, &id).await;
@@ -250,7 +156,7 @@ async fn a_malformed_stream_fails_the_workflow_and_what_came_before_stays_logged
     assert_eq!(answer["content"], "Half an ", "{answer}");
 
     // A content event for a message never started breaks AG-UI's rules in the same way.
-    let agent = upstream(Script::events(
+    let agent = upstream(agui_stream(
         json!([{"type": "TEXT_MESSAGE_CONTENT", "messageId": "ghost", "delta": "x"}]),
         false,
     ))
@@ -265,7 +171,7 @@ async fn a_malformed_stream_fails_the_workflow_and_what_came_before_stays_logged
 
 #[tokio::test]
 async fn a_stream_that_ends_before_its_run_finished_fails_saying_so() {
-    let agent = upstream(Script::events(
+    let agent = upstream(agui_stream(
         json!([{"type": "RUN_STARTED", "threadId": "t", "runId": "r"}]),
         false,
     ))
@@ -280,7 +186,7 @@ async fn a_stream_that_ends_before_its_run_finished_fails_saying_so() {
 
 #[tokio::test]
 async fn an_agent_silent_past_the_timeout_fails_the_workflow() {
-    let agent = upstream(Script::events(
+    let agent = upstream(agui_stream(
         json!([{"type": "RUN_STARTED", "threadId": "t", "runId": "r"}]),
         true,
     ))
@@ -295,7 +201,7 @@ async fn an_agent_silent_past_the_timeout_fails_the_workflow() {
 
 #[tokio::test]
 async fn cancel_closes_the_request_to_the_agent_at_once() {
-    let mut agent = upstream(Script::events(
+    let mut agent = upstream(agui_stream(
         json!([
             {"type": "RUN_STARTED", "threadId": "t", "runId": "r"},
             {"type": "TEXT_MESSAGE_START", "messageId": "m1", "role": "assistant"},
@@ -320,7 +226,7 @@ async fn cancel_closes_the_request_to_the_agent_at_once() {
         .expect("the request to the agent is closed within 1 s of the cancel");
 
     // What the agent was sent: one run on the workflow's thread, the person's message in it.
-    let requests = agent.requests.lock().expect("lock").clone();
+    let requests = agent.requests();
     assert_eq!(requests.len(), 1, "{requests:?}");
     let input = &requests[0];
     assert_eq!(input["threadId"], id.as_str());
@@ -333,7 +239,7 @@ async fn cancel_closes_the_request_to_the_agent_at_once() {
 
 #[tokio::test]
 async fn a_kind_that_is_neither_built_in_nor_registered_is_refused_naming_the_known_ones() {
-    let agent = upstream(Script::events(json!([]), false)).await;
+    let agent = upstream(agui_stream(json!([]), false)).await;
     let server = lantern_with(agent.url.clone(), 30).await;
     let (status, body) = server
         .post(
@@ -344,5 +250,5 @@ async fn a_kind_that_is_neither_built_in_nor_registered_is_refused_naming_the_kn
     assert_eq!(status, 400, "{body}");
     let message = body["error"]["message"].as_str().unwrap_or_default();
     assert!(message.contains("helper"), "{body}");
-    assert!(agent.requests.lock().expect("lock").is_empty());
+    assert!(agent.requests().is_empty());
 }

@@ -3,43 +3,33 @@
 //! parallel tool calls, reasoning deltas, usage), and each error on demand. CI has no model; the
 //! server here plays one, request by request, and records what it was sent.
 
-use std::collections::VecDeque;
-use std::convert::Infallible;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::response::Response;
-use futures::StreamExt;
 use serde_json::{json, Value};
 
+use crate::common::upstream::{Canned, Upstream};
 use crate::common::{assert_invariants, is_status, start_with, Client, TestServer, WAIT};
 
-/// One scripted answer of the model server.
-#[derive(Clone)]
-struct Answer {
-    status: u16,
-    headers: Vec<(&'static str, String)>,
-    /// SSE `data:` payloads (raw), in order.
-    data: Vec<String>,
-    /// Never end the body after `data` (a model that stalls mid-answer).
-    hang: bool,
-}
+/// Scripted answers of the model server, in OpenAI's format.
+struct Answer;
 
 impl Answer {
-    fn chunks(chunks: Vec<Value>) -> Self {
+    fn chunks(chunks: Vec<Value>) -> Canned {
         let mut data: Vec<String> = chunks.iter().map(Value::to_string).collect();
         data.push("[DONE]".into());
-        Self {
-            status: 200,
-            headers: vec![("content-type", "text/event-stream".into())],
-            data,
-            hang: false,
-        }
+        Canned::sse(data)
+    }
+
+    /// `chunks`, then the stream stalls: no `[DONE]`, no end.
+    fn stalling(chunks: Vec<Value>) -> Canned {
+        let mut canned = Self::chunks(chunks);
+        canned.body.pop();
+        canned.hang = true;
+        canned
     }
 
     /// Text in `pieces` (and reasoning first, if any), then usage.
-    fn text(reasoning: &[&str], pieces: &[&str]) -> Self {
+    fn text(reasoning: &[&str], pieces: &[&str]) -> Canned {
         let mut chunks =
             vec![json!({"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]})];
         chunks.extend(
@@ -58,8 +48,7 @@ impl Answer {
     }
 
     /// Tool calls `(id, name, arguments)`, each's arguments split in two chunks, interleaved.
-    fn tools(calls: &[(&str, &str, Value)]) -> Self {
-        let mut chunks = Vec::new();
+    fn tools(calls: &[(&str, &str, Value)]) -> Canned {
         let halves: Vec<(String, String)> = calls
             .iter()
             .map(|(_, _, args)| {
@@ -74,7 +63,7 @@ impl Answer {
             .enumerate()
             .map(|(i, ((id, name, _), (a, _)))| json!({"index": i, "id": id, "type": "function", "function": {"name": name, "arguments": a}}))
             .collect();
-        chunks.push(json!({"choices": [{"index": 0, "delta": {"tool_calls": firsts}}]}));
+        let mut chunks = vec![json!({"choices": [{"index": 0, "delta": {"tool_calls": firsts}}]})];
         for (i, (_, b)) in halves.iter().enumerate() {
             chunks.push(json!({"choices": [{"index": 0, "delta": {"tool_calls": [{"index": i, "function": {"arguments": b}}]}}]}));
         }
@@ -82,93 +71,28 @@ impl Answer {
         Self::chunks(chunks)
     }
 
-    fn error(status: u16, body: Value) -> Self {
-        Self {
-            status,
-            headers: vec![("content-type", "application/json".into())],
-            data: vec![body.to_string()],
-            hang: false,
-        }
+    fn error(status: u16, body: Value) -> Canned {
+        Canned::plain(status, "application/json", &body.to_string())
     }
 }
 
-/// The scripted server: answers requests in order, records their bodies, and says when a
-/// hanging answer's connection was closed.
+/// The scripted model server: its answers in order, at `/v1/chat/completions`.
 struct Scripted {
+    upstream: Upstream,
+    /// Its OpenAI root, `http://…/v1`.
     base_url: url::Url,
-    requests: Arc<Mutex<Vec<Value>>>,
-    closed: tokio::sync::mpsc::UnboundedReceiver<()>,
 }
 
-struct OnDrop(tokio::sync::mpsc::UnboundedSender<()>);
-
-impl Drop for OnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.send(());
-    }
-}
-
-async fn scripted(answers: Vec<Answer>) -> Scripted {
-    let queue = Arc::new(Mutex::new(VecDeque::from(answers)));
-    let requests = Arc::new(Mutex::new(Vec::new()));
-    let (closed_tx, closed) = tokio::sync::mpsc::unbounded_channel();
-    let seen = requests.clone();
-    let handler = move |body: String| {
-        let queue = queue.clone();
-        let seen = seen.clone();
-        let closed_tx = closed_tx.clone();
-        async move {
-            seen.lock()
-                .expect("lock")
-                .push(serde_json::from_str(&body).unwrap_or(Value::String(body)));
-            let answer = queue.lock().expect("lock").pop_front().unwrap_or_else(|| {
-                Answer::error(500, json!({"error": {"message": "script exhausted"}}))
-            });
-            let raw = answer.headers.iter().all(|(_, v)| v != "text/event-stream");
-            let lines: Vec<Vec<u8>> = if raw {
-                answer.data.iter().map(|d| d.clone().into_bytes()).collect()
-            } else {
-                answer
-                    .data
-                    .iter()
-                    .map(|d| format!("data: {d}\n\n").into_bytes())
-                    .collect()
-            };
-            let head = futures::stream::iter(lines).map(Ok::<_, Infallible>);
-            let guard = OnDrop(closed_tx);
-            let body = if answer.hang {
-                let tail = futures::stream::pending().map(move |()| {
-                    let _keep = &guard;
-                    Ok(Vec::new())
-                });
-                Body::from_stream(head.chain(tail))
-            } else {
-                drop(guard);
-                Body::from_stream(head)
-            };
-            let mut response = Response::builder().status(answer.status);
-            for (name, value) in &answer.headers {
-                response = response.header(*name, value);
-            }
-            response.body(body).expect("response")
-        }
-    };
-    let app = axum::Router::new().route("/v1/chat/completions", axum::routing::post(handler));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    Scripted {
-        base_url: format!("http://{addr}/v1").parse().expect("url"),
-        requests,
-        closed,
-    }
+async fn scripted(answers: Vec<Canned>) -> Scripted {
+    let upstream = Upstream::start("/v1/chat/completions", answers, None).await;
+    let base = upstream.url.as_str().trim_end_matches("/chat/completions");
+    let base_url = base.parse().expect("url");
+    Scripted { upstream, base_url }
 }
 
 impl Scripted {
     fn requests(&self) -> Vec<Value> {
-        self.requests.lock().expect("lock").clone()
+        self.upstream.requests()
     }
 }
 
@@ -214,6 +138,16 @@ async fn until_waiting(viewer: &mut Client) -> Vec<Value> {
 async fn first_turn(viewer: &mut Client) -> Vec<Value> {
     until_waiting(viewer).await;
     until_waiting(viewer).await
+}
+
+/// The roles of a request's messages, in order.
+fn roles(request: &Value) -> Vec<&str> {
+    request["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|m| m["role"].as_str().expect("role"))
+        .collect()
 }
 
 fn of_type<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {
@@ -414,15 +348,10 @@ async fn ask_user_is_an_interrupt_whose_answer_goes_back_and_a_follow_up_carries
 
     say(&server, &id, "and tomorrow?").await;
     until_waiting(&mut viewer).await;
-    let third = &model.requests()[2]["messages"];
-    let roles: Vec<&str> = third
-        .as_array()
-        .expect("messages")
-        .iter()
-        .map(|m| m["role"].as_str().expect("role"))
-        .collect();
+    let request = &model.requests()[2];
+    let third = &request["messages"];
     assert_eq!(
-        roles,
+        roles(request),
         ["system", "user", "assistant", "tool", "assistant", "user"]
     );
     assert_eq!(third[5]["content"], "and tomorrow?");
@@ -446,11 +375,9 @@ async fn the_loop_is_bounded_the_last_request_offers_no_tools() {
 
 #[tokio::test]
 async fn cancel_mid_answer_closes_the_request_to_the_model_within_a_second() {
-    let mut stalling = Answer::chunks(vec![
+    let stalling = Answer::stalling(vec![
         json!({"choices": [{"delta": {"content": "Once upon"}}]}),
     ]);
-    stalling.data.pop(); // no [DONE]
-    stalling.hang = true;
     let mut model = scripted(vec![stalling]).await;
     let server = lantern(&model, |c| c.llm_timeout_secs = 60).await;
     let (id, mut viewer) = ask(&server, "tell me a story").await;
@@ -461,7 +388,7 @@ async fn cancel_mid_answer_closes_the_request_to_the_model_within_a_second() {
         .post(&format!("/api/workflows/{id}/cancel"), json!({}))
         .await;
     assert_eq!(status, 200);
-    tokio::time::timeout(Duration::from_secs(1), model.closed.recv())
+    tokio::time::timeout(Duration::from_secs(1), model.upstream.closed.recv())
         .await
         .expect("the model server sees the connection close within 1 s");
     let log = server.log(&id).await;
@@ -471,7 +398,7 @@ async fn cancel_mid_answer_closes_the_request_to_the_model_within_a_second() {
 }
 
 /// Start a workflow against a model server that answers `answers`; the failed status's detail.
-async fn failure(answers: Vec<Answer>, base: Option<url::Url>) -> String {
+async fn failure(answers: Vec<Canned>, base: Option<url::Url>) -> String {
     let model = scripted(answers).await;
     let server = lantern(&model, move |c| {
         if let Some(base) = base {
@@ -523,23 +450,20 @@ async fn each_model_server_error_fails_the_answer_with_its_own_detail() {
         "{detail}"
     );
 
-    let mut garbage = Answer::chunks(vec![]);
-    garbage.data = vec![
-        "{\"choices\": [{\"delta\": {\"content\": \"ok\"}}]}".into(),
-        "{not json".into(),
-    ];
+    let garbage = Canned::sse([
+        "{\"choices\": [{\"delta\": {\"content\": \"ok\"}}]}".to_owned(),
+        "{not json".to_owned(),
+    ]);
     let detail = failure(vec![garbage], None).await;
     assert!(detail.contains("malformed chunk"), "{detail}");
     assert!(detail.contains("{not json"), "{detail}");
 
-    let mut stalls = Answer::chunks(vec![json!({"choices": [{"delta": {"content": "Hm"}}]})]);
-    stalls.data.pop();
-    stalls.hang = true;
+    let stalls = Answer::stalling(vec![json!({"choices": [{"delta": {"content": "Hm"}}]})]);
     let detail = failure(vec![stalls], None).await;
     assert!(detail.contains("sent nothing for 2 s"), "{detail}");
 
     let mut cut = Answer::chunks(vec![json!({"choices": [{"delta": {"content": "Hm"}}]})]);
-    cut.data.pop();
+    cut.body.pop();
     let detail = failure(vec![cut], None).await;
     assert!(detail.contains("ended before its answer did"), "{detail}");
 }
@@ -578,9 +502,7 @@ async fn without_a_model_the_assistant_is_refused_saying_how_to_configure_one() 
 #[tokio::test]
 async fn after_a_restart_a_waiting_conversation_goes_on_from_its_log_and_one_mid_answer_is_failed()
 {
-    let mut stalling = Answer::chunks(vec![json!({"choices": [{"delta": {"content": "Half"}}]})]);
-    stalling.data.pop();
-    stalling.hang = true;
+    let stalling = Answer::stalling(vec![json!({"choices": [{"delta": {"content": "Half"}}]})]);
     let model = scripted(vec![
         Answer::tools(&[("call_1", "search_docs", json!({"query": "sse"}))]),
         Answer::text(&[], &["SSE resumes by Last-Event-ID."]),
@@ -623,15 +545,10 @@ async fn after_a_restart_a_waiting_conversation_goes_on_from_its_log_and_one_mid
     .await
     .expect("the conversation goes on");
     assert!(!answered.is_empty());
-    let sent = &model.requests()[3]["messages"];
-    let roles: Vec<&str> = sent
-        .as_array()
-        .expect("messages")
-        .iter()
-        .map(|m| m["role"].as_str().expect("role"))
-        .collect();
+    let request = &model.requests()[3];
+    let sent = &request["messages"];
     assert_eq!(
-        roles,
+        roles(request),
         ["system", "user", "assistant", "tool", "assistant", "user"]
     );
     assert_eq!(sent[4]["content"], "SSE resumes by Last-Event-ID.");

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod sse;
+pub mod upstream;
 
 use std::net::SocketAddr;
 use std::time::Duration;
