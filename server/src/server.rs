@@ -93,14 +93,14 @@ impl Lantern {
         let session_ttl = Duration::from_secs(config.session_days.saturating_mul(86_400));
         let accounts = Accounts::new(db, session_ttl);
         let first_login = accounts.create_first_user().await?;
-        // A conversation with the assistant that was waiting for its next message goes on
-        // after a restart (rebuilt from its log, below); one mid-answer is failed.
+        // A conversation with the assistant goes on after a restart (rebuilt from its log,
+        // below; an answer in flight is cut short), when a model is still configured.
         let assistant_on = config.llm_base_url.is_some() && config.llm_model.is_some();
         let orphans = hub
             .fail_orphaned_builtins(|info| {
                 assistant_on
                     && info.kind == app::protocol::vocab::kinds::ASSISTANT
-                    && info.status == app::protocol::WorkflowStatus::WaitingInput
+                    && workflows::assistant::resumable(info.status)
             })
             .await?;
         if orphans > 0 {

@@ -109,10 +109,11 @@ pub async fn spawn(
     Ok(())
 }
 
-/// After a restart: take up again each `assistant` workflow that was waiting for a person's
-/// next message, its conversation rebuilt from its log; one that was in the middle of a tool
-/// call (waiting for an approval or an answer) is failed, as a built-in mid-run is. Returns
-/// how many were taken up.
+/// After a restart: take up again each `assistant` workflow that was not finished, its
+/// conversation rebuilt from its log. One that was in the middle of an answer has that answer
+/// cut short: what it left open is closed (the text so far kept, tool calls failed, questions
+/// withdrawn) and it waits for the person's next message, saying why. Returns how many were
+/// taken up.
 pub async fn resume_waiting(builtins: &Arc<Builtins>) -> Result<usize> {
     let Some(assistant) = builtins.assistant.clone() else {
         return Ok(0);
@@ -120,26 +121,26 @@ pub async fn resume_waiting(builtins: &Arc<Builtins>) -> Result<usize> {
     let hub = &builtins.hub;
     let mut resumed = 0;
     for info in hub.store().list_workflows(None).await? {
-        if info.kind != AGENT || info.status != WorkflowStatus::WaitingInput {
+        if info.kind != AGENT || !resumable(info.status) {
             continue;
         }
-        let mut events = Vec::new();
-        let mut after = 0;
-        loop {
-            let page = hub.store().read(&info.id, after, 1000, 4 << 20).await?;
-            let Some(last) = page.last() else { break };
-            after = last.seq();
-            for stored in &page {
-                events.push(stored.event()?.body);
-            }
-        }
-        let Some(conversation) = Conversation::from_log(&events) else {
-            let detail = "the server restarted while the assistant was waiting on a tool call";
-            hub.publish_bodies(&info.id, vec![status(WorkflowStatus::Failed, detail)])
-                .await?;
-            continue;
+        let events = log_of(builtins, &info.id).await?;
+        let closes = Conversation::closes(&events);
+        let mid_answer = info.status == WorkflowStatus::Running || !closes.is_empty();
+        let events = if mid_answer {
+            let mut bodies = closes;
+            bodies.push(status(
+                WorkflowStatus::WaitingInput,
+                "the server restarted while the assistant was answering: that answer stops \
+                 here; send a message to go on",
+            ));
+            hub.publish_bodies(&info.id, bodies).await?;
+            log_of(builtins, &info.id).await?
+        } else {
+            events
         };
-        let (feed, _) = hub.feed(&info.id, after).await?;
+        let conversation = Conversation::from_log(&events);
+        let (feed, _) = hub.feed(&info.id, events.len() as u64).await?;
         run_task(
             builtins.clone(),
             assistant.clone(),
@@ -150,6 +151,29 @@ pub async fn resume_waiting(builtins: &Arc<Builtins>) -> Result<usize> {
         resumed += 1;
     }
     Ok(resumed)
+}
+
+/// Which statuses of an `assistant` workflow a restart takes up again.
+pub fn resumable(status: WorkflowStatus) -> bool {
+    matches!(
+        status,
+        WorkflowStatus::WaitingInput | WorkflowStatus::Running
+    )
+}
+
+/// Workflow `id`'s whole log.
+async fn log_of(builtins: &Builtins, id: &str) -> Result<Vec<EventBody>> {
+    let store = builtins.hub.store();
+    let mut events = Vec::new();
+    loop {
+        let page = store.read(id, events.len() as u64, 1000, 4 << 20).await?;
+        if page.is_empty() {
+            return Ok(events);
+        }
+        for stored in &page {
+            events.push(stored.event()?.body);
+        }
+    }
 }
 
 fn run_task(
@@ -193,11 +217,11 @@ pub struct Conversation {
 }
 
 impl Conversation {
-    /// The conversation a workflow's log holds (the person's messages, the answers, the tool
-    /// calls and their results, in order); `None` when a tool call is still open in it.
-    pub fn from_log(events: &[EventBody]) -> Option<Self> {
+    /// The conversation a workflow's log holds: the person's messages, the answers, the tool
+    /// calls and their results, in order.
+    pub fn from_log(events: &[EventBody]) -> Self {
         let mut messages = vec![json!({"role": "system", "content": SYSTEM})];
-        let (mut started, mut calls, mut open) = (false, 0u64, 0usize);
+        let (mut started, mut calls) = (false, 0u64);
         for body in events {
             match body {
                 EventBody::AgentStarted { agent, .. } if agent == AGENT => started = true,
@@ -218,7 +242,6 @@ impl Conversation {
                     input,
                 } if agent == AGENT => {
                     calls += 1;
-                    open += 1;
                     let call = json!({"id": call_id, "type": "function",
                         "function": {"name": tool, "arguments": input.to_string()}});
                     messages
@@ -231,7 +254,6 @@ impl Conversation {
                     error,
                     ..
                 } if agent == AGENT => {
-                    open = open.saturating_sub(1);
                     let content = match (output, error) {
                         (Some(output), _) => output.to_string(),
                         (None, Some(error)) => format!("The tool failed: {error}."),
@@ -243,11 +265,89 @@ impl Conversation {
                 _ => {}
             }
         }
-        (open == 0).then_some(Self {
+        Self {
             messages,
             started,
             calls,
-        })
+        }
+    }
+
+    /// What the assistant left open in a log (a restart cut it short): the closes of its
+    /// streamed messages (the server fills in the text so far), its questions withdrawn
+    /// (`cancelled`, by nobody), its tool calls failed.
+    pub fn closes(events: &[EventBody]) -> Vec<EventBody> {
+        use std::collections::BTreeMap;
+        let why = "the server restarted";
+        let mut messages = BTreeMap::new();
+        let mut asked = Vec::new();
+        let mut tools = BTreeMap::new();
+        for body in events {
+            match body {
+                EventBody::TextDelta { message_id, .. } => {
+                    messages.insert(message_id.clone(), false);
+                }
+                EventBody::ThinkingDelta { message_id, .. } => {
+                    messages.insert(message_id.clone(), true);
+                }
+                EventBody::AgentResponse {
+                    message_id: Some(id),
+                    ..
+                }
+                | EventBody::AgentThinking {
+                    message_id: Some(id),
+                    ..
+                } => {
+                    messages.remove(id);
+                }
+                EventBody::Interrupt { interrupt_id, .. } => asked.push(interrupt_id.clone()),
+                EventBody::InterruptResolved { interrupt_id, .. } => {
+                    asked.retain(|id| id != interrupt_id);
+                }
+                EventBody::ToolExecuting { tool, call_id, .. } => {
+                    tools.insert(call_id.clone(), tool.clone());
+                }
+                EventBody::ToolCompleted { call_id, .. } => {
+                    tools.remove(call_id);
+                }
+                _ => {}
+            }
+        }
+        let messages = messages.into_iter().map(|(id, thinking)| {
+            let (agent, message_id) = (AGENT.to_owned(), Some(id));
+            match thinking {
+                true => EventBody::AgentThinking {
+                    agent,
+                    content: None,
+                    message_id,
+                },
+                false => EventBody::AgentResponse {
+                    agent,
+                    content: None,
+                    message_id,
+                },
+            }
+        });
+        let asked = asked
+            .into_iter()
+            .map(|interrupt_id| EventBody::InterruptResolved {
+                interrupt_id,
+                status: InterruptStatus::Cancelled,
+                payload: None,
+                user: None,
+                client_msg_id: None,
+            });
+        let tools = tools
+            .into_iter()
+            .map(|(call_id, tool)| EventBody::ToolCompleted {
+                agent: AGENT.into(),
+                tool,
+                call_id,
+                ok: false,
+                output: None,
+                error: Some(why.into()),
+                duration_ms: 0,
+            });
+        messages.chain(asked).chain(tools).collect()
     }
 }
 
@@ -657,7 +757,7 @@ mod tests {
     }
 
     #[test]
-    fn a_log_gives_back_the_conversation_and_an_open_tool_call_gives_none() {
+    fn a_log_gives_back_the_conversation_and_what_a_restart_left_open() {
         let log = [
             json!({"type": "user_input", "content": "hi", "user": "ann", "client_msg_id": "1"}),
             json!({"type": "agent_started", "agent": "assistant"}),
@@ -669,7 +769,8 @@ mod tests {
             json!({"type": "agent_response", "agent": "assistant", "message_id": "m", "content": "Hello"}),
         ];
         let events: Vec<EventBody> = log.into_iter().map(body).collect();
-        let conversation = Conversation::from_log(&events).expect("nothing open");
+        let conversation = Conversation::from_log(&events);
+        assert!(Conversation::closes(&events).is_empty());
         assert!(conversation.started);
         assert_eq!(conversation.calls, 1);
         let roles: Vec<&str> = conversation
@@ -685,6 +786,8 @@ mod tests {
         assert_eq!(conversation.messages[3]["content"], "[1]");
         assert_eq!(conversation.messages[4]["content"], "Hello");
 
-        assert_eq!(Conversation::from_log(&events[..4]), None);
+        let cut = Conversation::closes(&events[..4]);
+        let kinds: Vec<&str> = cut.iter().map(|b| b.kind()).collect();
+        assert_eq!(kinds, ["agent_response", "tool_completed"]);
     }
 }

@@ -500,14 +500,17 @@ async fn without_a_model_the_assistant_is_refused_saying_how_to_configure_one() 
 }
 
 #[tokio::test]
-async fn after_a_restart_a_waiting_conversation_goes_on_from_its_log_and_one_mid_answer_is_failed()
+async fn after_a_restart_a_conversation_goes_on_from_its_log_and_an_answer_in_flight_is_cut_short()
 {
-    let stalling = Answer::stalling(vec![json!({"choices": [{"delta": {"content": "Half"}}]})]);
+    let stalling = Answer::stalling(vec![
+        json!({"choices": [{"delta": {"content": "Once upon"}}]}),
+    ]);
     let model = scripted(vec![
         Answer::tools(&[("call_1", "search_docs", json!({"query": "sse"}))]),
         Answer::text(&[], &["SSE resumes by Last-Event-ID."]),
         stalling,
         Answer::text(&[], &["Picked up where we were."]),
+        Answer::text(&[], &["Back to the story."]),
     ])
     .await;
     let data = std::sync::Arc::new(tempfile::tempdir().expect("temp dir"));
@@ -521,37 +524,56 @@ async fn after_a_restart_a_waiting_conversation_goes_on_from_its_log_and_one_mid
     let first = crate::common::spawn_binary(data.clone(), &flags).await;
     let (waiting, mut viewer) = ask(&first.server, "how does SSE resume?").await;
     first_turn(&mut viewer).await;
-    let (mid_answer, mut other) = ask(&first.server, "tell me a story").await;
+    let (story, mut other) = ask(&first.server, "tell me a story").await;
     until_waiting(&mut other).await;
     tokio::time::timeout(WAIT, other.events_until(|e| e["type"] == "text_delta"))
         .await
         .expect("the story starts");
     drop(first); // SIGKILL: kill_on_drop
 
+    // The answer in flight stops where it was, saying why; the workflow is not over.
     let second = crate::common::spawn_binary(data, &flags).await;
-    let failed = second.server.log(&mid_answer).await;
-    let last = failed.last().expect("events");
-    assert!(is_status(last, "failed"), "{last}");
-    assert_invariants(&failed);
+    let cut = second.server.log(&story).await;
+    assert_invariants(&cut);
+    assert_eq!(of_type(&cut, "agent_response")[0]["content"], "Once upon");
+    let last = cut.last().expect("events");
+    assert!(is_status(last, "waiting_input"), "{last}");
+    assert!(last["detail"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("the server restarted"));
 
+    // Both conversations go on with everything said before the restart.
     say(&second.server, &waiting, "and after a restart?").await;
     let mut viewer = second.server.subscribe(&waiting, 0).await;
-    let answered = tokio::time::timeout(
+    tokio::time::timeout(
         WAIT,
-        viewer.events_until(|e| {
-            e["type"] == "agent_response" && e["content"] == "Picked up where we were."
-        }),
+        viewer.events_until(|e| e["content"] == "Picked up where we were."),
     )
     .await
     .expect("the conversation goes on");
-    assert!(!answered.is_empty());
     let request = &model.requests()[3];
-    let sent = &request["messages"];
     assert_eq!(
         roles(request),
         ["system", "user", "assistant", "tool", "assistant", "user"]
     );
-    assert_eq!(sent[4]["content"], "SSE resumes by Last-Event-ID.");
-    assert_eq!(sent[5]["content"], "and after a restart?");
+    assert_eq!(
+        request["messages"][4]["content"],
+        "SSE resumes by Last-Event-ID."
+    );
+    assert_eq!(request["messages"][5]["content"], "and after a restart?");
+
+    say(&second.server, &story, "go on").await;
+    let mut viewer = second.server.subscribe(&story, 0).await;
+    tokio::time::timeout(
+        WAIT,
+        viewer.events_until(|e| e["content"] == "Back to the story."),
+    )
+    .await
+    .expect("the cut conversation goes on too");
+    let request = &model.requests()[4];
+    assert_eq!(roles(request), ["system", "user", "assistant", "user"]);
+    assert_eq!(request["messages"][2]["content"], "Once upon");
     assert_invariants(&second.server.log(&waiting).await);
+    assert_invariants(&second.server.log(&story).await);
 }
