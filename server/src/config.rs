@@ -182,7 +182,7 @@ pub struct Config {
     /// The model server's API key: read from `LANTERN_LLM_API_KEY` by `lantern serve` (never a
     /// flag, so it is not in `ps` or shell history; never logged).
     #[arg(skip)]
-    pub llm_api_key: Option<String>,
+    pub llm_api_key: Option<ApiKey>,
 
     #[command(flatten)]
     pub storage: Storage,
@@ -440,6 +440,16 @@ fn public_url(text: &str) -> Result<url::Url, String> {
         return Err("expected http://HOST… or https://HOST…".into());
     }
     Ok(url)
+}
+
+/// A secret that never shows in a `Debug` print (of the whole `Config`, say).
+#[derive(Clone, PartialEq)]
+pub struct ApiKey(pub String);
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ApiKey(…)")
+    }
 }
 
 /// An AG-UI agent endpoint registered as a workflow kind (`--agui-agent NAME=URL`).

@@ -17,7 +17,9 @@ async fn main() {
     };
     match command {
         Command::Serve(mut config) => {
-            config.llm_api_key = std::env::var("LANTERN_LLM_API_KEY").ok();
+            config.llm_api_key = std::env::var("LANTERN_LLM_API_KEY")
+                .ok()
+                .map(server::config::ApiKey);
             serve(*config).await
         }
         Command::Token(token) => {

@@ -253,7 +253,7 @@ fn assistant(config: &Config) -> Option<Arc<workflows::assistant::Assistant>> {
     let model = crate::llm::Model::new(
         base_url,
         name.clone(),
-        config.llm_api_key.clone(),
+        config.llm_api_key.as_ref().map(|key| key.0.clone()),
         Duration::from_secs(config.llm_timeout_secs),
     );
     tracing::info!(model = %name, base_url = %base_url, "the assistant is on");

@@ -577,3 +577,38 @@ async fn after_a_restart_a_conversation_goes_on_from_its_log_and_an_answer_in_fl
     assert_invariants(&second.server.log(&waiting).await);
     assert_invariants(&second.server.log(&story).await);
 }
+
+#[tokio::test]
+async fn the_api_key_comes_from_the_environment_only_and_is_sent_as_a_bearer_token() {
+    let model = scripted(vec![Answer::text(&[], &["Hi."])]).await;
+    let data = std::sync::Arc::new(tempfile::tempdir().expect("temp dir"));
+    let base = model.base_url.to_string();
+    let flags = [
+        "--llm-base-url",
+        base.as_str(),
+        "--llm-model",
+        "scripted-7b",
+    ];
+    let lantern = crate::common::spawn_binary_with(data, &flags, |command| {
+        command.env("LANTERN_LLM_API_KEY", "sk-test-123");
+    })
+    .await;
+    let (_, mut viewer) = ask(&lantern.server, "hi").await;
+    first_turn(&mut viewer).await;
+    assert_eq!(
+        model.upstream.authorizations(),
+        [Some("Bearer sk-test-123".to_owned())]
+    );
+    // No flag takes a key: it would show in `ps` and in shell history.
+    let help = tokio::process::Command::new(env!("CARGO_BIN_EXE_lantern"))
+        .args(["serve", "--help"])
+        .output()
+        .await
+        .expect("lantern serve --help");
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("--llm-base-url"), "{help}");
+    assert!(
+        !help.contains("--llm-api-key") && !help.contains("--api-key"),
+        "{help}"
+    );
+}

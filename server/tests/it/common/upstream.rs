@@ -49,6 +49,8 @@ pub struct Upstream {
     /// `http://127.0.0.1:PORT{path}`.
     pub url: url::Url,
     requests: Arc<Mutex<Vec<Value>>>,
+    /// The `Authorization` header of each request, in order.
+    authorizations: Arc<Mutex<Vec<Option<String>>>>,
     /// One message each time a hanging reply's connection closed.
     pub closed: tokio::sync::mpsc::UnboundedReceiver<()>,
 }
@@ -68,12 +70,18 @@ impl Upstream {
     pub async fn start(path: &str, replies: Vec<Canned>, repeat: Option<Canned>) -> Self {
         let queue = Arc::new(Mutex::new(VecDeque::from(replies)));
         let requests = Arc::new(Mutex::new(Vec::new()));
+        let authorizations = Arc::new(Mutex::new(Vec::new()));
         let (closed_tx, closed) = tokio::sync::mpsc::unbounded_channel();
-        let seen = requests.clone();
-        let handler = move |body: String| {
+        let (seen, auth_seen) = (requests.clone(), authorizations.clone());
+        let handler = move |headers: axum::http::HeaderMap, body: String| {
             let (queue, seen, closed_tx) = (queue.clone(), seen.clone(), closed_tx.clone());
-            let repeat = repeat.clone();
+            let (repeat, auth_seen) = (repeat.clone(), auth_seen.clone());
             async move {
+                let authorization = headers
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                auth_seen.lock().expect("lock").push(authorization);
                 let sent = serde_json::from_str(&body).unwrap_or(Value::String(body));
                 seen.lock().expect("lock").push(sent);
                 let next = queue.lock().expect("lock").pop_front();
@@ -92,8 +100,14 @@ impl Upstream {
         Self {
             url: format!("http://{addr}{path}").parse().expect("url"),
             requests,
+            authorizations,
             closed,
         }
+    }
+
+    /// The `Authorization` headers of the requests so far, in order.
+    pub fn authorizations(&self) -> Vec<Option<String>> {
+        self.authorizations.lock().expect("lock").clone()
     }
 
     /// The JSON bodies of the requests so far, in order.
