@@ -76,13 +76,6 @@ pub async fn start_echo() -> Result<WorkflowInfo, ServerFnError> {
     open_run_page(started)
 }
 
-/// The workflow kinds registered AG-UI agents run as (the home page offers them).
-#[server]
-pub async fn agent_kinds() -> Result<Vec<String>, ServerFnError> {
-    viewer()?;
-    Ok(backend()?.agent_kinds())
-}
-
 /// Start a workflow of a registered AG-UI agent's `kind` with a first `message`; a form post
 /// then lands on its run page.
 // A fixed path (`/api/start_agent`).

@@ -7,7 +7,7 @@ use leptos_router::hooks::use_query_map;
 
 use crate::components::workflow_list::WorkflowList;
 use crate::protocol::ErrorCode;
-use crate::server_fns::{agent_kinds, list_workflows, StartAgent, StartEcho, StartSearch};
+use crate::server_fns::{list_workflows, StartAgent, StartEcho, StartSearch};
 
 #[component]
 pub fn HomePage() -> impl IntoView {
@@ -79,42 +79,57 @@ fn StartForms() -> impl IntoView {
 #[component]
 fn AgentForm() -> impl IntoView {
     let start = ServerAction::<StartAgent>::new();
-    let kinds = Resource::new(|| (), |_| agent_kinds());
-    view! {
-        <Suspense>
-            {move || {
-                let kinds = kinds.get().and_then(Result::ok)?;
-                let no_model = !kinds.iter().any(|k| k == crate::protocol::vocab::kinds::ASSISTANT);
-                let hint = no_model.then(|| view! {
-                    <p class="hint" data-testid="assistant-hint">
-                        "To ask an LLM assistant here, start Lantern with "
-                        <code>"--llm-base-url"</code>" and "<code>"--llm-model"</code>
-                        " (see docs/LLM.md)."
-                    </p>
-                });
-                let form = (!kinds.is_empty()).then(|| view! {
-                    <ActionForm action=start attr:class="agent-form">
-                        <select name="kind" aria-label="Agent" data-testid="agent-kind">
-                            {kinds
-                                .into_iter()
-                                .map(|kind| view! { <option value=kind.clone()>{kind.clone()}</option> })
-                                .collect_view()}
-                        </select>
-                        <input
-                            type="text"
-                            name="message"
-                            required
-                            maxlength="4000"
-                            placeholder="Ask an agent…"
-                            aria-label="Message to the agent"
-                            data-testid="agent-message"
-                        />
-                        <button type="submit" data-testid="start-agent">"Ask"</button>
-                    </ActionForm>
-                });
-                Some(view! { {form} {hint} })
-            }}
-        </Suspense>
+    let kinds = agent_kinds();
+    let no_model = !kinds
+        .iter()
+        .any(|k| k == crate::protocol::vocab::kinds::ASSISTANT);
+    let hint = no_model.then(|| {
+        view! {
+            <p class="hint" data-testid="assistant-hint">
+                "To ask an LLM assistant here, start Lantern with "
+                <code>"--llm-base-url"</code>" and "<code>"--llm-model"</code>
+                " (see docs/LLM.md)."
+            </p>
+        }
+    });
+    let form = (!kinds.is_empty()).then(|| {
+        view! {
+            <ActionForm action=start attr:class="agent-form">
+                <select name="kind" aria-label="Agent" data-testid="agent-kind">
+                    {kinds
+                        .into_iter()
+                        .map(|kind| view! { <option value=kind.clone()>{kind.clone()}</option> })
+                        .collect_view()}
+                </select>
+                <input
+                    type="text"
+                    name="message"
+                    required
+                    maxlength="4000"
+                    placeholder="Ask an agent…"
+                    aria-label="Message to the agent"
+                    data-testid="agent-message"
+                />
+                <button type="submit" data-testid="start-agent">"Ask"</button>
+            </ActionForm>
+        }
+    });
+    view! { {form} {hint} }
+}
+
+/// The kinds the Ask form offers. They are the server's configuration, known while the page
+/// renders: read at once from the backend, with no resource to wait for (the page is rendered
+/// on the server only; it is not an island).
+fn agent_kinds() -> Vec<String> {
+    #[cfg(feature = "ssr")]
+    {
+        use_context::<crate::backend::Backend>()
+            .map(|backend| backend.agent_kinds())
+            .unwrap_or_default()
+    }
+    #[cfg(not(feature = "ssr"))]
+    {
+        Vec::new()
     }
 }
 
