@@ -164,6 +164,15 @@ async fn say(server: &TestServer, id: &str, content: &str) {
     assert_eq!(status, 200, "{body}");
 }
 
+/// Say `message` to workflow `id` and wait for the answer `reply`.
+async fn answered(server: &TestServer, id: &str, message: &str, reply: &str) {
+    say(server, id, message).await;
+    let mut viewer = server.subscribe(id, 0).await;
+    tokio::time::timeout(WAIT, viewer.events_until(|e| e["content"] == reply))
+        .await
+        .unwrap_or_else(|_| panic!("no answer {reply:?} to {message:?}"));
+}
+
 async fn answer_interrupt(server: &TestServer, id: &str, interrupt_id: &str, payload: Value) {
     let (status, body) = server
         .post(
@@ -544,14 +553,13 @@ async fn after_a_restart_a_conversation_goes_on_from_its_log_and_an_answer_in_fl
         .contains("the server restarted"));
 
     // Both conversations go on with everything said before the restart.
-    say(&second.server, &waiting, "and after a restart?").await;
-    let mut viewer = second.server.subscribe(&waiting, 0).await;
-    tokio::time::timeout(
-        WAIT,
-        viewer.events_until(|e| e["content"] == "Picked up where we were."),
+    answered(
+        &second.server,
+        &waiting,
+        "and after a restart?",
+        "Picked up where we were.",
     )
-    .await
-    .expect("the conversation goes on");
+    .await;
     let request = &model.requests()[3];
     assert_eq!(
         roles(request),
@@ -563,14 +571,7 @@ async fn after_a_restart_a_conversation_goes_on_from_its_log_and_an_answer_in_fl
     );
     assert_eq!(request["messages"][5]["content"], "and after a restart?");
 
-    say(&second.server, &story, "go on").await;
-    let mut viewer = second.server.subscribe(&story, 0).await;
-    tokio::time::timeout(
-        WAIT,
-        viewer.events_until(|e| e["content"] == "Back to the story."),
-    )
-    .await
-    .expect("the cut conversation goes on too");
+    answered(&second.server, &story, "go on", "Back to the story.").await;
     let request = &model.requests()[4];
     assert_eq!(roles(request), ["system", "user", "assistant", "user"]);
     assert_eq!(request["messages"][2]["content"], "Once upon");
