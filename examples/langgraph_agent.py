@@ -1,26 +1,23 @@
 #!/usr/bin/env python3
-"""A LangGraph graph whose progress streams to Lantern, live.
+"""A LangGraph graph whose progress streams to Lantern, live, through the SDK's adapter.
 
 The graph is the search flow users know — analyze → search → synthesize → report — as plain
-Python nodes (no LLM: they look words up in a few built-in notes). Each node is wrapped so that
-Lantern shows it as a step (`node_update` executing → completed, or failed with the error), and
-the nodes publish what they do as agent and tool events. It uses the agent socket through the
-small client in `agent.py`.
+Python nodes (no LLM: they look words up in a few built-in notes). Each node runs inside
+`run.node(name)`, so Lantern shows it as a step (`node_update` executing → completed, or failed
+with the error); the nodes publish what they do as agent and tool events through the SDK.
 
-    pip install websockets langgraph
+    pip install ./sdk/python langgraph
     python examples/langgraph_agent.py --url http://127.0.0.1:3000 --token lantern_... \
         --workflow wf_... --question "how do reconnects work"
 """
 
 import argparse
 import asyncio
-import time
-import uuid
 from typing import TypedDict
 
 from langgraph.graph import END, START, StateGraph
 
-from agent import Lantern
+import lantern
 
 NOTES = {
     "reconnect": "A client resumes with after = the last seq it holds; nothing is lost or repeated.",
@@ -37,71 +34,51 @@ class State(TypedDict, total=False):
     answer: str
 
 
-def traced(lantern: Lantern, name: str, node):
-    """Run `node`, showing it in Lantern as a step of the graph."""
+def step(run: lantern.Run, name: str, node):
+    """The node, shown in Lantern as a step of the graph."""
 
-    async def run(state: State) -> State:
-        await lantern.publish({"type": "node_update", "node": name, "status": "executing"})
-        try:
-            update = await node(lantern, state)
-        except Exception as error:
-            await lantern.publish({"type": "node_update", "node": name, "status": "failed",
-                                   "detail": str(error)})
-            raise
-        await lantern.publish({"type": "node_update", "node": name, "status": "completed"})
-        return update
+    async def shown(state: State) -> State:
+        async with run.node(name):
+            return await node(state)
 
-    return run
+    return shown
 
 
-async def analyze(lantern: Lantern, state: State) -> State:
-    terms = [w.strip("?.,!").lower() for w in state["question"].split() if len(w) > 3]
-    await lantern.publish({"type": "agent_started", "agent": "analyst", "task": state["question"]})
-    await lantern.publish({"type": "agent_thinking", "agent": "analyst",
-                           "content": f"Looking for: {', '.join(terms)}"})
-    await lantern.publish({"type": "agent_completed", "agent": "analyst", "ok": True})
-    return {"terms": terms}
+def build(run: lantern.Run):
+    async def analyze(state: State) -> State:
+        terms = [w.strip("?.,!").lower() for w in state["question"].split() if len(w) > 3]
+        async with run.agent("analyst", task=state["question"]) as agent:
+            await agent.think(f"Looking for: {', '.join(terms)}")
+        return {"terms": terms}
 
+    async def search(state: State) -> State:
+        async with run.agent("searcher") as agent:
+            async with agent.tool("notes_search", {"terms": state["terms"]}) as call:
+                hits = [
+                    {"title": key, "source": f"notes/{key}", "snippet": text, "score": 1.0}
+                    for key, text in NOTES.items()
+                    if any(key in term or term in key for term in state["terms"])
+                ]
+                call.output = {"hits": len(hits)}
+            await run.search_results(state["question"], hits)
+        return {"hits": hits}
 
-async def search(lantern: Lantern, state: State) -> State:
-    call = {"agent": "searcher", "tool": "notes_search", "call_id": str(uuid.uuid4())}
-    await lantern.publish({"type": "agent_started", "agent": "searcher"})
-    await lantern.publish({"type": "tool_executing", **call, "input": {"terms": state["terms"]}})
-    started = time.monotonic()
-    hits = [
-        {"title": key, "source": f"notes/{key}", "snippet": text, "score": 1.0}
-        for key, text in NOTES.items()
-        if any(key in term or term in key for term in state["terms"])
-    ]
-    took = int((time.monotonic() - started) * 1000)
-    await lantern.publish({"type": "tool_completed", **call, "ok": True,
-                           "output": {"hits": len(hits)}, "duration_ms": took})
-    await lantern.publish({"type": "search_results", "query": state["question"], "results": hits})
-    await lantern.publish({"type": "agent_completed", "agent": "searcher", "ok": True})
-    return {"hits": hits}
+    async def synthesize(state: State) -> State:
+        answer = " ".join(hit["snippet"] for hit in state["hits"]) or "No note matches."
+        async with run.agent("writer") as agent:
+            await agent.say(answer)
+        return {"answer": answer}
 
+    async def report(state: State) -> State:
+        sources = "\n".join(f"- [{h['title']}]({h['source']})" for h in state["hits"])
+        await run.report(f"# {state['question']}\n\n{state['answer']}\n\n{sources}")
+        return {}
 
-async def synthesize(lantern: Lantern, state: State) -> State:
-    answer = " ".join(hit["snippet"] for hit in state["hits"]) or "No note matches."
-    await lantern.publish({"type": "agent_started", "agent": "writer"})
-    await lantern.publish({"type": "agent_response", "agent": "writer", "content": answer})
-    await lantern.publish({"type": "agent_completed", "agent": "writer", "ok": True})
-    return {"answer": answer}
-
-
-async def report(lantern: Lantern, state: State) -> State:
-    sources = "\n".join(f"- [{h['title']}]({h['source']})" for h in state["hits"])
-    await lantern.publish({"type": "final_report",
-                           "content": f"# {state['question']}\n\n{state['answer']}\n\n{sources}"})
-    return {}
-
-
-def build(lantern: Lantern):
     graph = StateGraph(State)
     steps = [("analyze", analyze), ("search", search), ("synthesize", synthesize),
              ("report", report)]
     for name, node in steps:
-        graph.add_node(name, traced(lantern, name, node))
+        graph.add_node(name, step(run, name, node))
     graph.add_edge(START, steps[0][0])
     for (before, _), (after, _) in zip(steps, steps[1:]):
         graph.add_edge(before, after)
@@ -109,22 +86,15 @@ def build(lantern: Lantern):
     return graph.compile()
 
 
-async def main():
+async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", default="http://127.0.0.1:3000")
     parser.add_argument("--token", required=True, help="an agent token")
     parser.add_argument("--workflow", required=True)
     parser.add_argument("--question", default="How do reconnect and heartbeat work?")
     args = parser.parse_args()
-    async with Lantern(args.url, args.token, args.workflow) as lantern:
-        await lantern.publish({"type": "workflow_status", "status": "running"})
-        try:
-            await build(lantern).ainvoke({"question": args.question})
-        except Exception as error:
-            await lantern.publish({"type": "workflow_status", "status": "failed",
-                                   "detail": str(error)})
-            raise
-        await lantern.publish({"type": "workflow_status", "status": "completed"})
+    async with lantern.connect(args.url, args.token, args.workflow) as run:
+        await build(run).ainvoke({"question": args.question})
 
 
 if __name__ == "__main__":

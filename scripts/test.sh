@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Set up what is missing, then run every test: Rust unit and integration tests (real server,
-# real sockets) and the Playwright end-to-end tests (release build, Debian chromium).
+# real sockets), the Python SDK's tests (the same) and the Playwright end-to-end tests (release
+# build, Debian chromium).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+ROOT_DIR=$(pwd)
 
 bash scripts/setup.sh --test
 export CARGO_HOME=${CARGO_HOME:-$HOME/.cargo}
@@ -19,6 +21,10 @@ fi
 
 echo "== cargo test"
 cargo test --workspace --locked
+
+echo "== the Python SDK (sdk/python): pytest against the lantern binary cargo test just built"
+PYTHON=$(bash scripts/py-venv.sh)
+(cd sdk/python && LANTERN_BIN="$ROOT_DIR/target/debug/lantern" "$PYTHON" -m pytest -q -p no:cacheprovider)
 
 echo "== release build (cargo leptos build --release)"
 bash scripts/build.sh
