@@ -19,7 +19,7 @@ if ! [ -x "$VENV/bin/python" ] || ! cmp -s "$STAMP" "$REQS"; then
   rm -f "$SDK_STAMP"
 fi
 # The SDK's source, as one fingerprint: a change to it reinstalls the package.
-sdk_now=$(cd "$SDK" && find pyproject.toml README.md src -type f ! -path '*__pycache__*' \
+sdk_now=$(cd "$SDK" && find pyproject.toml README.md src/lantern -type f ! -path '*__pycache__*' \
   | LC_ALL=C sort | xargs sha256sum | sha256sum)
 if [ "$(cat "$SDK_STAMP" 2>/dev/null)" != "$sdk_now" ]; then
   echo "[py-venv] installing the SDK from $SDK" >&2
