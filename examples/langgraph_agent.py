@@ -2,11 +2,11 @@
 """A LangGraph graph whose progress streams to Lantern, live, through the SDK's adapter.
 
 The graph is the search flow users know — analyze → search → synthesize → report — as plain
-Python nodes (no LLM: they look words up in a few built-in notes). Each node runs inside
-`run.node(name)`, so Lantern shows it as a step (`node_update` executing → completed, or failed
-with the error); the nodes publish what they do as agent and tool events through the SDK.
+Python nodes (no LLM: they look words up in a few built-in notes). `lantern.langgraph.run`
+shows each node as a step (`node_update` executing → completed, or failed with the error); the
+nodes also publish what they do as agent and tool events through the SDK.
 
-    pip install ./sdk/python langgraph
+    pip install "./sdk/python[langgraph]"
     python examples/langgraph_agent.py --url http://127.0.0.1:3000 --token lantern_... \
         --workflow wf_... --question "how do reconnects work"
 """
@@ -18,6 +18,7 @@ from typing import TypedDict
 from langgraph.graph import END, START, StateGraph
 
 import lantern
+import lantern.langgraph
 
 NOTES = {
     "reconnect": "A client resumes with after = the last seq it holds; nothing is lost or repeated.",
@@ -32,16 +33,6 @@ class State(TypedDict, total=False):
     terms: list
     hits: list
     answer: str
-
-
-def step(run: lantern.Run, name: str, node):
-    """The node, shown in Lantern as a step of the graph."""
-
-    async def shown(state: State) -> State:
-        async with run.node(name):
-            return await node(state)
-
-    return shown
 
 
 def build(run: lantern.Run):
@@ -78,7 +69,7 @@ def build(run: lantern.Run):
     steps = [("analyze", analyze), ("search", search), ("synthesize", synthesize),
              ("report", report)]
     for name, node in steps:
-        graph.add_node(name, step(run, name, node))
+        graph.add_node(name, node)
     graph.add_edge(START, steps[0][0])
     for (before, _), (after, _) in zip(steps, steps[1:]):
         graph.add_edge(before, after)
@@ -94,7 +85,7 @@ async def main() -> None:
     parser.add_argument("--question", default="How do reconnect and heartbeat work?")
     args = parser.parse_args()
     async with lantern.connect(args.url, args.token, args.workflow) as run:
-        await build(run).ainvoke({"question": args.question})
+        await lantern.langgraph.run(build(run), {"question": args.question}, run)
 
 
 if __name__ == "__main__":

@@ -81,3 +81,43 @@ async def test_the_sdk_snippets_install_it_and_run_an_agent_a_person_approves(
     answer = next(e for e in log if e["type"] == "agent_response")
     assert answer["content"] == "Sunny and 21 degrees."
     assert log[-1]["type"] == "workflow_status" and log[-1]["status"] == "completed"
+
+
+@run_async
+async def test_the_langgraph_snippet_runs_a_graph_a_person_approves(server: Server,
+                                                                   tmp_path: Path):
+    code = snippets()
+    (tmp_path / "forecast_graph.py").write_text(localize(code["sdk-langgraph"], server))
+    script = "\n".join([localize(code["env"], server), code["sdk-env"],
+                        'echo "$WORKFLOW_ID"', "exec python forecast_graph.py"])
+    agent = await asyncio.create_subprocess_exec(
+        "bash", "-euo", "pipefail", "-c", script, cwd=tmp_path, env=shell_env(server),
+        stdout=asyncio.subprocess.PIPE)
+    assert agent.stdout is not None
+    workflow = (await asyncio.wait_for(agent.stdout.readline(), 30)).decode().strip()
+    assert workflow.startswith("wf_"), workflow
+
+    async with Viewer(server, workflow) as viewer:
+        question = await viewer.until(lambda e: e["type"] == "interrupt")
+        assert question["reason"] == "tool_approval"
+        assert question["message"] == ("Post this forecast? "
+                                       "Sunny and 21 degrees in Paris today.")
+        # Nothing was posted before the person said so.
+        assert not any(e["type"] == "tool_executing" for e in viewer.events)
+        await server.answer(workflow, question["interrupt_id"], {"approved": True})
+        printed = await asyncio.wait_for(agent.stdout.read(), 30)
+        assert await asyncio.wait_for(agent.wait(), 30) == 0
+    assert printed.decode().strip() == "posted"
+
+    log = await server.log(workflow)
+    check_pairs(log)
+    steps = [(e["node"], e["status"]) for e in log if e["type"] == "node_update"]
+    assert steps == [("write", "executing"), ("write", "completed"),
+                     ("review", "executing"), ("review", "completed")]
+    answer = next(e for e in log if e["type"] == "agent_response")
+    streamed = [e["delta"] for e in log if e["type"] == "text_delta"]
+    assert len(streamed) > 1 and "".join(streamed) == answer["content"]
+    assert answer["content"] == "Sunny and 21 degrees in Paris today."
+    tool = next(e for e in log if e["type"] == "tool_completed")
+    assert (tool["tool"], tool["ok"], tool["output"]) == ("post_to_team", True, "posted")
+    assert log[-1]["type"] == "workflow_status" and log[-1]["status"] == "completed"
