@@ -17,7 +17,7 @@ import random
 import time
 from collections import OrderedDict, deque
 from typing import Any, Callable, Deque, Dict, List, Optional
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 import httpx
 import websockets
@@ -104,9 +104,6 @@ class Outbox:
         self._empty = asyncio.Event()
         self._empty.set()
         self.fatal: Optional[LanternError] = None
-        # Ids published since a transport last looked: what its current connection still has to
-        # send. A new connection sends all of `pending` instead and clears this.
-        self.fresh: Deque[str] = deque()
 
     async def add(self, event: Dict[str, Any]) -> "asyncio.Future[int]":
         if self.fatal is not None:
@@ -123,7 +120,6 @@ class Outbox:
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         item = _Pending(event, text, future)
         self.pending[item.id] = item
-        self.fresh.append(item.id)
         self._empty.clear()
         return future
 
@@ -171,8 +167,20 @@ def http_base(url: str) -> str:
 def socket_url(url: str, path: str, query: Dict[str, Any]) -> str:
     parts = urlsplit(url.rstrip("/"))
     scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
-    q = "&".join(f"{k}={quote(str(v), safe='')}" for k, v in query.items() if v is not None)
+    q = urlencode({k: v for k, v in query.items() if v is not None})
     return urlunsplit((scheme, parts.netloc, parts.path + path, q, ""))
+
+
+async def _stop(task: Optional["asyncio.Task[None]"]) -> None:
+    """Cancel a transport's background task and wait until it is gone (whatever it raised is
+    over: the outbox already told the waiters)."""
+    if task is None:
+        return
+    task.cancel()
+    try:
+        await task
+    except (asyncio.CancelledError, Exception):
+        pass
 
 
 class SocketTransport:
@@ -196,11 +204,16 @@ class SocketTransport:
         # the server fails the workflow itself once its grace period is over).
         self.give_up_after = give_up_after
         self._wake = asyncio.Event()
+        # Ids published since the current connection began, not yet sent on it (a new
+        # connection sends all of the outbox's pending instead, and starts this afresh).
+        self._fresh: Deque[str] = deque()
         self._closing = False
         self._runner: Optional[asyncio.Task[None]] = None
         self.connections = 0  # how many times a connection was opened (for tests and logs)
 
-    def wake(self) -> None:
+    def queued(self, ident: str) -> None:
+        """Event `ident` was added to the outbox: send it."""
+        self._fresh.append(ident)
         self._wake.set()
 
     async def start(self) -> None:
@@ -211,12 +224,7 @@ class SocketTransport:
 
     async def close(self) -> None:
         self._closing = True
-        if self._runner is not None:
-            self._runner.cancel()
-            try:
-                await self._runner
-            except (asyncio.CancelledError, Exception):
-                pass
+        await _stop(self._runner)
 
     async def _connect(self) -> Any:
         uri = socket_url(self.url, f"/ws/agent/{quote(self.workflow, safe='')}",
@@ -267,7 +275,7 @@ class SocketTransport:
         # Everything still unacked goes again, oldest first: the server acks the ones it already
         # has with their first seq.
         queue: Deque[str] = deque(self.outbox.pending.keys())
-        self.outbox.fresh.clear()
+        self._fresh.clear()
         reader = asyncio.create_task(self._read(ws))
         writer = asyncio.create_task(self._write(ws, queue))
         try:
@@ -284,7 +292,7 @@ class SocketTransport:
         return ws.close_code if ws.close_code is not None else None
 
     async def _write(self, ws: Any, queue: Deque[str]) -> None:
-        fresh = self.outbox.fresh
+        fresh = self._fresh
         while True:
             while queue or fresh:
                 item = self.outbox.pending.get(queue.popleft() if queue else fresh.popleft())
@@ -345,25 +353,20 @@ class HttpTransport:
         self._wake = asyncio.Event()
         self._runner: Optional[asyncio.Task[None]] = None
 
-    def wake(self) -> None:
+    def queued(self, ident: str) -> None:
+        """Event `ident` was added to the outbox: the next batch takes it."""
         self._wake.set()
 
     async def start(self) -> None:
         self._runner = asyncio.create_task(self._run())
 
     async def close(self) -> None:
-        if self._runner is not None:
-            self._runner.cancel()
-            try:
-                await self._runner
-            except (asyncio.CancelledError, Exception):
-                pass
+        await _stop(self._runner)
         await self.client.aclose()
 
     async def _run(self) -> None:
         while True:
             self._wake.clear()
-            self.outbox.fresh.clear()  # a batch takes whatever is pending
             if not self.outbox.pending:
                 await self._wake.wait()
                 continue

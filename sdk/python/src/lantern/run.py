@@ -133,7 +133,7 @@ class Run:
         event = dict(event)
         event.setdefault("id", new_id())
         future = await self._outbox.add(event)
-        self._transport.wake()
+        self._transport.queued(event["id"])
         if event.get("type") == "workflow_status":
             self.status = event.get("status")
         return future
