@@ -13,7 +13,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict
+from typing import Dict, Tuple
 
 from conftest import BINARY, ROOT, Server, Viewer, check_pairs, run_async
 
@@ -50,6 +50,23 @@ def localize(code: str, server: Server) -> str:
     return code.replace("127.0.0.1:3000", f"127.0.0.1:{server.port}")
 
 
+async def start_script(server: Server, tmp_path: Path, name: str,
+                       source: str) -> Tuple[asyncio.subprocess.Process, str]:
+    """Save `source` as `name` and run it as the page says: in a shell with the page's variables
+    (`env`, `sdk-env`: a new external workflow). The running script and its workflow's id."""
+    (tmp_path / name).write_text(localize(source, server))
+    code = snippets()
+    script = "\n".join([localize(code["env"], server), code["sdk-env"],
+                        'echo "$WORKFLOW_ID"', f"exec python {name}"])
+    agent = await asyncio.create_subprocess_exec(
+        "bash", "-euo", "pipefail", "-c", script, cwd=tmp_path, env=shell_env(server),
+        stdout=asyncio.subprocess.PIPE)
+    assert agent.stdout is not None
+    workflow = (await asyncio.wait_for(agent.stdout.readline(), 30)).decode().strip()
+    assert workflow.startswith("wf_"), workflow
+    return agent, workflow
+
+
 @run_async
 async def test_the_sdk_snippets_install_it_and_run_an_agent_a_person_approves(
         server: Server, tmp_path: Path):
@@ -58,15 +75,7 @@ async def test_the_sdk_snippets_install_it_and_run_an_agent_a_person_approves(
                                env=shell_env(server), capture_output=True, text=True)
     assert installed.returncode == 0, installed.stderr
 
-    (tmp_path / "weather.py").write_text(localize(code["sdk-agent"], server))
-    script = "\n".join([localize(code["env"], server), code["sdk-env"],
-                        'echo "$WORKFLOW_ID"', "exec python weather.py"])
-    agent = await asyncio.create_subprocess_exec(
-        "bash", "-euo", "pipefail", "-c", script, cwd=tmp_path, env=shell_env(server),
-        stdout=asyncio.subprocess.PIPE)
-    assert agent.stdout is not None
-    workflow = (await asyncio.wait_for(agent.stdout.readline(), 30)).decode().strip()
-    assert workflow.startswith("wf_"), workflow
+    agent, workflow = await start_script(server, tmp_path, "weather.py", code["sdk-agent"])
 
     async with Viewer(server, workflow) as viewer:
         question = await viewer.until(lambda e: e["type"] == "interrupt")
@@ -87,15 +96,8 @@ async def test_the_sdk_snippets_install_it_and_run_an_agent_a_person_approves(
 async def test_the_langgraph_snippet_runs_a_graph_a_person_approves(server: Server,
                                                                    tmp_path: Path):
     code = snippets()
-    (tmp_path / "forecast_graph.py").write_text(localize(code["sdk-langgraph"], server))
-    script = "\n".join([localize(code["env"], server), code["sdk-env"],
-                        'echo "$WORKFLOW_ID"', "exec python forecast_graph.py"])
-    agent = await asyncio.create_subprocess_exec(
-        "bash", "-euo", "pipefail", "-c", script, cwd=tmp_path, env=shell_env(server),
-        stdout=asyncio.subprocess.PIPE)
-    assert agent.stdout is not None
-    workflow = (await asyncio.wait_for(agent.stdout.readline(), 30)).decode().strip()
-    assert workflow.startswith("wf_"), workflow
+    agent, workflow = await start_script(server, tmp_path, "forecast_graph.py",
+                                         code["sdk-langgraph"])
 
     async with Viewer(server, workflow) as viewer:
         question = await viewer.until(lambda e: e["type"] == "interrupt")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from typing import Annotated, Any, Dict, Iterator, List, TypedDict
+from typing import Annotated, Any, Dict, Iterator, List, Tuple, TypedDict
 
 import pytest
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
@@ -106,13 +106,9 @@ def scripted(city_call: str) -> ScriptedChatModel:
     ]))
 
 
-def kinds(events: List[Dict[str, Any]], *wanted: str) -> List[Dict[str, Any]]:
-    return [e for e in events if e["type"] in wanted]
-
-
-@run_async
-async def test_a_graph_shows_its_nodes_tokens_tools_and_question_and_resumes_on_the_answer(
-        server: Server):
+async def run_weather_graph(server: Server, answer: Any) -> Tuple[str, Dict[str, Any]]:
+    """Run the weather graph on a new workflow through the adapter; when its question shows up
+    at a viewer, answer it with `answer`. The workflow and the graph's final state."""
     workflow = await server.create()
     graph = weather_graph(scripted("weather"), [weather], InMemorySaver())
     async with Viewer(server, workflow) as viewer:
@@ -122,8 +118,19 @@ async def test_a_graph_shows_its_nodes_tokens_tools_and_question_and_resumes_on_
             question = await viewer.until(lambda e: e["type"] == "interrupt")
             # The graph stopped at its interrupt and waits for the person.
             assert not running.done()
-            await server.answer(workflow, question["interrupt_id"], {"approved": True})
+            await server.answer(workflow, question["interrupt_id"], answer)
             state = await running
+    return workflow, state
+
+
+def kinds(events: List[Dict[str, Any]], *wanted: str) -> List[Dict[str, Any]]:
+    return [e for e in events if e["type"] in wanted]
+
+
+@run_async
+async def test_a_graph_shows_its_nodes_tokens_tools_and_question_and_resumes_on_the_answer(
+        server: Server):
+    workflow, state = await run_weather_graph(server, {"approved": True})
     assert state["messages"][-1].content == "sent"
 
     log = await server.log(workflow)
@@ -162,15 +169,7 @@ async def test_a_graph_shows_its_nodes_tokens_tools_and_question_and_resumes_on_
 
 @run_async
 async def test_a_denied_question_resumes_the_graph_with_the_denial(server: Server):
-    workflow = await server.create()
-    graph = weather_graph(scripted("weather"), [weather], InMemorySaver())
-    async with Viewer(server, workflow) as viewer:
-        async with lantern.connect(server.url, server.agent_token, workflow) as run:
-            running = asyncio.create_task(lantern.langgraph.run(
-                graph, {"messages": [HumanMessage("Weather in Oslo?")]}, run))
-            question = await viewer.until(lambda e: e["type"] == "interrupt")
-            await server.answer(workflow, question["interrupt_id"], {"approved": False})
-            state = await running
+    _, state = await run_weather_graph(server, {"approved": False})
     assert state["messages"][-1].content == "kept"
 
 
