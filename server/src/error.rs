@@ -34,6 +34,11 @@ pub enum LanternError {
     /// was appended). The hub answers with the logged `seq` instead, so this reaches no caller.
     #[error("an event with this id was appended already")]
     RetryKeyLogged,
+    /// The store refused a batch because the log no longer ends where the caller checked it
+    /// against (another node appended meanwhile); nothing was appended. The hub folds in the
+    /// newer events and tries again, so this reaches no caller unless that keeps failing.
+    #[error("the log moved on to seq {last_seq} while this append was checked")]
+    LogMoved { last_seq: u64 },
 }
 
 impl LanternError {
@@ -48,6 +53,7 @@ impl LanternError {
             Self::RateLimited(_) => ErrorCode::RateLimited,
             Self::Storage(_) => ErrorCode::Internal,
             Self::RetryKeyLogged => ErrorCode::Conflict,
+            Self::LogMoved { .. } => ErrorCode::Internal,
         }
     }
 }

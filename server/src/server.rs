@@ -88,6 +88,8 @@ impl Lantern {
             agent_grace: Duration::from_secs(config.agent_grace_secs),
             max_log_bytes: config.max_log_bytes,
             max_open_workflows: config.max_open_workflows,
+            // One process on its own SQLite file: nobody else appends.
+            shared_store: false,
         };
         let hub = Hub::build(event_store(&config, &db), settings, metrics::Metrics::new());
         let session_ttl = Duration::from_secs(config.session_days.saturating_mul(86_400));

@@ -47,6 +47,10 @@ use plan::{plan, Plan, Slot};
 const LIST_CHANGES_CAPACITY: usize = 256;
 /// How long a running workflow waits for its agent to come back by default (PROTOCOL.md §3).
 pub const DEFAULT_AGENT_GRACE: Duration = Duration::from_secs(30);
+/// How many times one append is checked again because other nodes appended meanwhile, before
+/// it fails (each time, the newer events are folded in first: only a workflow appended to
+/// faster than one node can catch up gets here).
+const MAX_LOG_MOVES: u32 = 64;
 /// How often idle workflows are looked for ([`Hub::sweep_idle`]).
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
@@ -59,6 +63,9 @@ pub struct HubSettings {
     pub max_log_bytes: u64,
     /// Workflows one user may have open at once; 0 = no limit.
     pub max_open_workflows: u32,
+    /// Other nodes append to the same store (Redis): an append that finds the log moved on, or
+    /// that a stale view refuses, is checked again after folding in the newer events.
+    pub shared_store: bool,
 }
 
 impl Default for HubSettings {
@@ -67,6 +74,7 @@ impl Default for HubSettings {
             agent_grace: DEFAULT_AGENT_GRACE,
             max_log_bytes: 0,
             max_open_workflows: 0,
+            shared_store: false,
         }
     }
 }
@@ -396,11 +404,49 @@ impl Hub {
     async fn append_now(
         &self,
         id: &str,
-        items: Vec<(Option<IdempotencyKey>, EventBody)>,
+        mut items: Vec<(Option<IdempotencyKey>, EventBody)>,
     ) -> Result<Vec<u64>> {
         let started = Instant::now();
         let workflow = self.live(id).await?;
         let mut writer = workflow.writer.lock().await;
+        let mut moves = 0;
+        let (slots, stored, status_changes) = loop {
+            // Kept for checking again only where the log can move under this hub's feet.
+            let again = self.settings.shared_store.then(|| items.clone());
+            let outcome = self.check_and_append(id, &mut writer, items).await;
+            let Some(kept) = again else { break outcome? };
+            match outcome {
+                Err(LanternError::LogMoved { .. }) if moves < MAX_LOG_MOVES => {
+                    self.catch_up(id, &workflow, &mut writer).await?;
+                }
+                // Refused against this hub's view: right only if the view is current.
+                Err(e @ (LanternError::Conflict(_) | LanternError::BadRequest(_)))
+                    if moves < MAX_LOG_MOVES =>
+                {
+                    if self.catch_up(id, &workflow, &mut writer).await? == 0 {
+                        return Err(e);
+                    }
+                }
+                other => break other?,
+            }
+            moves += 1;
+            items = kept;
+        };
+        self.count_append(&stored, started);
+        self.after_append(id, &workflow, &mut writer, &stored, status_changes)
+            .await;
+        drop(writer);
+        Ok(seqs_of(slots, &stored, 0))
+    }
+
+    /// Check one request against `writer`'s state and append it, expecting the log to end
+    /// where the state does; the slots, the stored events, and whether a status changed.
+    async fn check_and_append(
+        &self,
+        id: &str,
+        writer: &mut workflow::Writer,
+        items: Vec<(Option<IdempotencyKey>, EventBody)>,
+    ) -> Result<(Vec<Slot>, Vec<Arc<StoredEvent>>, bool)> {
         let max = self.settings.max_log_bytes;
         let log_full = max > 0 && writer.log_bytes >= max;
         // Most batches are sent once: append them without looking their retry keys up first,
@@ -413,7 +459,7 @@ impl Hub {
             .then(|| items.clone());
         let now = chrono::Utc::now();
         let first_try = match plan(&mut writer.lifecycle, items, &HashMap::new(), log_full, now) {
-            Ok(plan) => self.append_planned(id, plan, &mut writer.lifecycle).await,
+            Ok(plan) => self.append_planned(id, plan, writer).await,
             Err(e) => Err(e),
         };
         let appended = match (first_try, retry_plan) {
@@ -430,19 +476,52 @@ impl Hub {
                     items.iter().filter_map(|(k, _)| k.as_ref()).collect();
                 let in_log = self.store.seqs_of_keys(id, &keys).await?;
                 let plan = plan(&mut writer.lifecycle, items, &in_log, log_full, now)?;
-                self.append_planned(id, plan, &mut writer.lifecycle).await?
+                self.append_planned(id, plan, writer).await?
             }
             (result, _) => result?,
         };
-        let Appended {
-            slots,
-            stored,
-            status_changes,
-        } = appended;
-        self.after_append(id, &workflow, &mut writer, &stored, status_changes, started)
-            .await;
-        drop(writer);
-        Ok(seqs_of(slots, &stored, 0))
+        Ok((appended.slots, appended.stored, appended.status_changes))
+    }
+
+    /// Fold into `writer`'s state the events other nodes appended since it last saw the log,
+    /// and hand them out to this node's viewers, as if appended here. How many there were.
+    async fn catch_up(
+        &self,
+        id: &str,
+        workflow: &Arc<LiveWorkflow>,
+        writer: &mut workflow::Writer,
+    ) -> Result<usize> {
+        let mut folded = 0;
+        loop {
+            let page = self
+                .store
+                .read(id, writer.last_seq, feed::READ_PAGE, feed::READ_BYTES)
+                .await?;
+            if page.is_empty() {
+                return Ok(folded);
+            }
+            let mut status_changes = false;
+            for event in &page {
+                let body = event.event()?.body;
+                status_changes |= matches!(body, EventBody::WorkflowStatus { .. });
+                writer.lifecycle.apply(&body);
+            }
+            folded += page.len();
+            self.after_append(id, workflow, writer, &page, status_changes)
+                .await;
+        }
+    }
+
+    /// Another node appended to workflow `id`: if this node holds it live, fold the new events
+    /// in and hand them to its viewers now, rather than at its next append. A workflow this
+    /// node does not hold needs nothing: it is read from the log when it is next touched.
+    pub async fn log_grew(&self, id: &str) -> Result<()> {
+        let Some(workflow) = self.live_map().get(id).cloned() else {
+            return Ok(());
+        };
+        let mut writer = workflow.writer.lock().await;
+        self.catch_up(id, &workflow, &mut writer).await?;
+        Ok(())
     }
 
     /// Publish several requests that arrived together (an agent's frames read at once), each
@@ -529,14 +608,15 @@ impl Hub {
         let status_changes = batch
             .iter()
             .any(|e| matches!(e.body, EventBody::WorkflowStatus { .. }));
-        let stored = match self.store.append(id, batch).await {
+        let stored = match self.store.append_if(id, Some(writer.last_seq), batch).await {
             Ok(stored) => stored,
             Err(_) => {
                 undo_all(&mut writer.lifecycle, undos);
                 return None;
             }
         };
-        self.after_append(id, &workflow, &mut writer, &stored, status_changes, started)
+        self.count_append(&stored, started);
+        self.after_append(id, &workflow, &mut writer, &stored, status_changes)
             .await;
         drop(writer);
         Some(
@@ -547,9 +627,20 @@ impl Hub {
         )
     }
 
-    /// What follows every append, still under the writer lock: the log's size, the metrics,
-    /// the hand-out to live viewers, the append signal, the workflow lists, and letting go of
-    /// a workflow that finished.
+    /// An append by this node, counted and timed (events other nodes appended are theirs to
+    /// count: metrics are per node).
+    fn count_append(&self, stored: &[Arc<StoredEvent>], started: Instant) {
+        if !stored.is_empty() {
+            self.metrics.events_appended.inc_by(stored.len() as u64);
+            self.metrics
+                .append_seconds
+                .observe(started.elapsed().as_secs_f64());
+        }
+    }
+
+    /// What follows every append (this node's, or other nodes' folded in), still under the
+    /// writer lock: where the log ends, its size, the hand-out to live viewers, the append
+    /// signal, the workflow lists, and letting go of a workflow that finished.
     async fn after_append(
         &self,
         id: &str,
@@ -557,15 +648,11 @@ impl Hub {
         writer: &mut workflow::Writer,
         stored: &[Arc<StoredEvent>],
         status_changes: bool,
-        started: Instant,
     ) {
-        writer.log_bytes += stored.iter().map(|e| e.json.len() as u64).sum::<u64>();
-        if !stored.is_empty() {
-            self.metrics.events_appended.inc_by(stored.len() as u64);
-            self.metrics
-                .append_seconds
-                .observe(started.elapsed().as_secs_f64());
+        if let Some(last) = stored.last() {
+            writer.last_seq = last.seq();
         }
+        writer.log_bytes += stored.iter().map(|e| e.json.len() as u64).sum::<u64>();
         workflow.tail().hand_out(stored);
         if let Some(last) = stored.iter().rev().find(|e| !e.is_input()) {
             workflow.set_answered_through(last.seq());
@@ -590,13 +677,13 @@ impl Hub {
         }
     }
 
-    /// Append a plan's batch (if it has one); if the append fails, the plan is taken back out
-    /// of `state`.
+    /// Append a plan's batch (if it has one) where `writer` saw the log end; if the append
+    /// fails, the plan is taken back out of `writer`'s state.
     async fn append_planned(
         &self,
         id: &str,
         plan: Plan,
-        state: &mut Lifecycle,
+        writer: &mut workflow::Writer,
     ) -> Result<Appended> {
         let Plan {
             undos,
@@ -609,11 +696,11 @@ impl Hub {
         let stored = if batch.is_empty() {
             Vec::new()
         } else {
-            match self.store.append(id, batch).await {
+            match self.store.append_if(id, Some(writer.last_seq), batch).await {
                 Ok(stored) => stored,
                 Err(e) => {
                     for undo in undos.into_iter().rev() {
-                        state.undo(undo);
+                        writer.lifecycle.undo(undo);
                     }
                     return Err(e);
                 }
@@ -714,25 +801,28 @@ impl Hub {
 }
 
 #[cfg(test)]
+mod shared_store_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::store::memory::MemoryStore;
 
     /// A live viewer that records the `seq`s it is given and refuses once it holds `room`.
-    struct Recorder {
+    pub(super) struct Recorder {
         seqs: Mutex<Vec<u64>>,
         room: usize,
     }
 
     impl Recorder {
-        fn new(room: usize) -> Arc<Self> {
+        pub(super) fn new(room: usize) -> Arc<Self> {
             Arc::new(Self {
                 seqs: Mutex::default(),
                 room,
             })
         }
 
-        fn seqs(&self) -> Vec<u64> {
+        pub(super) fn seqs(&self) -> Vec<u64> {
             self.seqs.lock().unwrap_or_else(|p| p.into_inner()).clone()
         }
     }
@@ -748,7 +838,7 @@ mod tests {
         }
     }
 
-    fn thinking(n: u64) -> EventBody {
+    pub(super) fn thinking(n: u64) -> EventBody {
         EventBody::AgentThinking {
             agent: "a".into(),
             content: Some(n.to_string()),

@@ -15,6 +15,10 @@ pub(super) struct Writer {
     pub lifecycle: Lifecycle,
     /// Bytes of JSON in the log, for the log size quota.
     pub log_bytes: u64,
+    /// The `seq` of the last event folded into `lifecycle`: where this hub saw the log end. An
+    /// append expects the log to end here (`EventStore::append_if`); when other nodes share the
+    /// store and appended meanwhile, the hub folds their events in first.
+    pub last_seq: u64,
 }
 
 pub struct LiveWorkflow {
@@ -53,6 +57,7 @@ impl LiveWorkflow {
             writer: tokio::sync::Mutex::new(Writer {
                 lifecycle,
                 log_bytes,
+                last_seq,
             }),
             appended: watch::Sender::new(last_seq),
             answered_through: AtomicU64::new(answered),

@@ -37,6 +37,15 @@ macro_rules! store_contract {
         }
 
         #[tokio::test]
+        async fn an_append_expecting_an_end_the_log_moved_past_appends_nothing() {
+            let (_keep, store) = $make.await;
+            $crate::store::contract::an_append_expecting_an_end_the_log_moved_past_appends_nothing(
+                &store,
+            )
+            .await;
+        }
+
+        #[tokio::test]
         async fn a_chosen_id_is_kept_and_a_taken_one_refused() {
             let (_keep, store) = $make.await;
             $crate::store::contract::a_chosen_id_is_kept_and_a_taken_one_refused(&store).await;
@@ -295,4 +304,49 @@ pub async fn a_chosen_id_is_kept_and_a_taken_one_refused(store: &dyn EventStore)
     );
     let kept = workflow_now(store, "thread-1").await;
     assert_eq!(kept.kind, "echo");
+}
+
+/// `append_if` is a compare-and-set on the log's end: it appends when the log ends where the
+/// caller expects, and otherwise says where the log ends and appends nothing — not even a
+/// batch whose retry key is new, nor a status change.
+pub async fn an_append_expecting_an_end_the_log_moved_past_appends_nothing(store: &dyn EventStore) {
+    let info = store
+        .create_workflow("external", None, "u")
+        .await
+        .expect("created");
+    let first = store
+        .append_if(&info.id, Some(0), vec![thinking(Some("a"))])
+        .await
+        .expect("the log ended at 0");
+    assert_eq!(first[0].seq(), 1);
+
+    let stale = store
+        .append_if(
+            &info.id,
+            Some(0),
+            vec![thinking(Some("b")), status(WorkflowStatus::Running)],
+        )
+        .await;
+    assert!(
+        matches!(stale, Err(LanternError::LogMoved { last_seq: 1 })),
+        "{stale:?}"
+    );
+    let now = workflow_now(store, &info.id).await;
+    assert_eq!((now.last_seq, now.status), (1, WorkflowStatus::Pending));
+    assert!(store
+        .seqs_of_keys(&info.id, &[&IdempotencyKey::EventId("b".into())])
+        .await
+        .expect("looked up")
+        .is_empty());
+
+    let current = store
+        .append_if(&info.id, Some(1), vec![thinking(Some("b"))])
+        .await
+        .expect("the log ended at 1");
+    assert_eq!(current[0].seq(), 2);
+    let anywhere = store
+        .append_if(&info.id, None, vec![thinking(None)])
+        .await
+        .expect("no expectation");
+    assert_eq!(anywhere[0].seq(), 3);
 }

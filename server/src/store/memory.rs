@@ -90,15 +90,20 @@ impl EventStore for MemoryStore {
         Ok(all)
     }
 
-    async fn append(
+    async fn append_if(
         &self,
         workflow_id: &str,
+        expected_last_seq: Option<u64>,
         events: Vec<NewEvent>,
     ) -> Result<Vec<Arc<StoredEvent>>> {
         let mut all = self.lock();
         let workflow = all
             .get_mut(workflow_id)
             .ok_or_else(|| LanternError::WorkflowNotFound(workflow_id.to_owned()))?;
+        let last_seq = workflow.info.last_seq;
+        if expected_last_seq.is_some_and(|expected| expected != last_seq) {
+            return Err(LanternError::LogMoved { last_seq });
+        }
         // All or nothing: refused before anything is appended.
         if events.iter().any(|new| {
             new.key

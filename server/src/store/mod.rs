@@ -166,6 +166,11 @@ impl StoredEvent {
 ///
 /// Guarantees every implementation gives:
 /// - `append` is atomic: all of a batch is appended, in order, or none of it.
+/// - `append_if` appends only if the log still ends at the `seq` the caller expects, checked in
+///   the same atomic step (a compare-and-set); else it refuses with
+///   [`crate::error::LanternError::LogMoved`], appending nothing. This is what lets several
+///   nodes append to one workflow without a lock held across the network: each checks a batch
+///   against its view of the log, and the store takes it only if that view is still current.
 /// - `append` refuses a batch holding a retry key that is in the workflow's log already with
 ///   [`crate::error::LanternError::RetryKeyLogged`] (appending none of it), so callers need not look keys
 ///   up before every append; a key is never logged twice.
@@ -175,8 +180,9 @@ impl StoredEvent {
 ///   and at most `max_bytes` of JSON (but at least one event when there is one).
 /// - The workflow object's `status`, `last_seq` and `updated_at` follow the appended events
 ///   (a `workflow_status` event sets `status`) in the same step as the append.
-/// - Appends to one workflow are serialized by the caller (the hub holds that workflow's
-///   writer lock), so the store need not order concurrent appends to one workflow itself.
+/// - Appends to one workflow are serialized by each caller (a hub holds that workflow's writer
+///   lock); appends from several hubs sharing one store are ordered by the store, and a hub
+///   that checked against a stale view is told so by `append_if`.
 #[async_trait::async_trait]
 pub trait EventStore: Send + Sync + 'static {
     /// Register `info` — a new workflow, `pending`, with an empty log, as [`new_workflow`]
@@ -197,10 +203,20 @@ pub trait EventStore: Send + Sync + 'static {
     async fn owner(&self, id: &str) -> Result<Option<String>>;
     /// The workflows of `owner` (every workflow when `None`), newest first.
     async fn list_workflows(&self, owner: Option<&str>) -> Result<Vec<WorkflowInfo>>;
-    /// Append a batch; returns the stored events, in order.
+    /// Append a batch at the log's end, wherever that is; returns the stored events, in order.
     async fn append(
         &self,
         workflow_id: &str,
+        events: Vec<NewEvent>,
+    ) -> Result<Vec<Arc<StoredEvent>>> {
+        self.append_if(workflow_id, None, events).await
+    }
+    /// Append a batch if the log ends at `expected_last_seq` (`None`: wherever it ends); else
+    /// `LogMoved` with where it ends, and nothing appended. Returns the stored events, in order.
+    async fn append_if(
+        &self,
+        workflow_id: &str,
+        expected_last_seq: Option<u64>,
         events: Vec<NewEvent>,
     ) -> Result<Vec<Arc<StoredEvent>>>;
     /// Events with `seq > after`, in order: at most `limit` of them, and no more than

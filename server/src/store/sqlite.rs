@@ -46,6 +46,8 @@ pub struct SqliteStore {
 /// An append waiting for the next group commit, and where its result goes.
 struct Waiting {
     workflow_id: String,
+    /// Append only if the log ends here (see `EventStore::append_if`).
+    expected_last_seq: Option<u64>,
     events: Vec<NewEvent>,
     done: tokio::sync::oneshot::Sender<Result<Vec<Arc<StoredEvent>>>>,
 }
@@ -308,9 +310,10 @@ impl EventStore for SqliteStore {
         rows.iter().map(info_from_row).collect()
     }
 
-    async fn append(
+    async fn append_if(
         &self,
         workflow_id: &str,
+        expected_last_seq: Option<u64>,
         events: Vec<NewEvent>,
     ) -> Result<Vec<Arc<StoredEvent>>> {
         // Group commit: queue the append, then take the writer. Whoever holds it commits every
@@ -320,6 +323,7 @@ impl EventStore for SqliteStore {
         let (done, result) = tokio::sync::oneshot::channel();
         let job = Waiting {
             workflow_id: workflow_id.to_owned(),
+            expected_last_seq,
             events,
             done,
         };
@@ -448,7 +452,13 @@ fn commit_waiting(conn: &mut rusqlite::Connection, waiting: &std::sync::Mutex<Ve
         let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         for job in &jobs {
             let mut savepoint = tx.savepoint()?;
-            let result = append_in(&savepoint, &job.workflow_id, &job.events, &ts);
+            let result = append_in(
+                &savepoint,
+                &job.workflow_id,
+                job.expected_last_seq,
+                &job.events,
+                &ts,
+            );
             if result.is_ok() {
                 savepoint.commit()?;
             } else {
@@ -474,10 +484,12 @@ fn commit_waiting(conn: &mut rusqlite::Connection, waiting: &std::sync::Mutex<Ve
     }
 }
 
-/// Append `events` to `workflow_id`'s log inside the caller's transaction, at time `ts`.
+/// Append `events` to `workflow_id`'s log inside the caller's transaction, at time `ts` — if
+/// the log ends at `expected_last_seq`, when one is given.
 fn append_in(
     tx: &rusqlite::Connection,
     workflow_id: &str,
+    expected_last_seq: Option<u64>,
     events: &[NewEvent],
     ts: &str,
 ) -> Result<Vec<Arc<StoredEvent>>> {
@@ -496,6 +508,11 @@ fn append_in(
         .query_row([workflow_id], |row| row.get(0))
         .optional()?
         .ok_or_else(|| LanternError::WorkflowNotFound(workflow_id.to_owned()))?;
+    if expected_last_seq.is_some_and(|expected| expected != last_seq as u64) {
+        return Err(LanternError::LogMoved {
+            last_seq: last_seq as u64,
+        });
+    }
     if let Some(status) = new_status {
         tx.prepare_cached("UPDATE workflows SET status = ?, status_at = ? WHERE id = ?")?
             .execute(params![status.as_str(), ts, workflow_id])?;
