@@ -3,8 +3,8 @@
 #
 #   scripts/setup.sh          toolchain for building and running (rust target, cargo-leptos,
 #                             wasm-bindgen-cli, wasm-opt from npm)
-#   scripts/setup.sh --test   also what the tests need (Debian chromium, Playwright, the
-#                             Python packages of examples/ in target/py-venv)
+#   scripts/setup.sh --test   also what the tests need (Debian chromium and redis-server,
+#                             Playwright, the Python packages of examples/ in target/py-venv)
 #
 # Safe to run again: each step checks first. Works with no terminal (CI).
 set -euo pipefail
@@ -100,12 +100,26 @@ ensure_chromium() {
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq chromium >/dev/null
 }
 
+# The Redis store's tests start redis-servers of their own, on free ports of 127.0.0.1: only the
+# binary is needed. Whether the package's service runs (apt starts it on 6379 where the system
+# allows, e.g. not in a container with a policy-rc.d) does not matter; no test uses it.
+ensure_redis_server() {
+  if command -v redis-server >/dev/null 2>&1; then
+    log "redis-server: present ($(redis-server --version | sed -n 's/.* v=\([^ ]*\).*/\1/p'))"
+    return
+  fi
+  log "installing Debian redis-server"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq redis-server >/dev/null
+}
+
 ensure_wasm_target
 ensure_wasm_bindgen
 ensure_npm_packages
 ensure_cargo_leptos
 if [ "$WANT_TEST" = 1 ]; then
   ensure_chromium
+  ensure_redis_server
   log "python environment for the example agents: $(bash "$ROOT/scripts/py-venv.sh")"
 fi
 log "done"

@@ -4,12 +4,14 @@
 //! Implementations: [`sqlite::SqliteStore`] (the default: durable, embedded; it writes through
 //! the [`log_writer::LogWriter`], which runs SQLite on the appending task) and
 //! [`memory::MemoryStore`] (in-process, nothing survives a restart; for measuring the hub
-//! without storage).
+//! without storage). [`redis::RedisStore`] keeps them in Redis, for many nodes sharing one set
+//! of workflows (not selectable yet).
 
 #[cfg(test)]
 mod contract;
 pub mod log_writer;
 pub mod memory;
+pub mod redis;
 pub mod sqlite;
 
 use std::collections::HashMap;
