@@ -20,7 +20,7 @@
 //!   call), [`site`] (static files), [`request_log`] (request ids and spans).
 //! - Workflows: [`hub`] (live workflows), [`lifecycle`] (the §1 invariants, pure), [`store`]
 //!   (the log behind a trait), [`workflows`] (built-in kinds), [`retention`] (deleting what is
-//!   old).
+//!   old), [`cluster`] (what nodes sharing one Redis tell each other).
 //! - Upstreams Lantern calls: [`agui`] (AG-UI's events, and the folds out and in), [`llm`] (an
 //!   OpenAI-compatible model server), [`sse_client`] (reading their event streams).
 //! - Guards: [`auth`] (tokens, sessions, login), [`origin`] (cross-site guards), [`limits`]
@@ -30,6 +30,7 @@ pub mod agui;
 pub mod api;
 pub mod auth;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod connections;
 pub mod error;

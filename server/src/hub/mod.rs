@@ -130,6 +130,9 @@ pub struct Hub {
     metrics: Arc<Metrics>,
     /// Workflows created or whose status changed, for the live workflow lists.
     list_changes: broadcast::Sender<ListChange>,
+    /// Where this node's appends are announced to the other nodes on the same store (none for
+    /// a single node). Set once, after the hub is built (the broker's tasks need the hub).
+    broker: std::sync::OnceLock<Arc<dyn crate::cluster::Broker>>,
 }
 
 /// The `seq` of each slot of a request whose batch starts at `offset` of `stored`.
@@ -178,7 +181,23 @@ impl Hub {
             creating: tokio::sync::Mutex::new(()),
             metrics,
             list_changes: broadcast::channel(LIST_CHANGES_CAPACITY).0,
+            broker: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Announce this node's appends through `broker` from now on (once; a second is ignored).
+    pub fn set_broker(&self, broker: Arc<dyn crate::cluster::Broker>) {
+        let _ = self.broker.set(broker);
+    }
+
+    /// Does this node hold workflow `id` live (someone here may be following it)?
+    pub fn holds(&self, id: &str) -> bool {
+        self.live_map().contains_key(id)
+    }
+
+    /// The workflows this node holds live.
+    pub fn live_ids(&self) -> Vec<String> {
+        self.live_map().keys().cloned().collect()
     }
 
     fn live_map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<LiveWorkflow>>> {
@@ -432,7 +451,7 @@ impl Hub {
             moves += 1;
             items = kept;
         };
-        self.count_append(&stored, started);
+        self.appended_here(id, &stored, started);
         self.after_append(id, &workflow, &mut writer, &stored, status_changes)
             .await;
         drop(writer);
@@ -615,7 +634,7 @@ impl Hub {
                 return None;
             }
         };
-        self.count_append(&stored, started);
+        self.appended_here(id, &stored, started);
         self.after_append(id, &workflow, &mut writer, &stored, status_changes)
             .await;
         drop(writer);
@@ -627,14 +646,16 @@ impl Hub {
         )
     }
 
-    /// An append by this node, counted and timed (events other nodes appended are theirs to
-    /// count: metrics are per node).
-    fn count_append(&self, stored: &[Arc<StoredEvent>], started: Instant) {
-        if !stored.is_empty() {
-            self.metrics.events_appended.inc_by(stored.len() as u64);
-            self.metrics
-                .append_seconds
-                .observe(started.elapsed().as_secs_f64());
+    /// An append by this node: counted and timed (events other nodes appended are theirs to
+    /// count: metrics are per node), and announced to the other nodes.
+    fn appended_here(&self, id: &str, stored: &[Arc<StoredEvent>], started: Instant) {
+        let Some(last) = stored.last() else { return };
+        self.metrics.events_appended.inc_by(stored.len() as u64);
+        self.metrics
+            .append_seconds
+            .observe(started.elapsed().as_secs_f64());
+        if let Some(broker) = self.broker.get() {
+            broker.log_grew(id, last.seq());
         }
     }
 

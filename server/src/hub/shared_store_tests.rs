@@ -1,7 +1,6 @@
 //! Two hubs on one store, as two nodes on one Redis: each checks appends against its own view
 //! of a workflow, and the store's compare-and-set (`EventStore::append_if`) keeps one order.
-//! The store here is the in-memory one, shared in-process; the Redis store runs the same
-//! compare-and-set contract.
+//! Every check runs on the in-memory store shared in-process and on a real `redis-server`.
 
 use std::sync::Arc;
 
@@ -14,7 +13,7 @@ use crate::metrics::Metrics;
 use crate::store::memory::MemoryStore;
 use crate::store::EventStore;
 
-fn node(store: &Arc<MemoryStore>) -> Arc<Hub> {
+fn node(store: &Arc<dyn EventStore>) -> Arc<Hub> {
     let settings = HubSettings {
         shared_store: true,
         ..HubSettings::default()
@@ -22,15 +21,16 @@ fn node(store: &Arc<MemoryStore>) -> Arc<Hub> {
     Hub::build(store.clone(), settings, Metrics::new())
 }
 
-/// Two nodes on one store, and a workflow created on the first.
-async fn two_nodes() -> (Arc<MemoryStore>, Arc<Hub>, Arc<Hub>, String) {
-    let store = Arc::new(MemoryStore::default());
+/// Two nodes on `store`, and a workflow created on the first.
+async fn two_nodes(
+    store: Arc<dyn EventStore>,
+) -> (Arc<dyn EventStore>, Arc<Hub>, Arc<Hub>, String) {
     let (a, b) = (node(&store), node(&store));
     let id = a.create("external", None, "u").await.expect("created").id;
     (store, a, b, id)
 }
 
-async fn contents(store: &MemoryStore, id: &str) -> Vec<(u64, String)> {
+async fn contents(store: &Arc<dyn EventStore>, id: &str) -> Vec<(u64, String)> {
     let log = store
         .read(id, 0, usize::MAX, usize::MAX)
         .await
@@ -65,9 +65,10 @@ fn tool(kind: &str, call_id: &str) -> EventBody {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_nodes_appending_to_one_workflow_at_once_make_one_contiguous_order() {
-    let (store, a, b, id) = two_nodes().await;
+pub async fn two_nodes_appending_to_one_workflow_at_once_make_one_contiguous_order(
+    store: Arc<dyn EventStore>,
+) {
+    let (store, a, b, id) = two_nodes(store).await;
     let publisher = |hub: Arc<Hub>, offset: u64| {
         let id = id.clone();
         tokio::spawn(async move {
@@ -100,9 +101,10 @@ async fn two_nodes_appending_to_one_workflow_at_once_make_one_contiguous_order()
     }
 }
 
-#[tokio::test]
-async fn a_tool_opened_on_one_node_is_closed_on_the_other_and_a_second_close_is_a_conflict() {
-    let (store, a, b, id) = two_nodes().await;
+pub async fn a_tool_opened_on_one_node_is_closed_on_the_other_and_a_second_close_is_a_conflict(
+    store: Arc<dyn EventStore>,
+) {
+    let (store, a, b, id) = two_nodes(store).await;
     // B holds the workflow live before A opens the tool: its view is stale when the close
     // comes, so the close is refused by that view, checked again on the log, and accepted.
     b.publish_bodies(&id, vec![thinking(1)]).await.expect("b");
@@ -130,9 +132,10 @@ async fn a_tool_opened_on_one_node_is_closed_on_the_other_and_a_second_close_is_
     );
 }
 
-#[tokio::test]
-async fn a_retry_sent_to_the_other_node_gets_the_seq_of_the_first_send() {
-    let (store, a, b, id) = two_nodes().await;
+pub async fn a_retry_sent_to_the_other_node_gets_the_seq_of_the_first_send(
+    store: Arc<dyn EventStore>,
+) {
+    let (store, a, b, id) = two_nodes(store).await;
     b.publish_bodies(&id, vec![thinking(0)]).await.expect("b");
     let keyed = |body| {
         vec![AgentEvent {
@@ -146,9 +149,8 @@ async fn a_retry_sent_to_the_other_node_gets_the_seq_of_the_first_send() {
     assert_eq!(contents(&store, &id).await.len(), 2, "logged once");
 }
 
-#[tokio::test]
-async fn a_viewer_on_the_other_node_gets_every_event_once_in_order() {
-    let (_store, a, b, id) = two_nodes().await;
+pub async fn a_viewer_on_the_other_node_gets_every_event_once_in_order(store: Arc<dyn EventStore>) {
+    let (_store, a, b, id) = two_nodes(store).await;
     let (feed, _) = b.feed(&id, 0).await.expect("feed on b");
     let viewer = Recorder::new(usize::MAX);
     let _live = feed
@@ -170,9 +172,10 @@ async fn a_viewer_on_the_other_node_gets_every_event_once_in_order() {
     assert_eq!(viewer.seqs(), [1, 2, 3, 4]);
 }
 
-#[tokio::test]
-async fn a_workflow_finished_on_one_node_takes_no_more_events_on_the_other() {
-    let (_store, a, b, id) = two_nodes().await;
+pub async fn a_workflow_finished_on_one_node_takes_no_more_events_on_the_other(
+    store: Arc<dyn EventStore>,
+) {
+    let (_store, a, b, id) = two_nodes(store).await;
     b.publish_bodies(&id, vec![thinking(1)]).await.expect("b");
     let done = EventBody::WorkflowStatus {
         status: WorkflowStatus::Completed,
@@ -183,4 +186,62 @@ async fn a_workflow_finished_on_one_node_takes_no_more_events_on_the_other() {
     assert!(matches!(late, Err(LanternError::Conflict(_))), "{late:?}");
     let twice = b.publish_bodies(&id, vec![done]).await;
     assert!(matches!(twice, Err(LanternError::Conflict(_))), "{twice:?}");
+}
+
+/// Every check above as a test on the store `$make` gives (`(keep, store)`, `keep` living as
+/// long as the test).
+macro_rules! on_store {
+    ($make:expr) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn two_nodes_appending_to_one_workflow_at_once_make_one_contiguous_order() {
+            let (_keep, store) = $make.await;
+            super::two_nodes_appending_to_one_workflow_at_once_make_one_contiguous_order(store).await;
+        }
+
+        #[tokio::test]
+        async fn a_tool_opened_on_one_node_is_closed_on_the_other_and_a_second_close_is_a_conflict() {
+            let (_keep, store) = $make.await;
+            super::a_tool_opened_on_one_node_is_closed_on_the_other_and_a_second_close_is_a_conflict(store).await;
+        }
+
+        #[tokio::test]
+        async fn a_retry_sent_to_the_other_node_gets_the_seq_of_the_first_send() {
+            let (_keep, store) = $make.await;
+            super::a_retry_sent_to_the_other_node_gets_the_seq_of_the_first_send(store).await;
+        }
+
+        #[tokio::test]
+        async fn a_viewer_on_the_other_node_gets_every_event_once_in_order() {
+            let (_keep, store) = $make.await;
+            super::a_viewer_on_the_other_node_gets_every_event_once_in_order(store).await;
+        }
+
+        #[tokio::test]
+        async fn a_workflow_finished_on_one_node_takes_no_more_events_on_the_other() {
+            let (_keep, store) = $make.await;
+            super::a_workflow_finished_on_one_node_takes_no_more_events_on_the_other(store).await;
+        }
+    };
+}
+
+mod memory {
+    use super::*;
+
+    on_store!(async { ((), Arc::new(MemoryStore::default()) as Arc<dyn EventStore>) });
+}
+
+mod redis {
+    use super::*;
+    use crate::store::redis::test_server::RedisServer;
+    use crate::store::redis::RedisStore;
+
+    async fn fresh() -> (RedisServer, Arc<dyn EventStore>) {
+        let server = RedisServer::start();
+        let store = RedisStore::connect(&server.url(), "t:")
+            .await
+            .expect("connected");
+        (server, Arc::new(store) as Arc<dyn EventStore>)
+    }
+
+    on_store!(fresh());
 }

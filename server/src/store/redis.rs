@@ -21,9 +21,10 @@
 //! - **Many nodes, no lock.** Two nodes appending to one workflow cannot both win a CAS on the
 //!   same end: one appends, the other is told `Moved` and tries again after the winner's
 //!   events. No distributed lock (with its lease expiries and fencing) is needed. The trait's
-//!   [`EventStore::append`] does exactly that loop, with bounded retries; a caller that plans a
-//!   batch from the log's state (the hub) should call `append_expecting` itself and re-plan on
-//!   `Moved`, since the events it planned against are then not the last ones.
+//!   [`EventStore::append`] does exactly that loop, with bounded retries; a caller that checks
+//!   a batch against the log's state (the hub) appends with [`EventStore::append_if`] instead,
+//!   which refuses with `LogMoved` rather than retrying: the caller folds in the newer events
+//!   and checks again, since the events it checked against are then not the last ones.
 //! - **Timestamps never go back along a log**, even across nodes whose clocks differ: an
 //!   append's `ts` is the later of this node's clock and the log end's `updated_at` (the CAS
 //!   makes that the time of the event just before).
@@ -266,6 +267,9 @@ local found = redis.call('HMGET', KEYS[1], 'last_seq', 'updated_at', 'owner')
 local last, owner = found[1], found[3]
 if not last then return {'missing'} end
 if tonumber(last) ~= tonumber(ARGV[2]) then return {'moved', last, found[2]} end
+-- This node's clock is behind the log's last event: refused like a move (with the same end),
+-- so the caller stamps the batch again, no earlier than that event.
+if ARGV[3] < found[2] then return {'moved', last, found[2]} end
 if not owner or redis.call('LLEN', KEYS[2]) ~= tonumber(last) then
   return redis.error_reply('the log of ' .. ARGV[1] .. ' does not end at its last_seq ' .. last
     .. ', or it has no owner')
@@ -488,6 +492,42 @@ impl RedisStore {
             other => Err(corrupt(format_args!("the append script replied {other:?}"))),
         }
     }
+
+    /// Append at the log's end wherever it is (the trait's `append`): as often as the log
+    /// moves under it, up to [`APPEND_ATTEMPTS`] times.
+    async fn append_at_end(
+        &self,
+        workflow_id: &str,
+        events: Vec<NewEvent>,
+    ) -> Result<Vec<Arc<StoredEvent>>> {
+        let mut end = self
+            .log_end(workflow_id)
+            .await?
+            .ok_or_else(|| LanternError::WorkflowNotFound(workflow_id.to_owned()))?;
+        for attempt in 0..APPEND_ATTEMPTS {
+            match self.append_expecting(workflow_id, &end, &events).await? {
+                Appended::Stored(stored) => return Ok(stored),
+                Appended::Moved(now) => {
+                    // Another node appended in between: try again at once after its events,
+                    // which the refusal says where they end. Losing again and again means
+                    // several keep racing: spread them out a little (full jitter, up to a few
+                    // ms), then look where the log ends after the wait, not before it.
+                    end = now;
+                    if attempt >= 2 {
+                        let most = 1u64 << attempt.min(5);
+                        let wait = rand::Rng::gen_range(&mut rand::thread_rng(), 0..=most);
+                        tokio::time::sleep(Duration::from_millis(wait)).await;
+                        end = self.log_end(workflow_id).await?.ok_or_else(|| {
+                            LanternError::WorkflowNotFound(workflow_id.to_owned())
+                        })?;
+                    }
+                }
+            }
+        }
+        Err(LanternError::Storage(format!(
+            "an append to {workflow_id} lost to other appends {APPEND_ATTEMPTS} times in a row"
+        )))
+    }
 }
 
 #[async_trait::async_trait]
@@ -566,38 +606,37 @@ impl EventStore for RedisStore {
         Ok(infos)
     }
 
-    async fn append(
+    async fn append_if(
         &self,
         workflow_id: &str,
+        expected_last_seq: Option<u64>,
         events: Vec<NewEvent>,
     ) -> Result<Vec<Arc<StoredEvent>>> {
-        let mut end = self
-            .log_end(workflow_id)
-            .await?
-            .ok_or_else(|| LanternError::WorkflowNotFound(workflow_id.to_owned()))?;
-        for attempt in 0..APPEND_ATTEMPTS {
+        let Some(expected) = expected_last_seq else {
+            return self.append_at_end(workflow_id, events).await;
+        };
+        // One round trip when this node's clock is not behind the log's last event (the usual
+        // case); if it is, the script says where the log ends and when, and the batch is
+        // stamped again with that time.
+        let mut end = LogEnd {
+            last_seq: expected,
+            updated_at: String::new(),
+        };
+        loop {
             match self.append_expecting(workflow_id, &end, &events).await? {
                 Appended::Stored(stored) => return Ok(stored),
-                Appended::Moved(now) => {
-                    // Another node appended in between: try again at once after its events,
-                    // which the refusal says where they end. Losing again and again means
-                    // several keep racing: spread them out a little (full jitter, up to a few
-                    // ms), then look where the log ends after the wait, not before it.
+                Appended::Moved(now)
+                    if now.last_seq == expected && now.updated_at > end.updated_at =>
+                {
                     end = now;
-                    if attempt >= 2 {
-                        let most = 1u64 << attempt.min(5);
-                        let wait = rand::Rng::gen_range(&mut rand::thread_rng(), 0..=most);
-                        tokio::time::sleep(Duration::from_millis(wait)).await;
-                        end = self.log_end(workflow_id).await?.ok_or_else(|| {
-                            LanternError::WorkflowNotFound(workflow_id.to_owned())
-                        })?;
-                    }
+                }
+                Appended::Moved(now) => {
+                    return Err(LanternError::LogMoved {
+                        last_seq: now.last_seq,
+                    })
                 }
             }
         }
-        Err(LanternError::Storage(format!(
-            "an append to {workflow_id} lost to other appends {APPEND_ATTEMPTS} times in a row"
-        )))
     }
 
     async fn read(
@@ -984,5 +1023,31 @@ mod tests {
             matches!(append, Err(LanternError::Storage(_))),
             "{append:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn an_append_from_a_node_whose_clock_is_behind_is_stamped_no_earlier_than_the_log() {
+        let (server, store) = fresh_store().await;
+        let info = store
+            .create_workflow("external", None, "u")
+            .await
+            .expect("created");
+        store
+            .append_if(&info.id, Some(0), vec![thinking(None)])
+            .await
+            .expect("first");
+        // As if the last event came from a node whose clock is far ahead of this one's.
+        let ahead = "2999-01-01T00:00:00.000Z";
+        let mut conn = server.connection().await;
+        let () = conn
+            .hset(store.keys().workflow(&info.id), "updated_at", ahead)
+            .await
+            .expect("moved the clock");
+        let stored = store
+            .append_if(&info.id, Some(1), vec![thinking(None)])
+            .await
+            .expect("appended where expected");
+        assert_eq!(stored[0].seq(), 2);
+        assert_eq!(stored[0].event().expect("parses").ts, ahead);
     }
 }
