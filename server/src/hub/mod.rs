@@ -133,6 +133,9 @@ pub struct Hub {
     /// Where this node's appends are announced to the other nodes on the same store (none for
     /// a single node). Set once, after the hub is built (the broker's tasks need the hub).
     broker: std::sync::OnceLock<Arc<dyn crate::cluster::Broker>>,
+    /// Where this node records its agents and built-in runs for the cluster (none for a single
+    /// node, whose grace periods are timers of its own).
+    presence: std::sync::OnceLock<Arc<dyn crate::cluster::Presence>>,
 }
 
 /// The `seq` of each slot of a request whose batch starts at `offset` of `stored`.
@@ -182,7 +185,27 @@ impl Hub {
             metrics,
             list_changes: broadcast::channel(LIST_CHANGES_CAPACITY).0,
             broker: std::sync::OnceLock::new(),
+            presence: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Record agents and built-in runs in `presence` from now on (once; a second is ignored):
+    /// grace periods are then the cluster's, not this node's timers.
+    pub fn set_presence(&self, presence: Arc<dyn crate::cluster::Presence>) {
+        let _ = self.presence.set(presence);
+    }
+
+    /// Does this node share its grace periods with a cluster?
+    pub fn in_cluster(&self) -> bool {
+        self.presence.get().is_some()
+    }
+
+    /// This node runs built-in workflow `id` (recorded for the cluster: if the node dies, the
+    /// others fail it).
+    pub fn run_started(&self, id: &str) {
+        if let Some(presence) = self.presence.get() {
+            presence.run_started(id);
+        }
     }
 
     /// Announce this node's appends through `broker` from now on (once; a second is ignored).
@@ -695,6 +718,9 @@ impl Hub {
             // Nothing can be appended any more; current readers keep their own handle, and a
             // later reader rebuilds the (finished) state from the log.
             self.live_map().remove(id);
+            if let Some(presence) = self.presence.get() {
+                presence.run_ended(id);
+            }
         }
     }
 

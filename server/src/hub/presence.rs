@@ -30,6 +30,11 @@ impl Drop for AgentGuard {
         let generation = {
             let mut presence = self.workflow.presence();
             presence.connected = presence.connected.saturating_sub(1);
+            if let Some(cluster) = self.hub.presence.get() {
+                // The cluster decides whether this was the last agent anywhere.
+                cluster.agent_left(&self.workflow.id);
+                return;
+            }
             if presence.connected > 0 {
                 return;
             }
@@ -54,6 +59,9 @@ impl Hub {
             let mut presence = workflow.presence();
             presence.connected += 1;
             presence.generation += 1;
+        }
+        if let Some(cluster) = self.presence.get() {
+            cluster.agent_joined(id);
         }
         let answered = workflow.answered_through();
         let guard = AgentGuard {
@@ -85,6 +93,17 @@ impl Hub {
             Ok(_) | Err(LanternError::Conflict(_)) | Err(LanternError::WorkflowNotFound(_)) => {}
             Err(e) => tracing::error!(error = %e, workflow = %workflow.id, "grace period"),
         }
+    }
+
+    /// The workflows this node has agent sockets of, with how many.
+    pub fn local_agents(&self) -> Vec<(String, usize)> {
+        let live: Vec<Arc<LiveWorkflow>> = self.live_map().values().cloned().collect();
+        live.into_iter()
+            .filter_map(|w| {
+                let connected = w.presence().connected;
+                (connected > 0).then(|| (w.id.clone(), connected))
+            })
+            .collect()
     }
 
     /// After a restart: external workflows that were under way (not finished, something
