@@ -77,6 +77,21 @@ pub struct Storage {
         help_heading = "Storage"
     )]
     pub sqlite_sync: SyncMode,
+
+    /// Keep workflows and their logs in this Redis (`redis://HOST:PORT/DB`) instead of the data
+    /// dir, shared with every node given the same URL (docs/DEPLOY.md, "Many nodes").
+    #[arg(long, env = "LANTERN_REDIS_URL", help_heading = "Storage")]
+    pub redis_url: Option<String>,
+
+    /// The prefix of every key Lantern writes in Redis: deployments sharing one Redis need
+    /// different ones.
+    #[arg(
+        long,
+        env = "LANTERN_REDIS_PREFIX",
+        default_value = crate::store::redis::DEFAULT_PREFIX,
+        help_heading = "Storage"
+    )]
+    pub redis_prefix: String,
 }
 
 /// The settings of `lantern serve`.

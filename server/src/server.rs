@@ -12,10 +12,11 @@ use leptos::config::LeptosOptions;
 use crate::auth::Accounts;
 use crate::config::{Config, StoreKind};
 use crate::connections::{self, Bounds};
+use crate::error::LanternError;
 use crate::hub::{Hub, HubSettings};
 use crate::shutdown::{self, Shutdown};
 use crate::store::{self, sqlite::Db};
-use crate::{error, limits, metrics, retention, routes, workflows};
+use crate::{cluster, error, limits, metrics, retention, routes, workflows};
 
 /// What every handler can reach.
 #[derive(Clone, FromRef)]
@@ -48,12 +49,42 @@ pub enum ServeError {
     Corpus(String),
 }
 
-/// The configured event store, on the shared database when it is SQLite.
-fn event_store(config: &Config, db: &Db) -> Arc<dyn store::EventStore> {
-    match config.store {
+/// The configured event store, on the shared database when it is SQLite; Redis when a Redis
+/// URL is given.
+async fn event_store(config: &Config, db: &Db) -> Result<Arc<dyn store::EventStore>, ServeError> {
+    if let Some(url) = &config.storage.redis_url {
+        let redis = store::redis::RedisStore::connect(url, &config.storage.redis_prefix).await?;
+        return Ok(Arc::new(redis));
+    }
+    Ok(match config.store {
         StoreKind::Memory => Arc::new(store::memory::MemoryStore::default()),
         StoreKind::Sqlite => Arc::new(store::sqlite::SqliteStore::new(db)),
-    }
+    })
+}
+
+/// On Redis: announce this node's appends to the other nodes and follow theirs, and share
+/// grace periods and dead nodes' work with them (PROTOCOL.md §9).
+async fn join_cluster(config: &Config, hub: &Arc<Hub>) -> Result<(), ServeError> {
+    let Some(url) = &config.storage.redis_url else {
+        return Ok(());
+    };
+    let prefix = &config.storage.redis_prefix;
+    // One id per process: a restarted node is a new node (the old one is reaped as dead).
+    let node = ulid::Ulid::new().to_string();
+    let client = redis::Client::open(url.as_str())
+        .map_err(|e| LanternError::Storage(format!("redis: {e}")))?;
+    let notices = cluster::notices::Notices::new(client.clone(), prefix, node.clone());
+    hub.set_broker(notices.clone());
+    notices.start(hub);
+    let conn = redis::aio::ConnectionManager::new(client)
+        .await
+        .map_err(|e| LanternError::Storage(format!("redis: {e}")))?;
+    let grace = Duration::from_secs(config.agent_grace_secs);
+    let presence = cluster::presence::Presence::connect(conn, prefix, node.clone(), grace).await?;
+    hub.set_presence(presence.clone());
+    presence.start(hub);
+    tracing::info!(%node, "joined the cluster on Redis");
+    Ok(())
 }
 
 /// A started server: storage open, background tasks running, not yet serving requests.
@@ -88,30 +119,36 @@ impl Lantern {
             agent_grace: Duration::from_secs(config.agent_grace_secs),
             max_log_bytes: config.max_log_bytes,
             max_open_workflows: config.max_open_workflows,
-            // One process on its own SQLite file: nobody else appends.
-            shared_store: false,
+            // On Redis, other nodes append to the same logs; on SQLite, nobody else does.
+            shared_store: config.storage.redis_url.is_some(),
         };
-        let hub = Hub::build(event_store(&config, &db), settings, metrics::Metrics::new());
+        let store = event_store(&config, &db).await?;
+        let hub = Hub::build(store, settings, metrics::Metrics::new());
+        join_cluster(&config, &hub).await?;
         let session_ttl = Duration::from_secs(config.session_days.saturating_mul(86_400));
         let accounts = Accounts::new(db, session_ttl);
         let first_login = accounts.create_first_user().await?;
         // A conversation with the assistant goes on after a restart (rebuilt from its log,
         // below; an answer in flight is cut short), when a model is still configured.
         let assistant_on = config.llm_base_url.is_some() && config.llm_model.is_some();
-        let orphans = hub
-            .fail_orphaned_builtins(|info| {
-                assistant_on
-                    && info.kind == app::protocol::vocab::kinds::ASSISTANT
-                    && workflows::assistant::resumable(info.status)
-            })
-            .await?;
-        if orphans > 0 {
-            tracing::warn!(
-                orphans,
-                "marked built-in workflows interrupted by a restart as failed"
-            );
+        // In a cluster, other nodes run their own built-ins and hold their own agents: the
+        // cluster's sweeps fail what a dead node left (cluster::presence), not this start.
+        if !hub.in_cluster() {
+            let orphans = hub
+                .fail_orphaned_builtins(|info| {
+                    assistant_on
+                        && info.kind == app::protocol::vocab::kinds::ASSISTANT
+                        && workflows::assistant::resumable(info.status)
+                })
+                .await?;
+            if orphans > 0 {
+                tracing::warn!(
+                    orphans,
+                    "marked built-in workflows interrupted by a restart as failed"
+                );
+            }
+            hub.await_returning_agents().await?;
         }
-        hub.await_returning_agents().await?;
         tokio::spawn(retention::run(
             hub.clone(),
             accounts.clone(),
@@ -132,7 +169,13 @@ impl Lantern {
             )),
             assistant: assistant(&config),
         });
-        let resumed = workflows::assistant::resume_waiting(&builtins).await?;
+        // In a cluster, a conversation is not taken up by whichever node starts (several
+        // would): it is failed with its dead node instead (cluster::presence).
+        let resumed = if builtins.hub.in_cluster() {
+            0
+        } else {
+            workflows::assistant::resume_waiting(&builtins).await?
+        };
         if resumed > 0 {
             tracing::info!(
                 resumed,

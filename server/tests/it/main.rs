@@ -12,6 +12,7 @@ mod api;
 mod assistant;
 mod auth;
 mod cli;
+mod cluster;
 mod durability;
 mod echo;
 mod examples;

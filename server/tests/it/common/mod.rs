@@ -3,6 +3,9 @@
 
 #![allow(dead_code)]
 
+/// A real `redis-server` per test (the store's own test helper, shared by source).
+#[path = "../../../src/store/redis/test_server.rs"]
+pub mod redis_server;
 pub mod sse;
 pub mod upstream;
 

@@ -1,0 +1,208 @@
+//! Many nodes on one Redis (PROTOCOL.md §9): `lantern` processes given the same `--redis-url`
+//! serve the same workflows, with every guarantee of one node. A real `redis-server` per test
+//! (on a free port, in a temp dir) and real child processes; the nodes share one data dir for
+//! their accounts, so a token minted once works on each.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::common::redis_server::RedisServer;
+use crate::common::{is_status, seqs, spawn_binary, ServerProcess};
+
+/// Nodes on one Redis: how long a dead node's key may live, a sweep, and slack.
+const NODE_DEATH: Duration = Duration::from_secs(20);
+
+struct Cluster {
+    /// Held for the test's length: dropping it stops the server.
+    _redis: RedisServer,
+    nodes: Vec<ServerProcess>,
+}
+
+impl Cluster {
+    /// `count` nodes on a fresh Redis, each with `extra` flags.
+    async fn start(count: usize, extra: &[&str]) -> Self {
+        let redis = RedisServer::start();
+        let url = redis.url();
+        let data = Arc::new(tempfile::tempdir().expect("temp dir"));
+        let mut nodes = Vec::new();
+        for _ in 0..count {
+            let mut args = vec!["--redis-url", url.as_str()];
+            args.extend_from_slice(extra);
+            nodes.push(spawn_binary(data.clone(), &args).await);
+        }
+        Self {
+            _redis: redis,
+            nodes,
+        }
+    }
+
+    fn node(&self, n: usize) -> &crate::common::TestServer {
+        &self.nodes[n].server
+    }
+}
+
+fn thinking(n: usize) -> Value {
+    json!({"type": "agent_thinking", "agent": "a", "content": n.to_string(), "id": format!("e{n}")})
+}
+
+fn contents(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| e["type"] == "agent_thinking")
+        .map(|e| e["content"].as_str().unwrap_or("").to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn an_agent_on_one_node_reaches_viewers_on_both_once_and_in_order() {
+    let cluster = Cluster::start(2, &[]).await;
+    let (a, b) = (cluster.node(0), cluster.node(1));
+    let id = a.create("external").await;
+    let mut on_a = a.subscribe(&id, 0).await;
+    let mut on_b = b.subscribe(&id, 0).await;
+    let mut agent = a.agent(&id, "").await;
+    for n in 1..=300 {
+        agent.send_json(thinking(n)).await;
+    }
+    let sent: Vec<String> = (1..=300).map(|n| n.to_string()).collect();
+    for viewer in [&mut on_a, &mut on_b] {
+        let events = viewer.events(300).await;
+        assert_eq!(seqs(&events), (1..=300).collect::<Vec<u64>>());
+        assert_eq!(contents(&events), sent);
+    }
+    // A viewer moving from A to B with `after` resumes where it was.
+    let mut moved = b.subscribe(&id, 120).await;
+    let rest = moved.events(180).await;
+    assert_eq!(seqs(&rest), (121..=300).collect::<Vec<u64>>());
+}
+
+/// 40 batches of 5 events numbered from `from`, one after another, over HTTP ingest.
+async fn publish_batches(node: &crate::common::TestServer, id: &str, from: usize) {
+    for batch in 0..40 {
+        let first = from + batch * 5;
+        let events: Vec<Value> = (first..first + 5).map(thinking).collect();
+        node.publish(id, Value::Array(events)).await;
+    }
+}
+
+#[tokio::test]
+async fn publishers_on_two_nodes_make_one_contiguous_log_and_share_the_rules() {
+    let cluster = Cluster::start(2, &[]).await;
+    let (a, b) = (cluster.node(0), cluster.node(1));
+    let id = a.create("external").await;
+    tokio::join!(publish_batches(a, &id, 0), publish_batches(b, &id, 1000));
+    let log = a.log(&id).await;
+    assert_eq!(
+        seqs(&log),
+        (1..=400).collect::<Vec<u64>>(),
+        "no seq lost or repeated"
+    );
+    for from in [0, 1000] {
+        let mine: Vec<String> = contents(&log)
+            .into_iter()
+            .filter(|c| {
+                c.parse::<usize>()
+                    .is_ok_and(|n| (from..from + 200).contains(&n))
+            })
+            .collect();
+        let sent: Vec<String> = (from..from + 200).map(|n| n.to_string()).collect();
+        assert_eq!(mine, sent, "each node's batches once, in their order");
+    }
+
+    // A tool opened on A is closed on B; a second close, on A, is a conflict.
+    let tool = |kind: &str| {
+        json!([{"type": kind, "agent": "a", "tool": "search", "call_id": "c1",
+                "input": {}, "ok": true, "duration_ms": 1}])
+    };
+    a.publish(&id, tool("tool_executing")).await;
+    b.publish(&id, tool("tool_completed")).await;
+    let (status, body) = a.ingest(&id, tool("tool_completed")).await;
+    assert_eq!(status, 409, "{body}");
+    // A retry of an id logged through A, sent to B, gets the seq it was logged at.
+    let again = b.publish(&id, json!([thinking(3)])).await;
+    assert_eq!(again, [4]);
+}
+
+#[tokio::test]
+async fn an_agent_cut_off_by_a_killed_node_carries_on_at_another_and_nothing_is_lost() {
+    let mut cluster = Cluster::start(2, &[]).await;
+    let id = cluster.node(0).create("external").await;
+    let mut watcher = cluster.node(1).subscribe(&id, 0).await;
+    let mut agent = cluster.node(0).agent(&id, "").await;
+    for n in 1..=100 {
+        agent.send_json(thinking(n)).await;
+    }
+    // Some acks in; then node A dies (SIGKILL) with the rest in flight.
+    let acked = agent.next_control().await;
+    assert_eq!(acked["type"], "ack", "{acked}");
+    cluster.nodes[0].child.kill().await.expect("SIGKILL");
+    // The agent reconnects to B and sends again everything it has no ack for — here, all.
+    let b = cluster.node(1);
+    let mut agent = b.agent(&id, "").await;
+    for n in 1..=100 {
+        agent.send_json(thinking(n)).await;
+    }
+    let mut acks = Vec::new();
+    while acks.len() < 100 {
+        let frame = agent.next_control().await;
+        assert_eq!(frame["type"], "ack", "{frame}");
+        acks.push(frame["seq"].as_u64().expect("seq"));
+    }
+    assert_eq!(
+        acks,
+        (1..=100).collect::<Vec<u64>>(),
+        "each id acked with its one seq"
+    );
+    let seen = watcher.events(100).await;
+    assert_eq!(seqs(&seen), (1..=100).collect::<Vec<u64>>());
+    let sent: Vec<String> = (1..=100).map(|n| n.to_string()).collect();
+    assert_eq!(
+        contents(&b.log(&id).await),
+        sent,
+        "each event once, in order"
+    );
+}
+
+#[tokio::test]
+async fn a_dead_nodes_workflows_are_failed_once_by_another_node() {
+    let mut cluster = Cluster::start(2, &["--agent-grace-secs", "1"]).await;
+    let a = cluster.node(0);
+    // An external workflow whose agent is on A, and a built-in `echo` that A runs.
+    let external = a.create("external").await;
+    let echo = a.create("echo").await;
+    let mut agent = a.agent(&external, "").await;
+    agent
+        .send_json(json!({"type": "workflow_status", "status": "running", "id": "s1"}))
+        .await;
+    assert_eq!(agent.next_control().await["type"], "ack");
+    let b = cluster.node(1);
+    let mut external_on_b = b.subscribe(&external, 0).await;
+    let mut echo_on_b = b.subscribe(&echo, 0).await;
+    cluster.nodes[0].child.kill().await.expect("SIGKILL");
+
+    let b = cluster.node(1);
+    for (viewer, detail) in [
+        (&mut echo_on_b, "the node running this workflow stopped"),
+        (
+            &mut external_on_b,
+            "the agent disconnected and did not come back within 1 s",
+        ),
+    ] {
+        let events =
+            tokio::time::timeout(NODE_DEATH, viewer.events_until(|e| is_status(e, "failed")))
+                .await
+                .expect("failed by the other node in time");
+        assert_eq!(events.last().expect("the failure")["detail"], detail);
+    }
+    for id in [&external, &echo] {
+        let failures = b
+            .log(id)
+            .await
+            .into_iter()
+            .filter(|e| is_status(e, "failed"))
+            .count();
+        assert_eq!(failures, 1, "failed exactly once");
+    }
+}
