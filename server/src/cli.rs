@@ -17,7 +17,6 @@ use clap::{Parser, Subcommand};
 
 use crate::auth::{Accounts, TokenKind};
 use crate::config::{Config, Storage};
-use crate::store::sqlite::Db;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -100,7 +99,7 @@ where
     Cli::try_parse_from(args)
 }
 
-/// Run a `token` command against the data dir; returns what to print.
+/// Run a `token` command against the data dir (or Redis); returns what to print.
 pub async fn run_token_command(command: TokenCommand) -> Result<String, String> {
     let storage = match &command {
         TokenCommand::Create { storage, .. }
@@ -108,10 +107,11 @@ pub async fn run_token_command(command: TokenCommand) -> Result<String, String> 
         | TokenCommand::List { storage }
         | TokenCommand::LoginLink { storage, .. } => storage.clone(),
     };
-    let db = Db::open(&storage.data_dir, storage.sqlite_sync)
+    // The data dir's accounts, or the cluster's when a Redis URL is given.
+    let store = crate::auth::store::open(&storage)
         .await
         .map_err(|e| e.to_string())?;
-    let accounts = Accounts::new(db, std::time::Duration::ZERO);
+    let accounts = Accounts::new(store, std::time::Duration::ZERO);
     let text = |e: crate::error::LanternError| e.to_string();
     match command {
         TokenCommand::Create { user, agent, .. } => {

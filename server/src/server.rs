@@ -126,7 +126,12 @@ impl Lantern {
         let hub = Hub::build(store, settings, metrics::Metrics::new());
         join_cluster(&config, &hub).await?;
         let session_ttl = Duration::from_secs(config.session_days.saturating_mul(86_400));
-        let accounts = Accounts::new(db, session_ttl);
+        let account_store: Arc<dyn crate::auth::store::AccountStore> =
+            match &config.storage.redis_url {
+                Some(_) => crate::auth::store::open(&config.storage).await?,
+                None => Arc::new(crate::auth::store::SqliteAccounts::new(db)),
+            };
+        let accounts = Accounts::new(account_store, session_ttl);
         let first_login = accounts.create_first_user().await?;
         // A conversation with the assistant goes on after a restart (rebuilt from its log,
         // below; an answer in flight is cut short), when a model is still configured.

@@ -13,10 +13,15 @@
 //! not skipped in favour of the next one: the request is unauthenticated.
 //!
 //! - [`tokens`]: the credential format, hashing, constant-time comparison.
-//! - [`accounts`]: users, tokens and sessions in SQLite; revocation announcements.
+//! - [`accounts`]: users, tokens and sessions (the policy); revocation announcements.
+//! - [`store`]: where they are kept ([`store::AccountStore`]: SQLite, or [`redis`]).
 //! - [`web`]: login link, login form, logout, the page guard, the session cookie.
 
 pub mod accounts;
+#[cfg(test)]
+mod contract;
+pub mod redis;
+pub mod store;
 pub mod tokens;
 pub mod web;
 

@@ -1,7 +1,8 @@
 //! Many nodes on one Redis (PROTOCOL.md §9): `lantern` processes given the same `--redis-url`
 //! serve the same workflows, with every guarantee of one node. A real `redis-server` per test
-//! (on a free port, in a temp dir) and real child processes; the nodes share one data dir for
-//! their accounts, so a token minted once works on each.
+//! (on a free port, in a temp dir) and real child processes, each node with a data dir of its
+//! own: everything they share is in Redis, tokens too (minted by `lantern token create
+//! --redis-url`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +10,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::common::redis_server::RedisServer;
-use crate::common::{is_status, seqs, spawn_binary, ServerProcess};
+use crate::common::{is_status, lantern_cli, seqs, spawn_binary, Ended, ServerProcess};
 
 /// Nodes on one Redis: how long a dead node's key may live, a sweep, and slack.
 const NODE_DEATH: Duration = Duration::from_secs(20);
@@ -17,6 +18,7 @@ const NODE_DEATH: Duration = Duration::from_secs(20);
 struct Cluster {
     /// Held for the test's length: dropping it stops the server.
     _redis: RedisServer,
+    url: String,
     nodes: Vec<ServerProcess>,
 }
 
@@ -25,17 +27,29 @@ impl Cluster {
     async fn start(count: usize, extra: &[&str]) -> Self {
         let redis = RedisServer::start();
         let url = redis.url();
-        let data = Arc::new(tempfile::tempdir().expect("temp dir"));
-        let mut nodes = Vec::new();
+        let mut cluster = Self {
+            _redis: redis,
+            url: url.clone(),
+            nodes: Vec::new(),
+        };
+        let token = cluster.token(&["--user", "admin"]).await;
+        let agent_token = cluster.token(&["--user", "admin", "--agent"]).await;
         for _ in 0..count {
+            let data = Arc::new(tempfile::tempdir().expect("temp dir"));
             let mut args = vec!["--redis-url", url.as_str()];
             args.extend_from_slice(extra);
-            nodes.push(spawn_binary(data.clone(), &args).await);
+            let mut node = spawn_binary(data, &args).await;
+            node.server = node.server.with_tokens(token.clone(), agent_token.clone());
+            cluster.nodes.push(node);
         }
-        Self {
-            _redis: redis,
-            nodes,
-        }
+        cluster
+    }
+
+    /// `lantern token create ARGS` on the cluster's Redis.
+    async fn token(&self, args: &[&str]) -> String {
+        let mut all = vec!["token", "create", "--redis-url", self.url.as_str()];
+        all.extend_from_slice(args);
+        lantern_cli(&all).await.expect("token create")
     }
 
     fn node(&self, n: usize) -> &crate::common::TestServer {
@@ -204,5 +218,45 @@ async fn a_dead_nodes_workflows_are_failed_once_by_another_node() {
             .filter(|e| is_status(e, "failed"))
             .count();
         assert_eq!(failures, 1, "failed exactly once");
+    }
+}
+
+#[tokio::test]
+async fn a_token_revoked_once_closes_its_sockets_on_every_node() {
+    let cluster = Cluster::start(2, &[]).await;
+    let viewer_token = cluster.token(&["--user", "admin"]).await;
+    let id = cluster.node(0).create("external").await;
+    let mut sockets = Vec::new();
+    for n in 0..2 {
+        let mut socket = cluster.node(n).subscribe_as(&viewer_token, &id, 0).await;
+        socket.hello_and_backlog().await;
+        sockets.push(socket);
+    }
+    lantern_cli(&[
+        "token",
+        "revoke",
+        &viewer_token,
+        "--redis-url",
+        &cluster.url,
+    ])
+    .await
+    .expect("revoked");
+    let started = tokio::time::Instant::now();
+    for socket in &mut sockets {
+        let (ended, _) = socket.until_end().await;
+        assert_eq!(ended, Ended::Closed(4001));
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "closed within 2 s on every node: {:?}",
+        started.elapsed()
+    );
+    // And the token no longer opens anything, anywhere.
+    for n in 0..2 {
+        let status = cluster
+            .node(n)
+            .refused_upgrade_as(Some(&viewer_token), &format!("/ws/workflow/{id}?after=0"))
+            .await;
+        assert_eq!(status, 401);
     }
 }

@@ -201,6 +201,15 @@ pub async fn spawn_binary_with(
 }
 
 impl TestServer {
+    /// Use `token` (a user token) and `agent_token` from now on: tokens minted elsewhere (by
+    /// `lantern token create --redis-url …`, for a cluster).
+    pub fn with_tokens(mut self, token: String, agent_token: String) -> Self {
+        self.http = client_with(&token);
+        self.token = token;
+        self.agent_token = agent_token;
+        self
+    }
+
     async fn wait_until_healthy(&self) {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
