@@ -260,3 +260,57 @@ async fn a_token_revoked_once_closes_its_sockets_on_every_node() {
         assert_eq!(status, 401);
     }
 }
+
+#[tokio::test]
+async fn viewers_cut_at_random_and_moved_between_three_nodes_end_with_exactly_the_log() {
+    use rand::{Rng, SeedableRng};
+    const EVENTS: usize = 200;
+    // One address opens every socket here: no per-address or per-user limits in the way.
+    let unlimited = [
+        "--conn-attempts-per-ip",
+        "0",
+        "--max-conns-per-ip",
+        "0",
+        "--max-conns-per-user",
+        "0",
+    ];
+    let cluster = Arc::new(Cluster::start(3, &unlimited).await);
+    let id = cluster.node(0).create("external").await;
+    let publisher = {
+        let (cluster, id) = (cluster.clone(), id.clone());
+        tokio::spawn(async move {
+            let mut agent = cluster.node(0).agent(&id, "").await;
+            for n in 1..=EVENTS {
+                agent.send_json(thinking(n)).await;
+                // A steady stream, so viewers are cut while it goes on.
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            agent
+        })
+    };
+    let viewers: Vec<_> = (0..100u64)
+        .map(|v| {
+            let (cluster, id) = (cluster.clone(), id.clone());
+            tokio::spawn(async move {
+                let mut rng = rand::rngs::StdRng::seed_from_u64(v);
+                let mut held: Vec<Value> = Vec::new();
+                while held.len() < EVENTS {
+                    let node = cluster.node(rng.gen_range(0..3));
+                    let after = held.len() as u64;
+                    let mut socket = node.subscribe(&id, after).await;
+                    let take = rng.gen_range(1..=60).min(EVENTS - held.len());
+                    held.extend(socket.events(take).await);
+                    // Cut: the socket is dropped without a close, as a network fault would.
+                }
+                held
+            })
+        })
+        .collect();
+    let _agent = publisher.await.expect("published");
+    let log = cluster.node(2).log(&id).await;
+    assert_eq!(seqs(&log), (1..=EVENTS as u64).collect::<Vec<u64>>());
+    for viewer in viewers {
+        let held = viewer.await.expect("viewer");
+        assert_eq!(held, log, "each viewer holds exactly the log");
+    }
+}
