@@ -109,6 +109,22 @@ fn unix_secs(at: &str) -> Result<i64> {
         .map_err(|e| LanternError::Storage(format!("bad time {at:?}: {e}")))
 }
 
+/// Add to `pipe`: hash `key` with `fields` and its `expires_at`, deleted by Redis then.
+fn put_expiring(
+    pipe: &mut redis::Pipeline,
+    key: &str,
+    fields: &[(&str, &[u8])],
+    expires_at: &str,
+) -> Result<()> {
+    pipe.hset_multiple(key, fields)
+        .ignore()
+        .hset(key, "expires_at", expires_at)
+        .ignore()
+        .expire_at(key, unix_secs(expires_at)?)
+        .ignore();
+    Ok(())
+}
+
 fn corrupt(what: &str) -> LanternError {
     LanternError::Storage(format!("redis holds a corrupt account value: {what}"))
 }
@@ -180,25 +196,17 @@ impl AccountStore for RedisAccounts {
         expires_at: &str,
     ) -> Result<()> {
         let mut conn = self.conn.clone();
-        let key = self.of("login", code.id);
-        redis::pipe()
-            .atomic()
+        let mut pipe = redis::pipe();
+        pipe.atomic()
             .hset_nx(self.key("users"), user, created_at)
-            .ignore()
-            .hset_multiple(
-                &key,
-                &[
-                    ("secret_hash", code.secret_hash),
-                    ("user", user.as_bytes()),
-                    ("created_at", created_at.as_bytes()),
-                    ("expires_at", expires_at.as_bytes()),
-                ],
-            )
-            .ignore()
-            .expire_at(&key, unix_secs(expires_at)?)
-            .ignore()
-            .query_async::<()>(&mut conn)
-            .await?;
+            .ignore();
+        let fields = [
+            ("secret_hash", code.secret_hash),
+            ("user", user.as_bytes()),
+            ("created_at", created_at.as_bytes()),
+        ];
+        put_expiring(&mut pipe, &self.of("login", code.id), &fields, expires_at)?;
+        pipe.query_async::<()>(&mut conn).await?;
         Ok(())
     }
 
@@ -320,25 +328,22 @@ impl AccountStore for RedisAccounts {
         expires_at: &str,
     ) -> Result<()> {
         let mut conn = self.conn.clone();
-        let key = self.of("session", session.id);
-        redis::pipe()
-            .atomic()
-            .hset_multiple(
-                &key,
-                &[
-                    ("secret_hash", session.secret_hash),
-                    ("token_id", token_id.as_bytes()),
-                    ("created_at", created_at.as_bytes()),
-                    ("expires_at", expires_at.as_bytes()),
-                ],
-            )
-            .ignore()
-            .expire_at(&key, unix_secs(expires_at)?)
-            .ignore()
+        let mut pipe = redis::pipe();
+        pipe.atomic()
             .sadd(self.of("token-sessions", token_id), session.id)
-            .ignore()
-            .query_async::<()>(&mut conn)
-            .await?;
+            .ignore();
+        let fields = [
+            ("secret_hash", session.secret_hash),
+            ("token_id", token_id.as_bytes()),
+            ("created_at", created_at.as_bytes()),
+        ];
+        put_expiring(
+            &mut pipe,
+            &self.of("session", session.id),
+            &fields,
+            expires_at,
+        )?;
+        pipe.query_async::<()>(&mut conn).await?;
         Ok(())
     }
 

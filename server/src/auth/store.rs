@@ -118,6 +118,35 @@ impl SqliteAccounts {
     }
 }
 
+/// Create user `user` at `at` in `tx`, unless there is one.
+async fn ensure_user(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    user: &str,
+    at: &str,
+) -> Result<()> {
+    sqlx::query("INSERT OR IGNORE INTO users (name, created_at) VALUES (?, ?)")
+        .bind(user)
+        .bind(at)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Record that `credential` (a token or session id) stopped working at `now`, in `tx`: what
+/// every process's revocation watch reads.
+async fn record_revocation(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    credential: &str,
+    now: &str,
+) -> Result<()> {
+    sqlx::query("INSERT INTO revocations (credential, at) VALUES (?, ?)")
+        .bind(credential)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 fn row_credential(row: Option<sqlx::sqlite::SqliteRow>) -> Result<Option<CredentialRow>> {
     let Some(row) = row else { return Ok(None) };
     Ok(Some(CredentialRow {
@@ -145,11 +174,7 @@ impl AccountStore for SqliteAccounts {
         now: &str,
     ) -> Result<()> {
         let mut tx = self.db.writer.begin().await?;
-        sqlx::query("INSERT OR IGNORE INTO users (name, created_at) VALUES (?, ?)")
-            .bind(user)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+        ensure_user(&mut tx, user, now).await?;
         sqlx::query(
             "INSERT INTO tokens (id, secret_hash, user, kind, created_at) VALUES (?, ?, ?, ?, ?)",
         )
@@ -179,11 +204,7 @@ impl AccountStore for SqliteAccounts {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("INSERT INTO revocations (credential, at) VALUES (?, ?)")
-            .bind(id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+        record_revocation(&mut tx, id, now).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -196,11 +217,7 @@ impl AccountStore for SqliteAccounts {
         expires_at: &str,
     ) -> Result<()> {
         let mut tx = self.db.writer.begin().await?;
-        sqlx::query("INSERT OR IGNORE INTO users (name, created_at) VALUES (?, ?)")
-            .bind(user)
-            .bind(created_at)
-            .execute(&mut *tx)
-            .await?;
+        ensure_user(&mut tx, user, created_at).await?;
         sqlx::query(
             "INSERT INTO login_codes (id, secret_hash, user, created_at, expires_at)
              VALUES (?, ?, ?, ?, ?)",
@@ -351,11 +368,7 @@ impl AccountStore for SqliteAccounts {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("INSERT INTO revocations (credential, at) VALUES (?, ?)")
-            .bind(id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+        record_revocation(&mut tx, id, now).await?;
         tx.commit().await?;
         Ok(())
     }

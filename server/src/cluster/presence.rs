@@ -465,6 +465,11 @@ mod tests {
             };
             let hub = Hub::build(self.store.clone(), settings, Metrics::new());
             let client = redis::Client::open(self.redis.url()).expect("a Redis URL");
+            // Notices too, as a node has: a workflow failed by the other node reaches this
+            // node's readers.
+            let notices = crate::cluster::notices::Notices::new(client.clone(), "t:", name.into());
+            hub.set_broker(notices.clone());
+            notices.start(&hub);
             let conn = redis::aio::ConnectionManager::new(client)
                 .await
                 .expect("connected");

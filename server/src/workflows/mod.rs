@@ -146,29 +146,20 @@ pub async fn start(
     owner: &str,
     id: Option<String>,
 ) -> Result<WorkflowInfo> {
-    let info = create_and_spawn(builtins, kind, title, input, owner, id).await?;
-    if kind != kinds::EXTERNAL {
-        // In a cluster: should this node die, another fails the workflow.
-        builtins.hub.run_started(&info.id);
-    }
-    Ok(info)
-}
-
-async fn create_and_spawn(
-    builtins: &Arc<Builtins>,
-    kind: &str,
-    title: Option<String>,
-    input: Option<&Value>,
-    owner: &str,
-    id: Option<String>,
-) -> Result<WorkflowInfo> {
     let hub = &builtins.hub;
     let create = |title: Option<String>| {
         let mut info = crate::store::new_workflow(kind, title);
         if let Some(id) = id.clone() {
             info.id = id;
         }
-        hub.create_as(info, owner)
+        async move {
+            let info = hub.create_as(info, owner).await?;
+            if kind != kinds::EXTERNAL {
+                // Recorded before its task starts: should this node die, another fails it.
+                hub.run_started(&info.id);
+            }
+            Ok::<_, LanternError>(info)
+        }
     };
     match kind {
         kinds::EXTERNAL => create(title).await,
