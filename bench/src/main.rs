@@ -4,9 +4,12 @@
 //! Markdown table of absolute figures, ratios to the baseline, the issue's targets and the
 //! machine's load.
 //!
-//! - [`target`]: starting either server as its own process; subscribers that check order and
-//!   exactly-once delivery; publishers; memory and CPU from `/proc`.
-//! - [`scenarios`]: fan-out, many workflows, publish, idle sockets, reconnect storm, latency.
+//! - [`target`]: starting each server as its own process (Lantern, a two-node Lantern cluster
+//!   on Redis, the baseline); subscribers that check order and exactly-once delivery;
+//!   publishers; memory and CPU from `/proc`.
+//! - [`redis`]: the cluster's `redis-server`, on a free port in a temp dir.
+//! - [`scenarios`]: fan-out, many workflows, publish, idle sockets, reconnect storm, latency,
+//!   streaming; the cluster rows run fan-out, publish and latency across two nodes.
 //! - [`pages`]: server-side render time of a run page and the size of the WASM.
 //! - [`pin`]: `--pin`, the server on one CPU and the load generator on the others.
 //!
@@ -21,6 +24,7 @@
 mod baseline;
 mod pages;
 mod pin;
+mod redis;
 mod scenarios;
 mod target;
 
@@ -82,6 +86,9 @@ struct Row {
     goal: Goal,
     lantern: Figure,
     baseline: Option<Figure>,
+    /// A cluster row's single-node figure, measured in the same run (the `lantern` figure is
+    /// then the cluster's).
+    single: Option<Figure>,
 }
 
 fn main() {
@@ -137,9 +144,12 @@ async fn bench(options: Options) {
             eprintln!("lantern-bench: cannot write {}: {e}", out.display());
         }
     }
-    let failed = rows
-        .iter()
-        .any(|r| r.lantern.value.is_err() || r.baseline.as_ref().is_some_and(|b| b.value.is_err()));
+    let failed = rows.iter().any(|r| {
+        [Some(&r.lantern), r.baseline.as_ref(), r.single.as_ref()]
+            .into_iter()
+            .flatten()
+            .any(|f| f.value.is_err())
+    });
     std::process::exit(i32::from(failed));
 }
 
@@ -155,6 +165,19 @@ macro_rules! both {
         })
         .await;
         (lantern, Some(baseline))
+    }};
+}
+
+/// The baseline, one Lantern node and a two-node cluster, fresh for each: (cluster, baseline,
+/// single node).
+macro_rules! three {
+    ($options:expr, |$t:ident| $scenario:expr) => {{
+        let (single, baseline) = both!($options, |$t| $scenario);
+        let cluster = run_on(Kind::Cluster, $options, |$t| {
+            Box::pin(async move { $scenario })
+        })
+        .await;
+        (cluster, baseline, single)
     }};
 }
 
@@ -188,7 +211,7 @@ async fn run_all(options: &Options) -> Vec<Row> {
             .as_ref()
             .is_none_or(|only| name.contains(only.as_str()))
     };
-    let mut row = |name: String, unit, goal, (lantern, baseline): (Figure, Option<Figure>)| {
+    let mut row = |name: String, unit, goal, (lantern, baseline, single)| {
         eprintln!("{name}: done");
         rows.push(Row {
             name,
@@ -196,6 +219,7 @@ async fn run_all(options: &Options) -> Vec<Row> {
             goal,
             lantern,
             baseline,
+            single,
         });
     };
     // A row run on both targets, unless `--only` leaves it out.
@@ -203,7 +227,18 @@ async fn run_all(options: &Options) -> Vec<Row> {
         ($name:expr, $unit:expr, $goal:expr, |$t:ident| $scenario:expr) => {{
             let name = $name;
             if wanted(&name) {
-                row(name, $unit, $goal, both!(options, |$t| $scenario));
+                let (lantern, baseline) = both!(options, |$t| $scenario);
+                row(name, $unit, $goal, (lantern, baseline, None));
+            }
+        }};
+    }
+    // A row run on the baseline, one node and a cluster of two.
+    macro_rules! clustered {
+        ($name:expr, $unit:expr, $goal:expr, |$t:ident| $scenario:expr) => {{
+            let name = $name;
+            if wanted(&name) {
+                let (cluster, baseline, single) = three!(options, |$t| $scenario);
+                row(name, $unit, $goal, (cluster, baseline, Some(single)));
             }
         }};
     }
@@ -266,6 +301,33 @@ async fn run_all(options: &Options) -> Vec<Row> {
         Goal::AtMost(2.0),
         |t| scenarios::storm(t, subs, backlog).await
     );
+    let (subs, events) = s.fanout_small;
+    clustered!(
+        format!(
+            "cluster: fan-out across nodes, 1 workflow × {subs} subscribers on node B, {events} \
+             events published on node A"
+        ),
+        "deliveries/s",
+        Goal::None,
+        |t| scenarios::fanout(t, subs, events).await
+    );
+    let events = s.publish;
+    clustered!(
+        format!("cluster: publish: 1 agent, {events} acked events (durable in Redis)"),
+        "events/s",
+        Goal::None,
+        |t| scenarios::publish_rate(t, events).await
+    );
+    let (subs, rate, secs) = s.latency;
+    clustered!(
+        format!(
+            "cluster: latency: {subs} subscribers (half on node A, half on B) × {rate} events/s \
+             on node A for {secs} s, p99"
+        ),
+        "ms",
+        Goal::None,
+        |t| scenarios::latency_across(t, subs, rate, secs).await
+    );
     let site = options.site.clone();
     let name = String::from("run page server-side render (20 events), p50");
     if wanted(&name) {
@@ -279,6 +341,7 @@ async fn run_all(options: &Options) -> Vec<Row> {
                 })
                 .await,
                 None,
+                None,
             ),
         );
     }
@@ -288,7 +351,7 @@ async fn run_all(options: &Options) -> Vec<Row> {
             name,
             "KB",
             Goal::AtMost(275.0),
-            (pages::wasm_gzip_kb(&site), None),
+            (pages::wasm_gzip_kb(&site), None, None),
         );
     }
     rows
@@ -342,7 +405,8 @@ fn report(options: &Options, rows: &[Row], load_before: &str, stolen: Option<f64
     let cores = pin::online_cpus();
     let pinned = if options.pin {
         format!(
-            " Pinned (`--pin`): each server on CPU {}, the load generator on CPUs {:?}.",
+            " Pinned (`--pin`): each server (a cluster's nodes and Redis) on CPU {}, the load \
+         generator on CPUs {:?}.",
             pin::SERVER_CPU,
             pin::bench_cpus()
         )
@@ -354,8 +418,11 @@ fn report(options: &Options, rows: &[Row], load_before: &str, stolen: Option<f64
         "# Lantern benchmark{}\n\nMachine: {cores} cores; load average {load_before} before, {} after; \
          {stolen} of the CPU time stolen by the hypervisor during the run.{pinned} \
          Lantern: `{}` (SQLite, durable appends); baseline: `lantern-bench baseline` (in-memory \
-         broadcast, no durability, auth or validation). Ratio = Lantern ÷ baseline. CPU = server \
-         process CPU seconds during the scenario.\n\n\
+         broadcast, no durability, auth or validation). Rows named `cluster:` run on two \
+         Lantern nodes sharing one `redis-server` (AOF, `appendfsync everysec`; each node its \
+         own data dir): their Lantern column is the cluster's, and the note gives the single \
+         node's figure from the same run. Ratio = Lantern ÷ baseline. CPU = server process CPU \
+         seconds during the scenario (a cluster's: both nodes and Redis).\n\n\
          | scenario | Lantern | baseline | ratio | target | met | Lantern CPU s | baseline CPU s | notes |\n\
          |---|---|---|---|---|---|---|---|---|\n",
         if options.quick { " (quick smoke run)" } else { "" },
@@ -391,14 +458,27 @@ fn row_line(row: &Row) -> String {
         ),
         Goal::None => ("—".into(), None),
     };
-    let notes: Vec<&str> = [
-        Some(row.lantern.note.as_str()),
-        row.baseline.as_ref().map(|b| b.note.as_str()),
-    ]
-    .into_iter()
-    .flatten()
-    .filter(|n| !n.is_empty())
-    .collect();
+    let mut notes: Vec<String> = vec![row.lantern.note.clone()];
+    if let Some(single) = &row.single {
+        let versus = single
+            .value
+            .as_ref()
+            .ok()
+            .zip(lantern)
+            .map_or(String::new(), |(s, l)| {
+                format!(" (cluster ÷ single node {:.2})", l / s)
+            });
+        notes.push(format!(
+            "single node (SQLite) in this run: {}{versus}, {:.2} CPU s, {}",
+            show(single),
+            single.server_cpu,
+            single.note
+        ));
+    }
+    if let Some(baseline) = &row.baseline {
+        notes.push(format!("baseline: {}", baseline.note));
+    }
+    notes.retain(|n| !n.is_empty() && n != "baseline: ");
     format!(
         "| {} | {} | {} | {} | {} | {} | {:.2} | {} | {} |\n",
         row.name,
@@ -411,7 +491,7 @@ fn row_line(row: &Row) -> String {
         row.baseline
             .as_ref()
             .map_or("—".into(), |b| format!("{:.2}", b.server_cpu)),
-        notes.join("; baseline: "),
+        notes.join("; "),
     )
 }
 

@@ -77,10 +77,33 @@ pub async fn measure<F>(target: &Target, scenario: F) -> Figure
 where
     F: std::future::Future<Output = Result<(f64, String)>>,
 {
-    let cpu = target.cpu_secs();
+    let cpu = target.cpu_parts();
     let outcome = tokio::time::timeout(LIMIT, scenario).await;
-    let server_cpu = target.cpu_secs() - cpu;
+    let used: Vec<(&str, f64)> = target
+        .cpu_parts()
+        .into_iter()
+        .zip(cpu)
+        .map(|((name, after), (_, before))| (name, after - before))
+        .collect();
+    let server_cpu = used.iter().map(|(_, secs)| secs).sum();
     match outcome {
+        Ok(Ok((value, note))) if target.kind == Kind::Cluster => {
+            // Where a cluster's time went: each process's CPU, and node A's appends (each one
+            // a script run in Redis) unless the scenario reported them itself.
+            let parts: Vec<String> = used
+                .iter()
+                .map(|(name, secs)| format!("{name} {secs:.2}"))
+                .collect();
+            let mut note = format!("{note}; CPU s: {}", parts.join(", "));
+            if !note.contains("server append") {
+                note.push_str(&server_share(target).await.unwrap_or_default());
+            }
+            Figure {
+                value: Ok(value),
+                note,
+                server_cpu,
+            }
+        }
         Ok(Ok((value, note))) => Figure {
             value: Ok(value),
             note,
@@ -214,8 +237,8 @@ pub async fn publish_rate(target: &Target, events: u64) -> Result<(f64, String)>
     let started = Instant::now();
     publish(target, &topic, events).await?;
     let seconds = started.elapsed().as_secs_f64();
-    // Durability check for Lantern: the log holds them all.
-    if target.kind == Kind::Lantern {
+    // Durability check for Lantern: the log holds them all (in a cluster, as node B reads it).
+    if target.kind != Kind::Baseline {
         let reader = target.subscribe(&topic, events - 1).await?;
         reader.take(1).await?;
     }
@@ -281,6 +304,52 @@ pub async fn latency(target: &Target, subs: usize, rate: u64, secs: u64) -> Resu
         latencies.len(),
         percentile(first.clone(), 0.5),
         percentile(first, 0.99),
+    );
+    note.push_str(&server_share(target).await?);
+    Ok((percentile(latencies, 0.99), note))
+}
+
+/// Latency across nodes: as [`latency`], but half the subscribers are on the publisher's node
+/// and half where [`Target::subscribe`] puts them — in a cluster, the other node; elsewhere the
+/// same server, so the halves differ only by chance. The note gives each half's first
+/// deliveries: in a cluster, their difference is the hop between nodes (a notice through Redis
+/// pub/sub, then the events read from Redis).
+pub async fn latency_across(
+    target: &Target,
+    subs: usize,
+    rate: u64,
+    secs: u64,
+) -> Result<(f64, String)> {
+    let topic = target.topic(0).await?;
+    let events = rate * secs;
+    let mut beside = Vec::with_capacity(subs / 2);
+    for _ in 0..subs / 2 {
+        beside.push(target.subscribe_beside_publisher(&topic, 0).await?);
+    }
+    let other = subscribers(target, &topic, subs - subs / 2, 0).await?;
+    let reading_beside = tokio::spawn(read_each(beside, events));
+    let reading_other = tokio::spawn(read_each(other, events));
+    let (mut sink, acks) = target.publisher(&topic).await?.split();
+    let counted = tokio::spawn(acks.count(events));
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
+    for _ in 0..events {
+        tick.tick().await;
+        sink.send(1).await?;
+    }
+    counted.await??;
+    let (beside, other) = (reading_beside.await??, reading_other.await??);
+    let (first_beside, first_other) = (first_deliveries(&beside), first_deliveries(&other));
+    let latencies = [beside.concat(), other.concat()].concat();
+    let mut note = format!(
+        "p50 {:.2} ms, p99.9 {:.2} ms, {} samples; each event's first delivery on the \
+         publisher's node: p50 {:.2} ms, p99 {:.2} ms; on the other: p50 {:.2} ms, p99 {:.2} ms",
+        percentile(latencies.clone(), 0.5),
+        percentile(latencies.clone(), 0.999),
+        latencies.len(),
+        percentile(first_beside.clone(), 0.5),
+        percentile(first_beside, 0.99),
+        percentile(first_other.clone(), 0.5),
+        percentile(first_other, 0.99),
     );
     note.push_str(&server_share(target).await?);
     Ok((percentile(latencies, 0.99), note))
@@ -387,7 +456,8 @@ async fn server_share(target: &Target) -> Result<String> {
         ("lantern_append_seconds", "append"),
         ("lantern_fanout_seconds", "commit → queued"),
     ] {
-        if let Some(h) = Histogram::parse(&metrics, name) {
+        // (A cluster's node A delivers nothing when every subscriber is on node B.)
+        if let Some(h) = Histogram::parse(&metrics, name).filter(|h| h.count() > 0.0) {
             share.push_str(&format!(
                 ", server {what}: mean {:.2} ms, p99 ≤ {} ms",
                 h.mean_ms(),

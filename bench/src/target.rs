@@ -1,8 +1,10 @@
-//! What a scenario runs against: Lantern (the release binary, durable SQLite, tokens) or the
-//! baseline (this binary's `baseline` command), each its own process so its memory and CPU
-//! can be read from `/proc`. Both are driven through the same [`Sub`] and [`Pub`].
+//! What a scenario runs against: Lantern (the release binary, durable SQLite, tokens), a
+//! Lantern cluster (two nodes on one `redis-server`), or the baseline (this binary's
+//! `baseline` command), each server its own process so its memory and CPU can be read from
+//! `/proc`. All are driven through the same [`Sub`] and [`Pub`].
 
 use std::borrow::Cow;
+use std::ffi::OsString;
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::OnceLock;
@@ -33,17 +35,27 @@ pub fn micros() -> f64 {
 pub enum Kind {
     Lantern,
     Baseline,
+    /// Two Lantern nodes on one Redis (`--redis-url`): workflows are created and published to
+    /// on node A, every subscriber is on node B — each event crosses nodes.
+    Cluster,
 }
 
 pub struct Target {
     pub kind: Kind,
+    /// Where workflows are created and publishers connect (a cluster's node A).
     addr: String,
+    /// Where subscribers connect: `addr`, except in a cluster (node B).
+    sub_addr: String,
     token: String,
     agent_token: String,
     http: reqwest::Client,
+    /// The server (a cluster's node A).
     child: Child,
-    /// Lantern's data dir, removed when the target goes.
-    _data: Option<tempfile::TempDir>,
+    /// A cluster's other processes, named: node B and `redis-server`. Their CPU counts as the
+    /// server's ([`Target::cpu_secs`]), and is reported apart ([`Target::cpu_parts`]).
+    others: Vec<(&'static str, Child)>,
+    /// Data dirs (Lantern's, Redis's), removed when the target goes.
+    _data: Vec<tempfile::TempDir>,
 }
 
 /// Lantern without its protective limits: the bench opens thousands of sockets from one
@@ -64,12 +76,13 @@ const LANTERN_ENV: &[(&str, &str)] = &[
     ("LANTERN_MAX_OPEN_WORKFLOWS", "0"),
 ];
 
-/// A new token of admin's from `lantern token create` on `data`.
-async fn mint(bin: &Path, data: &Path, agent: bool) -> Result<String> {
+/// A new token of admin's from `lantern token create STORAGE…` (`--data-dir D`, or
+/// `--redis-url U` for a cluster).
+async fn mint(bin: &Path, storage: &[OsString], agent: bool) -> Result<String> {
     let mut command = Command::new(bin);
     command
-        .args(["token", "create", "--user", "admin", "--data-dir"])
-        .arg(data);
+        .args(["token", "create", "--user", "admin"])
+        .args(storage);
     if agent {
         command.arg("--agent");
     }
@@ -85,7 +98,7 @@ impl Target {
     /// Start the server; with `pin`, on [`crate::pin::SERVER_CPU`] only.
     pub async fn start(kind: Kind, lantern: &Path, pin: bool) -> Result<Self> {
         let mut command = match kind {
-            Kind::Lantern => Command::new(lantern),
+            Kind::Lantern | Kind::Cluster => Command::new(lantern),
             Kind::Baseline => Command::new(std::env::current_exe()?),
         };
         if pin {
@@ -94,35 +107,57 @@ impl Target {
         match kind {
             Kind::Lantern => Self::lantern(command, lantern).await,
             Kind::Baseline => Self::baseline(command).await,
+            Kind::Cluster => Self::cluster(command, lantern, pin).await,
         }
     }
 
-    async fn lantern(mut command: Command, bin: &Path) -> Result<Self> {
+    async fn lantern(command: Command, bin: &Path) -> Result<Self> {
         let data = tempfile::tempdir()?;
-        let mut child = command
-            .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
-            .arg(data.path())
-            .args(LANTERN_FLAGS)
-            .envs(LANTERN_ENV.iter().copied())
-            .env("RUST_LOG", "error")
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()?;
-        let line = first_line(&mut child).await?;
-        let rest = line.split("http://").nth(1).ok_or("no URL printed")?;
-        let addr = rest.split('/').next().ok_or("no address")?.to_owned();
+        let (child, addr) = serve(command, data.path(), &[]).await?;
         // The printed link is a browser's (a one-time code, or a token in older builds): mint
         // tokens as an operator would.
-        let token = mint(bin, data.path(), false).await?;
-        let agent_token = mint(bin, data.path(), true).await?;
+        let storage = [OsString::from("--data-dir"), data.path().into()];
+        let token = mint(bin, &storage, false).await?;
+        let agent_token = mint(bin, &storage, true).await?;
         Ok(Self {
             kind: Kind::Lantern,
+            sub_addr: addr.clone(),
             addr,
             token,
             agent_token,
             http: reqwest::Client::new(),
             child,
-            _data: Some(data),
+            others: Vec::new(),
+            _data: vec![data],
+        })
+    }
+
+    /// `redis-server` (see [`redis`]), then nodes A and B on it, each with its own data dir
+    /// (nothing shared on disk); with `pin`, both nodes and Redis on the server's CPU.
+    async fn cluster(command: Command, bin: &Path, pin: bool) -> Result<Self> {
+        let redis_dir = tempfile::tempdir()?;
+        let (redis, url) = crate::redis::start(redis_dir.path(), pin).await?;
+        let redis_url = ["--redis-url", url.as_str()];
+        let (data_a, data_b) = (tempfile::tempdir()?, tempfile::tempdir()?);
+        let (child, addr) = serve(command, data_a.path(), &redis_url).await?;
+        let mut command_b = Command::new(bin);
+        if pin {
+            crate::pin::server_process(&mut command_b);
+        }
+        let (node_b, sub_addr) = serve(command_b, data_b.path(), &redis_url).await?;
+        let storage = redis_url.map(OsString::from);
+        let token = mint(bin, &storage, false).await?;
+        let agent_token = mint(bin, &storage, true).await?;
+        Ok(Self {
+            kind: Kind::Cluster,
+            addr,
+            sub_addr,
+            token,
+            agent_token,
+            http: reqwest::Client::new(),
+            child,
+            others: vec![("node B", node_b), ("redis-server", redis)],
+            _data: vec![data_a, data_b, redis_dir],
         })
     }
 
@@ -139,12 +174,14 @@ impl Target {
             .to_owned();
         Ok(Self {
             kind: Kind::Baseline,
+            sub_addr: addr.clone(),
             addr,
             token: String::new(),
             agent_token: String::new(),
             http: reqwest::Client::new(),
             child,
-            _data: None,
+            others: Vec::new(),
+            _data: Vec::new(),
         })
     }
 
@@ -176,11 +213,21 @@ impl Target {
 
     /// A subscriber of `topic` from `seq > after`, connected (its `hello` read).
     pub async fn subscribe(&self, topic: &str, after: u64) -> Result<Sub> {
+        self.subscribe_at(&self.sub_addr, topic, after).await
+    }
+
+    /// A subscriber connected to the node that publishes (the same as [`Target::subscribe`]
+    /// but in a cluster, where it is node A rather than B).
+    pub async fn subscribe_beside_publisher(&self, topic: &str, after: u64) -> Result<Sub> {
+        self.subscribe_at(&self.addr, topic, after).await
+    }
+
+    async fn subscribe_at(&self, addr: &str, topic: &str, after: u64) -> Result<Sub> {
         let path = match self.kind {
-            Kind::Lantern => format!("/ws/workflow/{topic}?after={after}"),
+            Kind::Lantern | Kind::Cluster => format!("/ws/workflow/{topic}?after={after}"),
             Kind::Baseline => format!("/sub/{topic}?after={after}"),
         };
-        let mut ws = self.connect(&path, &self.token).await?;
+        let mut ws = self.connect(addr, &path, &self.token).await?;
         loop {
             let text = next_text(&mut ws).await?;
             if text.contains(r#""type":"hello""#) {
@@ -195,15 +242,15 @@ impl Target {
     /// A publisher to `topic` (Lantern: the agent socket).
     pub async fn publisher(&self, topic: &str) -> Result<Pub> {
         let path = match self.kind {
-            Kind::Lantern => format!("/ws/agent/{topic}"),
+            Kind::Lantern | Kind::Cluster => format!("/ws/agent/{topic}"),
             Kind::Baseline => format!("/pub/{topic}"),
         };
-        let ws = self.connect(&path, &self.agent_token).await?;
+        let ws = self.connect(&self.addr, &path, &self.agent_token).await?;
         Ok(Pub { ws, sent: 0 })
     }
 
-    async fn connect(&self, path: &str, token: &str) -> Result<Socket> {
-        let mut request = format!("ws://{}{path}", self.addr).into_client_request()?;
+    async fn connect(&self, addr: &str, path: &str, token: &str) -> Result<Socket> {
+        let mut request = format!("ws://{addr}{path}").into_client_request()?;
         if !token.is_empty() {
             request
                 .headers_mut()
@@ -217,7 +264,7 @@ impl Target {
     }
 
     /// Lantern only: the text of `/metrics` (read [`Histogram`]s from it) — where in the
-    /// server the time went.
+    /// server the time went. In a cluster, node A's (metrics are per node): its appends.
     pub async fn metrics(&self) -> Result<Option<String>> {
         if self.kind == Kind::Baseline {
             return Ok(None);
@@ -234,34 +281,65 @@ impl Target {
         Ok(Some(text))
     }
 
-    fn proc_file(&self, name: &str) -> String {
-        let pid = self.child.id().unwrap_or(0);
-        std::fs::read_to_string(format!("/proc/{pid}/{name}")).unwrap_or_default()
-    }
-
-    /// Resident memory of the server process, KiB.
+    /// Resident memory of the server process, KiB (a cluster's node A).
     pub fn rss_kib(&self) -> u64 {
-        self.proc_file("status")
+        proc_file(&self.child, "status")
             .lines()
             .find_map(|l| l.strip_prefix("VmRSS:"))
             .and_then(|v| v.split_whitespace().next()?.parse().ok())
             .unwrap_or(0)
     }
 
-    /// CPU time the server process used so far (user + system), seconds.
-    pub fn cpu_secs(&self) -> f64 {
-        let stat = self.proc_file("stat");
-        // Fields after the `(comm)`: state is field 3, utime 14 and stime 15 (1-based).
-        let after_comm = stat.rsplit(')').next().unwrap_or_default();
-        let fields: Vec<&str> = after_comm.split_whitespace().collect();
-        let ticks = |i: usize| {
-            fields
-                .get(i)
-                .and_then(|f| f.parse::<f64>().ok())
-                .unwrap_or(0.0)
+    /// CPU time (user + system, seconds) each of the server's processes used so far, named:
+    /// one, or a cluster's two nodes and Redis.
+    pub fn cpu_parts(&self) -> Vec<(&'static str, f64)> {
+        let first = match self.kind {
+            Kind::Cluster => "node A",
+            Kind::Lantern | Kind::Baseline => "server",
         };
-        (ticks(11) + ticks(12)) / 100.0
+        std::iter::once((first, &self.child))
+            .chain(self.others.iter().map(|(name, child)| (*name, child)))
+            .map(|(name, child)| (name, cpu_secs(child)))
+            .collect()
     }
+}
+
+fn proc_file(child: &Child, name: &str) -> String {
+    let pid = child.id().unwrap_or(0);
+    std::fs::read_to_string(format!("/proc/{pid}/{name}")).unwrap_or_default()
+}
+
+/// CPU time `child` used so far (user + system), seconds.
+fn cpu_secs(child: &Child) -> f64 {
+    let stat = proc_file(child, "stat");
+    // Fields after the `(comm)`: state is field 3, utime 14 and stime 15 (1-based).
+    let after_comm = stat.rsplit(')').next().unwrap_or_default();
+    let fields: Vec<&str> = after_comm.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// `lantern serve` on `data` with `extra` flags: the process and the address it listens on.
+async fn serve(mut command: Command, data: &Path, extra: &[&str]) -> Result<(Child, String)> {
+    let mut child = command
+        .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
+        .arg(data)
+        .args(LANTERN_FLAGS)
+        .args(extra)
+        .envs(LANTERN_ENV.iter().copied())
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let line = first_line(&mut child).await?;
+    let rest = line.split("http://").nth(1).ok_or("no URL printed")?;
+    let addr = rest.split('/').next().ok_or("no address")?.to_owned();
+    Ok((child, addr))
 }
 
 /// A Prometheus histogram as `/metrics` shows it: cumulative bucket counts and the sum.
@@ -297,10 +375,14 @@ impl Histogram {
         (!buckets.is_empty()).then_some(Self { buckets, sum })
     }
 
+    /// Samples.
+    pub fn count(&self) -> f64 {
+        self.buckets.last().map_or(0.0, |b| b.1)
+    }
+
     /// Mean, ms.
     pub fn mean_ms(&self) -> f64 {
-        let count = self.buckets.last().map_or(0.0, |b| b.1);
-        self.sum / count * 1000.0
+        self.sum / self.count() * 1000.0
     }
 
     /// The upper bound (ms) of the first bucket holding at least `q` of the samples.
