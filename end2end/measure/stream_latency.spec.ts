@@ -2,7 +2,7 @@
 // answer streamed at 500 deltas a second. A measurement, not a test (see playwright.config.ts
 // here for the command); it fails only if the text on screen is not exactly what was sent.
 //
-// An agent (a second page of the same browser, so both clocks are one: performance.timeOrigin
+// An agent (a page of the same browser, so both clocks are the machine's: performance.timeOrigin
 // + performance.now()) publishes 2,000 deltas over the agent socket, each with an `id`, and
 // notes when each ack arrives. The run page notes, for every change of the answer's text node,
 // the time and the text's length, both at the mutation (DOM) and at the next animation frame
@@ -19,7 +19,12 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
-test('delta acked → character on screen, at 500 deltas/s', async ({ page, context, request }) => {
+// Where the agent page runs: `separate` (default) — its own browser context, so its own
+// renderer process, as a real agent would be another machine; `same` — a second tab of the run
+// page's context, which Chromium may put in the run page's process (sharing its main thread).
+const AGENT_PAGE = process.env.AGENT_PAGE ?? 'separate';
+
+test('delta acked → character on screen, at 500 deltas/s', async ({ page, context, browser, request, baseURL }) => {
   await signIn(page);
   const created = await request.post('/api/workflows', {
     headers: asUser(),
@@ -56,7 +61,7 @@ test('delta acked → character on screen, at 500 deltas/s', async ({ page, cont
   });
 
   // The agent: a page of the same origin with a socket to /ws/agent/{id}.
-  const agent = await context.newPage();
+  const agent = AGENT_PAGE === 'same' ? await context.newPage() : await (await browser.newContext({ baseURL })).newPage();
   await agent.goto('/healthz');
   const acks: number[] = await agent.evaluate(
     async ({ id, token, deltas, perSecond }) => {
@@ -120,6 +125,7 @@ test('delta acked → character on screen, at 500 deltas/s', async ({ page, cont
     test.info().annotations.push({ type: name, description: line });
   };
   const sent = (acks[DELTAS] - acks[1]) / 1000;
+  console.log(`agent page: ${AGENT_PAGE}`);
   console.log(`${DELTAS} deltas acked over ${sent.toFixed(2)} s (${(DELTAS / sent).toFixed(0)}/s); ${dom.length} text-node changes`);
   report('ack → DOM text node', latencies(dom));
   report('ack → next animation frame', latencies(frame));
