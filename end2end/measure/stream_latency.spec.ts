@@ -64,6 +64,8 @@ test('delta acked → character on screen, at 500 deltas/s', async ({ page, cont
   await page.goto(`/w/${id}`);
   await expect(page.getByTestId('connection')).toHaveAttribute('data-state', 'live');
   await expect(page.getByTestId('agent-response')).toHaveAttribute('data-state', 'streaming');
+  // EXTRA_CSS: a style sheet added to the run page, to try what changes its layout cost.
+  if (process.env.EXTRA_CSS) await page.addStyleTag({ content: process.env.EXTRA_CSS });
   await page.evaluate(() => {
     const w = window as any;
     const now = () => performance.timeOrigin + performance.now();
