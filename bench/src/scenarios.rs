@@ -278,6 +278,18 @@ pub async fn storm(target: &Target, subs: usize, backlog: u64) -> Result<(f64, S
     Ok((seconds, format!("{subs} × {backlog} events")))
 }
 
+/// Publish `events` to `topic` at `rate` a second, one per frame, and wait for every ack.
+async fn publish_steadily(target: &Target, topic: &str, rate: u64, events: u64) -> Result<()> {
+    let (mut sink, acks) = target.publisher(topic).await?.split();
+    let counted = tokio::spawn(acks.count(events));
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
+    for _ in 0..events {
+        tick.tick().await;
+        sink.send(1).await?;
+    }
+    counted.await?
+}
+
 /// Latency: `subs` subscribers, `rate` events per second for `secs` seconds, one event per
 /// frame: p99 from send to receipt (ms); p50 and p99.9 in the note.
 pub async fn latency(target: &Target, subs: usize, rate: u64, secs: u64) -> Result<(f64, String)> {
@@ -285,14 +297,7 @@ pub async fn latency(target: &Target, subs: usize, rate: u64, secs: u64) -> Resu
     let events = rate * secs;
     let readers = subscribers(target, &topic, subs, 0).await?;
     let reading = tokio::spawn(read_each(readers, events));
-    let (mut sink, acks) = target.publisher(&topic).await?.split();
-    let counted = tokio::spawn(acks.count(events));
-    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
-    for _ in 0..events {
-        tick.tick().await;
-        sink.send(1).await?;
-    }
-    counted.await??;
+    publish_steadily(target, &topic, rate, events).await?;
     let per_subscriber = reading.await??;
     let first = first_deliveries(&per_subscriber);
     let latencies = per_subscriber.concat();
@@ -329,14 +334,7 @@ pub async fn latency_across(
     let other = subscribers(target, &topic, subs - subs / 2, 0).await?;
     let reading_beside = tokio::spawn(read_each(beside, events));
     let reading_other = tokio::spawn(read_each(other, events));
-    let (mut sink, acks) = target.publisher(&topic).await?.split();
-    let counted = tokio::spawn(acks.count(events));
-    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
-    for _ in 0..events {
-        tick.tick().await;
-        sink.send(1).await?;
-    }
-    counted.await??;
+    publish_steadily(target, &topic, rate, events).await?;
     let (beside, other) = (reading_beside.await??, reading_other.await??);
     let (first_beside, first_other) = (first_deliveries(&beside), first_deliveries(&other));
     let latencies = [beside.concat(), other.concat()].concat();
