@@ -52,7 +52,7 @@ pub struct Target {
     /// The server (a cluster's node A).
     child: Child,
     /// A cluster's other processes, named: node B and `redis-server`. Their CPU counts as the
-    /// server's ([`Target::cpu_secs`]), and is reported apart ([`Target::cpu_parts`]).
+    /// server's ([`Target::cpu_parts`] names each; a figure's CPU is their sum).
     others: Vec<(&'static str, Child)>,
     /// Data dirs (Lantern's, Redis's), removed when the target goes.
     _data: Vec<tempfile::TempDir>,
@@ -132,7 +132,7 @@ impl Target {
         })
     }
 
-    /// `redis-server` (see [`redis`]), then nodes A and B on it, each with its own data dir
+    /// `redis-server` (see [`crate::redis`]), then nodes A and B on it, each with its own data dir
     /// (nothing shared on disk); with `pin`, both nodes and Redis on the server's CPU.
     async fn cluster(command: Command, bin: &Path, pin: bool) -> Result<Self> {
         let redis_dir = tempfile::tempdir()?;
