@@ -291,6 +291,11 @@ async fn viewers_cut_at_random_and_moved_between_three_nodes_end_with_exactly_th
                 // A steady stream, so viewers are cut while it goes on.
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
+            // Done when every event is acked, i.e. in the log: only then is the log whole.
+            for _ in 1..=EVENTS {
+                let frame = agent.next_control().await;
+                assert_eq!(frame["type"], "ack", "{frame}");
+            }
             agent
         })
     };
