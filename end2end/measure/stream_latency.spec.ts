@@ -7,13 +7,18 @@
 // notes when each ack arrives. The run page notes, for every change of the answer's text node,
 // the time and the text's length, both at the mutation (DOM) and at the next animation frame
 // (about when it is painted). Each delta is 8 characters, so delta k is on screen once the
-// length reaches 8·(k+1).
+// length reaches 8·(k+1). Every LINE_EVERY-th delta (default 50: paragraphs of 400 characters,
+// as an LLM writes them) ends its line with a newline instead of a space; LINE_EVERY=0 streams
+// the whole answer as one line.
 import { test, expect } from '@playwright/test';
 import { adminToken, agentToken, asUser, signIn } from '../tests/session';
 
 const DELTAS = Number(process.env.DELTAS ?? 2000);
 const PER_SECOND = Number(process.env.PER_SECOND ?? 500);
 const WIDTH = 8;
+const LINE_EVERY = Number(process.env.LINE_EVERY ?? 50);
+/** Delta k: 8 characters, its number in it (the measurement finds each delta by it). */
+const word = (k: number) => `w${String(k).padStart(6, '0')}${LINE_EVERY > 0 && k % LINE_EVERY === LINE_EVERY - 1 ? '\n' : ' '}`;
 
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
@@ -31,7 +36,6 @@ test('delta acked → character on screen, at 500 deltas/s', async ({ page, cont
     data: { kind: 'external', title: 'Stream latency' },
   });
   const id = (await created.json()).id;
-  const word = (k: number) => `w${String(k).padStart(6, '0')} `;
   expect(word(0)).toHaveLength(WIDTH);
   const opened = await request.post(`/api/workflows/${id}/events`, {
     headers: { Authorization: `Bearer ${agentToken()}` },
@@ -53,7 +57,7 @@ test('delta acked → character on screen, at 500 deltas/s', async ({ page, cont
       const ws = new Native(url, protocols);
       ws.addEventListener('message', (e: MessageEvent) => {
         const at = performance.timeOrigin + performance.now();
-        const m = typeof e.data === 'string' ? /"delta":"w(\d+) /.exec(e.data) : null;
+        const m = typeof e.data === 'string' ? /"delta":"w(\d+)/.exec(e.data) : null;
         if (m) w.arrived.push([at, Number(m[1])]);
       });
       return ws;
@@ -72,7 +76,7 @@ test('delta acked → character on screen, at 500 deltas/s', async ({ page, cont
     const span = document.querySelector('[data-testid=agent-response] .stream-text')!;
     w.dom = [] as [number, number][];
     w.frame = [] as [number, number][];
-    const length = () => (span.firstChild as Text | null)?.length ?? 0;
+    const length = () => span.textContent?.length ?? 0;
     // Main-thread tasks over 50 ms on the run page while it follows the stream.
     w.longTasks = [] as number[];
     new PerformanceObserver((list) => {
@@ -102,14 +106,14 @@ test('delta acked → character on screen, at 500 deltas/s', async ({ page, cont
   // (style, layout, paint… — what the CPU profile shows only as "(program)").
   if (process.env.TRACE) await browser.startTracing(page, { categories: ['devtools.timeline'] });
   const { acks, beside } = await agent.evaluate(
-    async ({ id, token, viewerToken, deltas, perSecond }) => {
+    async ({ id, token, viewerToken, deltas, perSecond, lineEvery }) => {
       const now = () => performance.timeOrigin + performance.now();
       // A viewer socket in the agent's own page, with no page to draw: when the same frames
       // reach a renderer that is otherwise idle.
       const besideAt: number[] = [];
       const viewer = new WebSocket(`ws://${location.host}/ws/workflow/${id}?after=0&token=${encodeURIComponent(viewerToken)}`);
       viewer.onmessage = (e) => {
-        const m = /"delta":"w(\d+) /.exec(e.data);
+        const m = /"delta":"w(\d+)/.exec(e.data);
         if (m) besideAt[Number(m[1])] = now();
       };
       await new Promise((ok, fail) => {
@@ -134,7 +138,7 @@ test('delta acked → character on screen, at 500 deltas/s', async ({ page, cont
           }
         };
       });
-      const word = (k: number) => `w${String(k).padStart(6, '0')} `;
+      const word = (k: number) => `w${String(k).padStart(6, '0')}${lineEvery > 0 && k % lineEvery === lineEvery - 1 ? '\n' : ' '}`;
       const start = now();
       let k = 1;
       while (k <= deltas) {
@@ -148,7 +152,7 @@ test('delta acked → character on screen, at 500 deltas/s', async ({ page, cont
       viewer.close();
       return { acks: acked, beside: besideAt };
     },
-    { id, token: agentToken(), viewerToken: adminToken(), deltas: DELTAS, perSecond: PER_SECOND },
+    { id, token: agentToken(), viewerToken: adminToken(), deltas: DELTAS, perSecond: PER_SECOND, lineEvery: LINE_EVERY },
   );
 
   if (process.env.TRACE) {
@@ -213,7 +217,7 @@ test('delta acked → character on screen, at 500 deltas/s', async ({ page, cont
     test.info().annotations.push({ type: name, description: line });
   };
   const sent = (acks[DELTAS] - acks[1]) / 1000;
-  console.log(`agent page: ${AGENT_PAGE}`);
+  console.log(`agent page: ${AGENT_PAGE}; a line every ${LINE_EVERY || '(never)'} deltas`);
   console.log(
     `run page main-thread tasks over 50 ms while following: ${longTasks.length}, ` +
       `${longTasks.reduce((a, b) => a + b, 0).toFixed(0)} ms in all, longest ${Math.max(0, ...longTasks).toFixed(0)} ms`,

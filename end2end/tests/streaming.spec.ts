@@ -260,6 +260,70 @@ test('a reload in the middle of a streamed answer shows the text so far and goes
   await expect(page.locator('[data-testid=events] li[data-seq]')).toHaveCount(last);
 });
 
+test('whole lines of a streamed answer become blocks of their own, live and after a reload, the text exact', async ({
+  page,
+  request,
+}) => {
+  const id = await createExternal(request, 'Lines');
+  await page.goto(`/w/${id}`);
+  await expect(page.getByTestId('connection')).toHaveAttribute('data-state', 'live');
+  await publish(request, id, [
+    { type: 'workflow_status', status: 'running' },
+    { type: 'agent_started', agent: 'writer' },
+    delta('m1', 'Line one\nLine '),
+    delta('m1', 'two\n\nLine th'),
+  ]);
+  await expect.poll(() => streamedText(page, 'writer')).toBe('Line one\nLine two\n\nLine th');
+  const shape = () =>
+    page.evaluate(() => {
+      const span = document.querySelector('[data-testid=agent-response] .stream-text')!;
+      const lines = Array.from(span.querySelectorAll(':scope > span')) as HTMLElement[];
+      const writing = Array.from(span.childNodes).filter((n) => n.nodeType === Node.TEXT_NODE);
+      return {
+        lines: lines.map((l) => l.textContent),
+        // Drawn as the text is: each line on its own row, the empty one too.
+        tops: lines.map((l) => Math.round(l.getBoundingClientRect().top)),
+        heights: lines.map((l) => Math.round(l.getBoundingClientRect().height)),
+        writing: writing.map((n) => n.textContent),
+        display: lines.map((l) => getComputedStyle(l).display),
+      };
+    });
+  let drawn = await shape();
+  expect(drawn.lines).toEqual(['Line one\n', 'Line two\n', '\n']);
+  expect(drawn.writing).toEqual(['Line th']);
+  expect(drawn.display).toEqual(['block', 'block', 'block']);
+  expect(drawn.heights.every((h) => h > 0), JSON.stringify(drawn)).toBe(true);
+  expect(drawn.tops[1]).toBeGreaterThan(drawn.tops[0]);
+  expect(drawn.tops[2]).toBeGreaterThan(drawn.tops[1]);
+  // The line being written grows in place: the same text node, no element made.
+  await page.evaluate(() => {
+    const w = window as any;
+    const span = document.querySelector('[data-testid=agent-response] .stream-text')!;
+    w.writing = Array.from(span.childNodes).find((n) => n.nodeType === Node.TEXT_NODE);
+  });
+  await publish(request, id, delta('m1', 'ree'));
+  await expect.poll(() => streamedText(page, 'writer')).toBe('Line one\nLine two\n\nLine three');
+  expect(
+    await page.evaluate(() => {
+      const w = window as any;
+      const span = document.querySelector('[data-testid=agent-response] .stream-text')!;
+      return Array.from(span.childNodes).find((n) => n.nodeType === Node.TEXT_NODE) === w.writing;
+    }),
+  ).toBe(true);
+
+  // After a reload the server's text (one text node) is split into the same lines, and the
+  // stream goes on from where it was.
+  await page.reload();
+  await expect(page.getByTestId('connection')).toHaveAttribute('data-state', 'live');
+  await publish(request, id, delta('m1', '\nLine four'));
+  await expect.poll(() => streamedText(page, 'writer')).toBe('Line one\nLine two\n\nLine three\nLine four');
+  drawn = await shape();
+  expect(drawn.lines).toEqual(['Line one\n', 'Line two\n', '\n', 'Line three\n']);
+  expect(drawn.writing).toEqual(['Line four']);
+  await publish(request, id, { type: 'agent_response', agent: 'writer', message_id: 'm1' });
+  await expect(page.getByTestId('agent-response')).toHaveAttribute('data-state', 'done');
+});
+
 test('other questions get a form from their schema; expired ones have no buttons; a withdrawn one says so', async ({
   page,
   request,

@@ -5,11 +5,20 @@
 //! - the fold appends each delta to the message's `String` (`RunModel::apply`, O(delta)) and
 //!   says it only added text; the page then notifies the `stream` trigger alone, so no memo of
 //!   a card, a tool row or a panel runs (`pages::run::fold_new`);
-//! - this view holds one DOM text node and how many bytes of the message it has drawn; when the
-//!   trigger fires it appends only the bytes after those (`CharacterData.appendData`).
+//! - this view holds how many bytes of the message it has drawn; when the trigger fires it
+//!   appends only the bytes after those (`CharacterData.appendData`) to the text node of the
+//!   line being written;
+//! - a line that is whole (its `\n` arrived) moves into a block of its own (a `span` made a
+//!   block by the style sheet, `.stream-text > span`), so the
+//!   browser lays out again only the line being written, not the whole answer: one 16,000
+//!   character paragraph costs Chromium ~4 ms of layout per update on this machine, lines of
+//!   400 characters ~0.4 ms (`end2end/measure/README.md`). A line without a `\n` is one block
+//!   however long it grows: it is drawn exactly as the text is, never broken where the text
+//!   does not break.
 //!
-//! The server renders the text so far into the node (a reload mid-stream shows it at once);
-//! hydration claims that node and appends from where the server stopped.
+//! The server renders the text so far as one text node (a reload mid-stream shows it at once);
+//! once hydrated (or made), the view draws it again in lines, once, and from then on appends
+//! from where that stopped.
 
 use leptos::html::Span;
 use leptos::prelude::*;
@@ -48,11 +57,12 @@ pub fn StreamedText(
     // The text when this view was made: what the server rendered, or what arrived so far.
     let initial = model.with_untracked(text_of).unwrap_or_default();
     let element = NodeRef::<Span>::new();
-    follow(model, stream, i, pick, number, element, initial.len());
+    follow(model, stream, i, pick, number, element);
     view! { <span class="stream-text" node_ref=element>{initial}</span> }
 }
 
-/// Append what arrives after the first `drawn` bytes, each time the stream trigger fires.
+/// Draw the text in lines once mounted, then append what arrives after the bytes drawn, each
+/// time the stream trigger fires.
 #[cfg(feature = "hydrate")]
 fn follow(
     model: RwSignal<RunModel>,
@@ -61,9 +71,9 @@ fn follow(
     pick: Pick,
     number: usize,
     element: NodeRef<Span>,
-    drawn: usize,
 ) {
-    let drawn = StoredValue::new(drawn);
+    // Bytes of the message drawn; `None` until the first run has split the text into lines.
+    let drawn = StoredValue::new(None::<usize>);
     let checked_close = StoredValue::new(false);
     Effect::new(move |_| {
         stream.track();
@@ -77,39 +87,51 @@ fn follow(
             if message.number != number {
                 return;
             }
-            let from = drawn.get_value();
-            match message.text.get(from..) {
-                Some("") => {}
-                Some(new) => append(&span, new),
-                None => span.set_text_content(Some(&message.text)),
-            }
-            drawn.set_value(message.text.len());
+            let appended = drawn
+                .get_value()
+                .and_then(|from| message.text.get(from..))
+                .map(|new| append(&span, new))
+                .is_some();
             // The closing event's text is the final word and may differ from the deltas
             // (rare): compared once, at the close, and drawn whole if it does.
-            if !message.open && !checked_close.get_value() {
+            let closing = !message.open && !checked_close.get_value();
+            if closing {
                 checked_close.set_value(true);
-                if span.text_content().as_deref() != Some(message.text.as_str()) {
-                    span.set_text_content(Some(&message.text));
-                }
             }
+            if !appended
+                || (closing && span.text_content().as_deref() != Some(message.text.as_str()))
+            {
+                span.set_text_content(None);
+                let _ = span.append_child(&document().create_text_node(""));
+                append(&span, &message.text);
+            }
+            drawn.set_value(Some(message.text.len()));
         });
     });
 }
 
-/// Append `new` to the span's text node: its first child, the text it was rendered with (the
-/// renderer may put a marker comment after it). One is made if the span has none yet.
+/// Append `new` to the line being written (the span's last node: its text); each line it
+/// completes becomes a block of its own (`span > span`, a block by the style sheet) and a new
+/// text node takes the next line.
 #[cfg(feature = "hydrate")]
 fn append(span: &web_sys::HtmlSpanElement, new: &str) {
     use wasm_bindgen::JsCast;
-    match span
-        .first_child()
-        .and_then(|node| node.dyn_into::<web_sys::Text>().ok())
-    {
-        Some(text) => {
-            let _ = text.append_data(new);
-        }
-        None => {
-            let _ = span.prepend_with_str_1(new);
+    let Some(mut text) = span
+        .last_child()
+        .map(|node| node.unchecked_into::<web_sys::Text>())
+    else {
+        return;
+    };
+    for line in new.split_inclusive('\n') {
+        let _ = text.append_data(line);
+        if line.ends_with('\n') {
+            let Ok(block) = document().create_element("span") else {
+                return;
+            };
+            let _ = span.insert_before(&block, Some(&text));
+            let _ = block.append_child(&text);
+            text = document().create_text_node("");
+            let _ = span.append_child(&text);
         }
     }
 }
@@ -122,6 +144,5 @@ fn follow(
     _pick: Pick,
     _number: usize,
     _element: NodeRef<Span>,
-    _drawn: usize,
 ) {
 }
