@@ -168,19 +168,6 @@ macro_rules! both {
     }};
 }
 
-/// The baseline, one Lantern node and a two-node cluster, fresh for each: (cluster, baseline,
-/// single node).
-macro_rules! three {
-    ($options:expr, |$t:ident| $scenario:expr) => {{
-        let (single, baseline) = both!($options, |$t| $scenario);
-        let cluster = run_on(Kind::Cluster, $options, |$t| {
-            Box::pin(async move { $scenario })
-        })
-        .await;
-        (cluster, baseline, single)
-    }};
-}
-
 type Scenario<'a> =
     std::pin::Pin<Box<dyn std::future::Future<Output = target::Result<(f64, String)>> + Send + 'a>>;
 
@@ -232,12 +219,16 @@ async fn run_all(options: &Options) -> Vec<Row> {
             }
         }};
     }
-    // A row run on the baseline, one node and a cluster of two.
+    // A row run on the baseline, one node and a cluster of two, fresh for each.
     macro_rules! clustered {
         ($name:expr, $unit:expr, $goal:expr, |$t:ident| $scenario:expr) => {{
             let name = $name;
             if wanted(&name) {
-                let (cluster, baseline, single) = three!(options, |$t| $scenario);
+                let (single, baseline) = both!(options, |$t| $scenario);
+                let cluster = run_on(Kind::Cluster, options, |$t| {
+                    Box::pin(async move { $scenario })
+                })
+                .await;
                 row(name, $unit, $goal, (cluster, baseline, Some(single)));
             }
         }};

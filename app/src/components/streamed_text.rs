@@ -9,12 +9,11 @@
 //!   appends only the bytes after those (`CharacterData.appendData`) to the text node of the
 //!   line being written;
 //! - a line that is whole (its `\n` arrived) moves into a block of its own (a `span` made a
-//!   block by the style sheet, `.stream-text > span`), so the
-//!   browser lays out again only the line being written, not the whole answer: one 16,000
-//!   character paragraph costs Chromium ~4 ms of layout per update on this machine, lines of
-//!   400 characters ~0.4 ms (`end2end/measure/README.md`). A line without a `\n` is one block
-//!   however long it grows: it is drawn exactly as the text is, never broken where the text
-//!   does not break.
+//!   block by the style sheet, `.stream-text > span`), so the browser lays out again only the
+//!   line being written, not the whole answer: one 16,000-character paragraph costs Chromium
+//!   ~4 ms of layout per update on this machine, lines of 400 characters ~0.4 ms
+//!   (`end2end/measure/README.md`). A line without a `\n` stays one line however long it
+//!   grows: the text is drawn exactly as it is, never broken where it does not break.
 //!
 //! The server renders the text so far as one text node (a reload mid-stream shows it at once);
 //! once hydrated (or made), the view draws it again in lines, once, and from then on appends
