@@ -149,15 +149,6 @@ fn seqs_of(slots: Vec<Slot>, stored: &[Arc<StoredEvent>], offset: usize) -> Vec<
         .collect()
 }
 
-/// Take back several plans' changes, the last first.
-fn undo_all(state: &mut Lifecycle, plans: Vec<Vec<crate::lifecycle::Undo>>) {
-    for undos in plans.into_iter().rev() {
-        for undo in undos.into_iter().rev() {
-            state.undo(undo);
-        }
-    }
-}
-
 /// A plan carried out: its slots, and the events as stored.
 struct Appended {
     slots: Vec<Slot>,
@@ -625,38 +616,33 @@ impl Hub {
         let max = self.settings.max_log_bytes;
         let log_full = max > 0 && writer.log_bytes >= max;
         let now = chrono::Utc::now();
-        let mut undos = Vec::new();
+        // One plan for all: the requests' undos in order (taken back last first), their
+        // batches one after another, and where each request's batch starts.
+        let mut joint = Plan {
+            undos: Vec::new(),
+            slots: Vec::new(),
+            batch: Vec::new(),
+        };
         let mut planned = Vec::with_capacity(requests.len());
-        let mut batch = Vec::new();
         for items in requests {
-            match plan(
-                &mut writer.lifecycle,
-                items.clone(),
-                &HashMap::new(),
-                log_full,
-                now,
-            ) {
+            let empty = HashMap::new();
+            match plan(&mut writer.lifecycle, items.clone(), &empty, log_full, now) {
                 Ok(plan) => {
-                    planned.push((batch.len(), plan.slots));
-                    undos.push(plan.undos);
-                    batch.extend(plan.batch);
+                    planned.push((joint.batch.len(), plan.slots));
+                    joint.undos.extend(plan.undos);
+                    joint.batch.extend(plan.batch);
                 }
                 Err(_) => {
-                    undo_all(&mut writer.lifecycle, undos);
+                    joint.undo(&mut writer.lifecycle);
                     return None;
                 }
             }
         }
-        let status_changes = batch
-            .iter()
-            .any(|e| matches!(e.body, EventBody::WorkflowStatus { .. }));
-        let stored = match self.store.append_if(id, Some(writer.last_seq), batch).await {
-            Ok(stored) => stored,
-            Err(_) => {
-                undo_all(&mut writer.lifecycle, undos);
-                return None;
-            }
-        };
+        let Appended {
+            stored,
+            status_changes,
+            ..
+        } = self.append_planned(id, joint, &mut writer).await.ok()?;
         self.appended_here(id, &stored, started);
         self.after_append(id, &workflow, &mut writer, &stored, status_changes)
             .await;
@@ -729,32 +715,27 @@ impl Hub {
     async fn append_planned(
         &self,
         id: &str,
-        plan: Plan,
+        mut plan: Plan,
         writer: &mut workflow::Writer,
     ) -> Result<Appended> {
-        let Plan {
-            undos,
-            slots,
-            batch,
-        } = plan;
-        let status_changes = batch
+        let status_changes = plan
+            .batch
             .iter()
             .any(|e| matches!(e.body, EventBody::WorkflowStatus { .. }));
-        let stored = if batch.is_empty() {
+        let stored = if plan.batch.is_empty() {
             Vec::new()
         } else {
+            let batch = std::mem::take(&mut plan.batch);
             match self.store.append_if(id, Some(writer.last_seq), batch).await {
                 Ok(stored) => stored,
                 Err(e) => {
-                    for undo in undos.into_iter().rev() {
-                        writer.lifecycle.undo(undo);
-                    }
+                    plan.undo(&mut writer.lifecycle);
                     return Err(e);
                 }
             }
         };
         Ok(Appended {
-            slots,
+            slots: plan.slots,
             stored,
             status_changes,
         })
