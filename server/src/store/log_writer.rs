@@ -38,6 +38,9 @@ impl From<rusqlite::Error> for LanternError {
 /// How long a write waits for the other writer (the accounts) before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The writer's page cache, in KiB (see [`LogWriter::open`]).
+const WRITER_CACHE_KIB: i64 = 16 * 1024;
+
 /// Prepared statements kept per connection.
 const STATEMENT_CACHE: usize = 64;
 
@@ -65,6 +68,11 @@ impl LogWriter {
         conn.pragma_update(None, "foreign_keys", "on")?;
         // No checkpoint inside a commit (see the sqlite module's doc).
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        // The pages a group commit touches stay cached: with SQLite's default 2 MiB, appends
+        // to a few hundred workflows at once evicted each other's pages and read them back
+        // (a model of that load, 200 workflows: 2.7 preads per append at 2 MiB, 0.5 at
+        // 64 MiB). The cache grows only as pages are used.
+        conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
         Ok(Self {
             conn: tokio::sync::Mutex::new(conn),
             commits_fsync,
