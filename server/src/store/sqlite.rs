@@ -465,6 +465,13 @@ fn commit_waiting(conn: &mut rusqlite::Connection, waiting: &std::sync::Mutex<Ve
                 &job.events,
                 &ts,
             );
+            if let Err(e) = &result {
+                if tx.is_autocommit() {
+                    // SQLite took the whole transaction back (an I/O error, a full disk):
+                    // nothing of the group is logged, and nothing more may run outside it.
+                    return Err(LanternError::Storage(e.to_string()));
+                }
+            }
             if !one_write {
                 if result.is_err() {
                     tx.prepare_cached("ROLLBACK TO job")?.execute([])?;
