@@ -15,7 +15,7 @@
 //!
 //! ```text
 //! lantern-bench [--quick] [--lantern target/release/lantern] [--site target/site] [--out FILE]
-//!               [--only NAME] [--pin]
+//!               [--only NAME] [--pin] [--stream-agents N]
 //! lantern-bench baseline ADDR      (the baseline server; the bench starts it itself)
 //! ```
 //! Exits 1 when any scenario lost, duplicated or reordered an event (or failed otherwise):
@@ -42,6 +42,9 @@ struct Options {
     out: Option<PathBuf>,
     /// Server on CPU 0, load generator on the rest ([`pin`]).
     pin: bool,
+    /// Agents in the streaming row instead of its usual number: to find the load at which
+    /// its latency target stops holding (the rate and viewers per agent stay).
+    stream_agents: Option<usize>,
 }
 
 fn options(args: &[String]) -> Result<Options, String> {
@@ -52,6 +55,7 @@ fn options(args: &[String]) -> Result<Options, String> {
         site: PathBuf::from("target/site"),
         out: None,
         pin: false,
+        stream_agents: None,
     };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
@@ -63,6 +67,11 @@ fn options(args: &[String]) -> Result<Options, String> {
             "--site" => options.site = PathBuf::from(value()?),
             "--out" => options.out = Some(PathBuf::from(value()?)),
             "--pin" => options.pin = true,
+            "--stream-agents" => {
+                let n = value()?;
+                let n = n.parse().ok().filter(|&n| n > 0);
+                options.stream_agents = Some(n.ok_or("--stream-agents needs a count above 0")?);
+            }
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -263,6 +272,7 @@ async fn run_all(options: &Options) -> Vec<Row> {
         |t| scenarios::latency(t, subs, rate, secs).await
     );
     let (agents, rate, viewers, secs) = s.stream;
+    let agents = options.stream_agents.unwrap_or(agents);
     compared!(
         format!(
             "streaming: {agents} agents × {rate} deltas/s × {viewers} viewers each for {secs} s, p99"
