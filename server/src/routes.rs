@@ -21,7 +21,7 @@ use axum::{
     Router,
 };
 use leptos::prelude::{provide_context, use_context};
-use leptos_axum::{generate_route_list, LeptosRoutes, ResponseOptions};
+use leptos_axum::{generate_route_list, AxumRouteListing, LeptosRoutes, ResponseOptions};
 use tokio::sync::Semaphore;
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower_http::{
@@ -66,6 +66,16 @@ fn page_context(backend: Backend) -> impl Fn() + Clone + Send + Sync + 'static {
     }
 }
 
+/// The pages' routes, walked out of the app once per process. While Leptos walks them it tells
+/// every resource in the process not to load, and a resource first polled then waits forever
+/// (leptos-rs/leptos#4773): a page that another server in the same process was rendering at
+/// that moment never finished. One server starts once, before it serves; tests start many in
+/// one process, and 7 of 60 runs of `it pages::` hung on a page before this.
+fn route_list() -> Vec<AxumRouteListing> {
+    static ROUTES: std::sync::OnceLock<Vec<AxumRouteListing>> = std::sync::OnceLock::new();
+    ROUTES.get_or_init(|| generate_route_list(App)).clone()
+}
+
 pub fn router(state: AppState) -> Router {
     let backend: Backend = Arc::new(HubBackend {
         builtins: state.builtins.clone(),
@@ -75,12 +85,9 @@ pub fn router(state: AppState) -> Router {
     let heavy = Arc::new(Semaphore::new(state.config.max_heavy_requests.max(1)));
     let pages = Router::new()
         .route("/login", post(auth::web::login_form))
-        .leptos_routes_with_context(
-            &state,
-            generate_route_list(App),
-            page_context(backend),
-            move || shell(options.clone()),
-        )
+        .leptos_routes_with_context(&state, route_list(), page_context(backend), move || {
+            shell(options.clone())
+        })
         .layer(from_fn(server_fn_body_limit))
         .layer(GlobalConcurrencyLimitLayer::with_semaphore(heavy.clone()))
         .layer(from_fn_with_state(state.clone(), auth::web::page_guard));
