@@ -62,9 +62,9 @@ ensure_cargo_leptos() {
     cd "$work/cargo-leptos"
     cargo update -p cargo-util-schemas --precise 0.14.1
     # Unoptimised: cargo-leptos only starts cargo, wasm-bindgen and wasm-opt, bundles a 13 KB
-    # stylesheet and minifies a 23 KB script, so its speed does not show, while compiling its 600 crates optimised was
-    # the longest step of a fresh machine's CI. On 2 cores: 208 s at opt-level 0, 442 s at 1,
-    # 496 s at 3; the site it built was byte for byte the same.
+    # stylesheet and minifies a 23 KB script, so its speed does not show; compiling its 600
+    # crates optimised was the longest step of a fresh machine's CI. On 2 cores: 208 s at
+    # opt-level 0, 442 s at 1, 496 s at 3; the site it built was byte for byte the same.
     CARGO_PROFILE_RELEASE_LTO=off CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
       CARGO_PROFILE_RELEASE_OPT_LEVEL=0 cargo install --path . --locked
   )
