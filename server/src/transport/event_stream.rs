@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::gate::{self, Admitted, Opening};
 use super::link;
-use super::outbox::{Frame, Outbox};
+use super::outbox::{Frame, Outbox, WriteNow};
 use crate::auth::{Caller, TokenKind};
 use crate::error::LanternError;
 use crate::hub::{Catchup, LiveViewer, Subscription};
@@ -165,6 +165,9 @@ pub enum Item {
 }
 
 impl Frame for Item {
+    /// Never written past the queue: the response body takes items as it is polled.
+    type Sink = std::convert::Infallible;
+
     fn size(&self) -> usize {
         match self {
             Item::Event(event) => event.json.len(),
@@ -178,6 +181,10 @@ impl Frame for Item {
 
     fn is_close(&self) -> bool {
         matches!(self, Item::Close(_))
+    }
+
+    fn write_now(self, sink: &mut Self::Sink) -> WriteNow<Self> {
+        match *sink {}
     }
 }
 
