@@ -1,11 +1,12 @@
 //! A subscriber that never reads while ~50 MB of events are published: it is closed with
 //! 4008, the server's memory stays bounded, every other subscriber gets everything, and the
-//! slow one recovers the whole log with `after`.
+//! slow one recovers the whole log with `after`. One that stops reading for a while, within
+//! its queue, gets everything in order when it reads again.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::common::{spawn_binary, Client, Ended};
+use crate::common::{seqs, spawn_binary, start_with, Client, Ended};
 use serde_json::{json, Value};
 
 /// Resident memory of process `pid`, in bytes.
@@ -115,4 +116,47 @@ async fn a_reader_that_never_reads_is_closed_with_4008_and_costs_bounded_memory(
     let mut all = held;
     all.extend(backlog.iter().map(|e| e["seq"].as_u64().expect("seq")));
     assert_eq!(all, (1..=total).collect::<Vec<_>>());
+}
+
+/// While this reader reads, each event is written straight to its socket; while it does not,
+/// the kernel's buffers fill, then its queue; once it reads again the queue drains and events
+/// go straight to the socket again. Across both switches it gets every event once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_that_pauses_within_its_queue_gets_everything_in_order() {
+    let server = start_with(|config| config.queue_bytes = 64 << 20).await;
+    let id = server.create("external").await;
+    server
+        .publish(&id, json!({ "type": "agent_started", "agent": "a" }))
+        .await;
+    let mut reader = server.subscribe(&id, 0).await;
+    let (_, backlog) = reader.hello_and_backlog().await;
+    assert_eq!(seqs(&backlog), vec![1]);
+
+    // 24 MB while it does not read: more than loopback's socket buffers hold, less than its
+    // queue (a reader past its queue is closed, as above).
+    let filler = "x".repeat(EVENT_BYTES);
+    let paused = 48 * BATCH;
+    for _ in 0..48 {
+        let batch: Vec<Value> = (0..BATCH)
+            .map(|_| json!({ "type": "agent_thinking", "agent": "a", "content": filler }))
+            .collect();
+        server.publish(&id, Value::Array(batch)).await;
+    }
+    let caught_up = reader.events(paused).await;
+    assert_eq!(
+        seqs(&caught_up),
+        (2..=paused as u64 + 1).collect::<Vec<_>>()
+    );
+
+    // Live again, one event at a time.
+    for n in 0..50u64 {
+        server
+            .publish(
+                &id,
+                json!({ "type": "agent_thinking", "agent": "a", "content": "live" }),
+            )
+            .await;
+        let event = reader.events(1).await;
+        assert_eq!(seqs(&event), vec![paused as u64 + 2 + n]);
+    }
 }
