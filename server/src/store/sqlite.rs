@@ -76,6 +76,10 @@ const RESTART_ABOVE_FRAMES: i64 = 1000;
 /// writes (a few MB at the highest publish rates) before it is copied back.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 
+/// Both steps of [`checkpoint_in_background`]; it answers (busy, frames in the WAL, frames
+/// copied back).
+const CHECKPOINT: &str = "PRAGMA wal_checkpoint(PASSIVE)";
+
 /// The values of `keys` of one kind (event ids, or client message ids).
 fn key_values<'k>(keys: &[&'k IdempotencyKey], event_ids: bool) -> Vec<&'k str> {
     keys.iter()
@@ -209,8 +213,7 @@ async fn checkpoint_in_background(pool: SqlitePool, log: std::sync::Weak<LogWrit
         if log.strong_count() == 0 {
             return;
         }
-        // (busy, frames in the WAL, frames copied back)
-        let step_1 = sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(PASSIVE)")
+        let step_1 = sqlx::query_as::<_, (i64, i64, i64)>(CHECKPOINT)
             .fetch_one(&pool)
             .await;
         match step_1 {
@@ -229,7 +232,7 @@ async fn checkpoint_in_background(pool: SqlitePool, log: std::sync::Weak<LogWrit
         let Some(log) = log.upgrade() else { return };
         // `long`: it syncs the files, which may take milliseconds on a slow disk.
         let rest = log.run(true, |conn| {
-            conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+            conn.query_row(CHECKPOINT, [], |_| Ok(()))?;
             Ok(())
         });
         if let Err(e) = rest.await {
@@ -929,7 +932,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_wal_starts_over_while_appends_never_stop() {
-        let (dir, store, _) = store_with_a_workflow(SyncMode::Normal).await;
+        let (dir, store) = fresh_store().await;
         let store = Arc::new(store);
         let mut ids = Vec::new();
         for _ in 0..20 {

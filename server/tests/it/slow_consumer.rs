@@ -25,6 +25,14 @@ const EVENT_BYTES: usize = 16 * 1024;
 const BATCH: usize = 32;
 const BATCHES: usize = 100; // 100 × 32 × 16 KiB ≈ 52 MB
 
+/// `BATCH` events of `EVENT_BYTES` each, published in one request.
+fn big_batch() -> Value {
+    let filler = "x".repeat(EVENT_BYTES);
+    (0..BATCH)
+        .map(|_| json!({ "type": "agent_thinking", "agent": "a", "content": filler }))
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reader_that_never_reads_is_closed_with_4008_and_costs_bounded_memory() {
     let data = Arc::new(tempfile::tempdir().expect("temp dir"));
@@ -62,14 +70,10 @@ async fn a_reader_that_never_reads_is_closed_with_4008_and_costs_bounded_memory(
         .collect();
 
     // Warm up, then take the baseline.
-    let filler = "x".repeat(EVENT_BYTES);
     let baseline = rss_bytes(pid);
     let mut peak = baseline;
     for _ in 0..BATCHES {
-        let batch: Vec<Value> = (0..BATCH)
-            .map(|_| json!({ "type": "agent_thinking", "agent": "a", "content": filler }))
-            .collect();
-        server.publish(&id, Value::Array(batch)).await;
+        server.publish(&id, big_batch()).await;
         peak = peak.max(rss_bytes(pid));
     }
     for reader in readers {
@@ -134,13 +138,9 @@ async fn a_reader_that_pauses_within_its_queue_gets_everything_in_order() {
 
     // 24 MB while it does not read: more than loopback's socket buffers hold, less than its
     // queue (a reader past its queue is closed, as above).
-    let filler = "x".repeat(EVENT_BYTES);
     let paused = 48 * BATCH;
     for _ in 0..48 {
-        let batch: Vec<Value> = (0..BATCH)
-            .map(|_| json!({ "type": "agent_thinking", "agent": "a", "content": filler }))
-            .collect();
-        server.publish(&id, Value::Array(batch)).await;
+        server.publish(&id, big_batch()).await;
     }
     let caught_up = reader.events(paused).await;
     assert_eq!(
