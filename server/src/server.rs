@@ -58,7 +58,7 @@ async fn event_store(config: &Config, db: &Db) -> Result<Arc<dyn store::EventSto
     }
     Ok(match config.store {
         StoreKind::Memory => Arc::new(store::memory::MemoryStore::default()),
-        StoreKind::Sqlite => Arc::new(store::sqlite::SqliteStore::new(db)),
+        StoreKind::Sqlite => Arc::new(store::sqlite::SqliteStore::new(db)?),
     })
 }
 

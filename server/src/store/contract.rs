@@ -50,6 +50,15 @@ macro_rules! store_contract {
             let (_keep, store) = $make.await;
             $crate::store::contract::a_chosen_id_is_kept_and_a_taken_one_refused(&store).await;
         }
+
+        #[tokio::test]
+        async fn a_workflow_swept_and_made_again_under_its_id_starts_a_new_log() {
+            let (_keep, store) = $make.await;
+            $crate::store::contract::a_workflow_swept_and_made_again_under_its_id_starts_a_new_log(
+                &store,
+            )
+            .await;
+        }
     };
 }
 pub(crate) use store_contract;
@@ -304,6 +313,36 @@ pub async fn a_chosen_id_is_kept_and_a_taken_one_refused(store: &dyn EventStore)
     );
     let kept = workflow_now(store, "thread-1").await;
     assert_eq!(kept.kind, "echo");
+}
+
+/// A finished workflow swept by retention and made again under the same id starts its log
+/// from `seq` 1: nothing of the old log is kept, nor where it ended.
+pub async fn a_workflow_swept_and_made_again_under_its_id_starts_a_new_log(store: &dyn EventStore) {
+    let mut info = crate::store::new_workflow("echo", None);
+    info.id = "thread-2".into();
+    store
+        .insert_workflow(info.clone(), "u")
+        .await
+        .expect("made");
+    store
+        .append("thread-2", vec![thinking(Some("a")), thinking(None)])
+        .await
+        .expect("two");
+    store
+        .append("thread-2", vec![status(WorkflowStatus::Completed)])
+        .await
+        .expect("done");
+    let swept = store.delete_finished_before("9999").await.expect("swept");
+    assert_eq!(swept, vec!["thread-2".to_owned()]);
+    assert_eq!(store.workflow("thread-2").await.expect("read"), None);
+
+    store.insert_workflow(info, "u").await.expect("made again");
+    let first = store
+        .append("thread-2", vec![thinking(Some("a"))])
+        .await
+        .expect("a new log, its retry keys new too");
+    assert_eq!(first[0].seq(), 1);
+    assert_eq!(workflow_now(store, "thread-2").await.last_seq, 1);
 }
 
 /// `append_if` is a compare-and-set on the log's end: it appends when the log ends where the

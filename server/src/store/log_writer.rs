@@ -1,5 +1,5 @@
-//! The event log's writer: one SQLite connection whose statements run on the task that awaits
-//! them, not on a thread of their own.
+//! The event log's writer: one SQLite connection whose statements run on the task (or, for the
+//! group commits, the thread) that waits for them, not on a thread of the connection's own.
 //!
 //! Why not sqlx for this: sqlx runs each SQLite connection on a dedicated thread, and every
 //! statement (and BEGIN and COMMIT) is a round trip to it. An append was five of them — the
@@ -78,6 +78,13 @@ impl LogWriter {
             conn: tokio::sync::Mutex::new(conn),
             commits_fsync,
         })
+    }
+
+    /// Run `work` on the connection, alone, from a thread outside the runtime (the group
+    /// commits' own thread, see `commit_thread`).
+    pub fn run_blocking<T>(&self, work: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+        let mut conn = self.conn.blocking_lock();
+        work(&mut conn)
     }
 
     /// Run `work` on the connection, alone. `long`: it may take long even without fsync.

@@ -2,11 +2,13 @@
 //! assigns a `seq` or changes a stored event.
 //!
 //! Implementations: [`sqlite::SqliteStore`] (the default: durable, embedded; it writes through
-//! the [`log_writer::LogWriter`], which runs SQLite on the appending task) and
+//! the [`log_writer::LogWriter`]; its appends are committed in groups on the
+//! [`commit_thread::CommitThread`]) and
 //! [`memory::MemoryStore`] (in-process, nothing survives a restart; for measuring the hub
 //! without storage). [`redis::RedisStore`] keeps them in Redis, for many nodes sharing one set
 //! of workflows (not selectable yet).
 
+pub mod commit_thread;
 #[cfg(test)]
 mod contract;
 pub mod log_writer;
