@@ -412,8 +412,8 @@ impl Hub {
     }
 
     /// Check and append one request (see [`Hub::publish`]), in a task of its own: an append is
-    /// planned into the workflow's state, committed (possibly by another task's group commit)
-    /// and handed out to live viewers, and none of that may stop half-way because the caller
+    /// planned into the workflow's state, committed (with others, in a group commit) and
+    /// handed out to live viewers, and none of that may stop half-way because the caller
     /// went away (an HTTP client that hung up): the log would hold events no live viewer was
     /// given, or the state would hold a plan that never reached the log.
     async fn append_checked(

@@ -10,7 +10,8 @@
 //!
 //! Guarantees:
 //! - One writer at a time: [`LogWriter::run`] holds an async mutex, so callers queue without
-//!   blocking a thread, and each piece of work sees everything committed before it.
+//!   blocking a thread (the commit thread takes the same mutex with
+//!   [`LogWriter::run_blocking`]), and each piece of work sees everything committed before it.
 //! - A piece of work runs to its end once started: it is synchronous, so dropping the caller's
 //!   future cannot cut a transaction in half (a `rusqlite::Transaction` that is not committed
 //!   rolls back when dropped).
