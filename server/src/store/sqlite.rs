@@ -866,20 +866,14 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = Db::open(dir.path(), SyncMode::Normal).await.expect("db");
         let store = SqliteStore::new(&db).expect("store");
-        let info = store
-            .create_workflow("external", None, "u")
-            .await
-            .expect("created");
-        store
-            .append(&info.id, vec![thinking(None)])
-            .await
-            .expect("the writer now knows where this log ends");
+        // The writer now knows where this log ends.
+        let id = workflow_of_one_event(&store).await;
         sqlx::query("DELETE FROM workflows WHERE id = ?")
-            .bind(&info.id)
+            .bind(&id)
             .execute(&db.writer)
             .await
             .expect("deleted");
-        let refused = store.append(&info.id, vec![thinking(None)]).await;
+        let refused = store.append(&id, vec![thinking(None)]).await;
         assert!(
             matches!(refused, Err(LanternError::WorkflowNotFound(_))),
             "{refused:?}"
@@ -889,6 +883,19 @@ mod tests {
             .await
             .expect("count");
         assert_eq!(rows, 0);
+    }
+
+    /// A new workflow holding one event: its id.
+    async fn workflow_of_one_event(store: &SqliteStore) -> String {
+        let info = store
+            .create_workflow("external", None, "u")
+            .await
+            .expect("created");
+        store
+            .append(&info.id, vec![thinking(None)])
+            .await
+            .expect("appended");
+        info.id
     }
 
     // Among them, a batch whose third event repeats a logged retry key: the unique index
@@ -904,14 +911,7 @@ mod tests {
         let store = SqliteStore::open(&dir, SyncMode::Normal)
             .await
             .expect("open");
-        let info = store
-            .create_workflow("external", None, "u")
-            .await
-            .expect("created");
-        store
-            .append(&info.id, vec![thinking(None)])
-            .await
-            .expect("appended");
+        workflow_of_one_event(&store).await;
         let mode = |path: &std::path::Path| {
             std::fs::metadata(path)
                 .expect("exists")
