@@ -33,49 +33,43 @@ use std::path::PathBuf;
 use scenarios::{Figure, Sizes};
 use target::{Kind, Target};
 
+/// Lantern's load generator: every scenario against Lantern and the baseline, in one run.
+#[derive(clap::Parser)]
+#[command(name = "lantern-bench")]
 struct Options {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// The seconds-long smoke run CI makes.
+    #[arg(long)]
     quick: bool,
     /// Run only the rows whose name contains this (e.g. `publish`).
+    #[arg(long)]
     only: Option<String>,
+    /// The Lantern binary under test.
+    #[arg(long, default_value = "target/release/lantern")]
     lantern: PathBuf,
+    /// The built site (for the page and WASM rows).
+    #[arg(long, default_value = "target/site")]
     site: PathBuf,
+    /// Also write the report here.
+    #[arg(long)]
     out: Option<PathBuf>,
-    /// Server on CPU 0, load generator on the rest ([`pin`]).
+    /// Server on CPU 0, load generator on the rest (see the `pin` module).
+    #[arg(long)]
     pin: bool,
     /// Agents in the streaming row instead of its usual number: to find the load at which
     /// its latency target stops holding (the rate and viewers per agent stay).
-    stream_agents: Option<usize>,
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    stream_agents: Option<u32>,
 }
 
-fn options(args: &[String]) -> Result<Options, String> {
-    let mut options = Options {
-        quick: false,
-        only: None,
-        lantern: PathBuf::from("target/release/lantern"),
-        site: PathBuf::from("target/site"),
-        out: None,
-        pin: false,
-        stream_agents: None,
-    };
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        let mut value = || args.next().cloned().ok_or(format!("{arg} needs a value"));
-        match arg.as_str() {
-            "--quick" => options.quick = true,
-            "--only" => options.only = Some(value()?),
-            "--lantern" => options.lantern = PathBuf::from(value()?),
-            "--site" => options.site = PathBuf::from(value()?),
-            "--out" => options.out = Some(PathBuf::from(value()?)),
-            "--pin" => options.pin = true,
-            "--stream-agents" => {
-                let n = value()?;
-                let n = n.parse().ok().filter(|&n| n > 0);
-                options.stream_agents = Some(n.ok_or("--stream-agents needs a count above 0")?);
-            }
-            other => return Err(format!("unknown argument {other}")),
-        }
-    }
-    Ok(options)
+#[derive(clap::Subcommand)]
+enum Command {
+    /// The baseline server (the bench starts it itself).
+    Baseline {
+        #[arg(default_value = "127.0.0.1:0")]
+        addr: String,
+    },
 }
 
 /// How a row's figure is judged.
@@ -101,19 +95,14 @@ struct Row {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some("baseline") {
-        let addr = args.get(1).map_or("127.0.0.1:0", String::as_str).to_owned();
-        if let Err(e) = runtime().block_on(baseline::run(&addr)) {
+    let options = <Options as clap::Parser>::parse();
+    if let Some(Command::Baseline { addr }) = &options.command {
+        if let Err(e) = runtime().block_on(baseline::run(addr)) {
             eprintln!("baseline: {e}");
             std::process::exit(1);
         }
         return;
     }
-    let options = options(&args).unwrap_or_else(|e| {
-        eprintln!("lantern-bench: {e}");
-        std::process::exit(2);
-    });
     if options.pin {
         // Before the runtime exists, so every worker thread inherits it.
         let cpus = pin::bench_cpus();
@@ -272,7 +261,7 @@ async fn run_all(options: &Options) -> Vec<Row> {
         |t| scenarios::latency(t, subs, rate, secs).await
     );
     let (agents, rate, viewers, secs) = s.stream;
-    let agents = options.stream_agents.unwrap_or(agents);
+    let agents = options.stream_agents.map_or(agents, |n| n as usize);
     compared!(
         format!(
             "streaming: {agents} agents × {rate} deltas/s × {viewers} viewers each for {secs} s, p99"

@@ -443,8 +443,8 @@ pub async fn stream_one(target: &Target, deltas: u64) -> Result<(f64, String)> {
 }
 
 /// Lantern's own share of the latency, from its histograms (p99 as a bucket bound, so "≤"):
-/// the durable append, then its commit → queued on each subscriber's socket. Empty for the
-/// baseline.
+/// the durable append, then its commit → written to (or queued on) each subscriber's socket.
+/// Empty for the baseline.
 async fn server_share(target: &Target) -> Result<String> {
     let Some(metrics) = target.metrics().await? else {
         return Ok(String::new());
@@ -452,7 +452,7 @@ async fn server_share(target: &Target) -> Result<String> {
     let mut share = String::new();
     for (name, what) in [
         ("lantern_append_seconds", "append"),
-        ("lantern_fanout_seconds", "commit → queued"),
+        ("lantern_fanout_seconds", "commit → written or queued"),
     ] {
         // (A cluster's node A delivers nothing when every subscriber is on node B.)
         if let Some(h) = Histogram::parse(&metrics, name).filter(|h| h.count() > 0.0) {

@@ -79,7 +79,7 @@ impl Metrics {
         let append_seconds = histogram("lantern_append_seconds", "durable append latency");
         let fanout_seconds = histogram(
             "lantern_fanout_seconds",
-            "from the commit of an event's append to it being queued on each subscriber socket",
+            "from the commit of an event's append to it being written to, or queued on, each subscriber socket",
         );
         Arc::new(Self {
             events_appended: counter(
