@@ -110,8 +110,10 @@ const SELECT_WORKFLOWS: &str = "SELECT w.id, w.kind, w.title, w.status, w.create
 /// (a leaf of the log's B-tree and one of the retry keys' index), and a commit writes every
 /// page it changed to the WAL whole: half the bytes to write, checksum and copy back per
 /// append. 2 KiB still keeps a row of up to about 480 bytes (a streamed delta, a short
-/// message) in its leaf; 1 KiB would spill most rows to an overflow page. In the bench's
-/// 200-agent streaming row the server's CPU fell from 12.28 s to 11.69 s (1 KiB: 11.64–11.83).
+/// message) in its leaf; 1 KiB would spill most rows to an overflow page. Single runs of the
+/// bench's 200-agent streaming row: p99 68.3 ms at 4 KiB, 52.0 ms at 2 KiB (server CPU 12.28 s
+/// and 11.69 s) — a gain of the order of that row's run-to-run noise, and smaller pages also
+/// split more often (see bench/RESULTS.md).
 const PAGE_SIZE: u32 = 2048;
 
 /// The WAL size (in pages) above which the writer copies back what the background checkpoint
