@@ -585,17 +585,15 @@ fn commit_waiting(
                         moved.insert(&job.workflow_id, last.seq);
                     }
                 }
-                // Whatever went wrong, the next append reads where the log ends afresh.
-                Err(_) => {
+                Err(e) => {
+                    if tx.is_autocommit() {
+                        // SQLite took the whole transaction back (an I/O error, a full disk):
+                        // nothing of the group is logged, and nothing more may run outside it.
+                        return Err(LanternError::Storage(e.to_string()));
+                    }
+                    // Whatever went wrong, the next append reads where the log ends afresh.
                     moved.remove(job.workflow_id.as_str());
                     ends.forget(&job.workflow_id);
-                }
-            }
-            if let Err(e) = &result {
-                if tx.is_autocommit() {
-                    // SQLite took the whole transaction back (an I/O error, a full disk):
-                    // nothing of the group is logged, and nothing more may run outside it.
-                    return Err(LanternError::Storage(e.to_string()));
                 }
             }
             if !one_write {
