@@ -123,10 +123,10 @@ const RESTART_ABOVE_FRAMES: i64 = 1000;
 
 /// How often the background checkpoint runs. Each round syncs the WAL written since the last
 /// one before copying it back, and that flush slows every other write on the machine while it
-/// lasts: the smaller, the better. The bench's 200-agent streaming row writes about 85 MB of
-/// WAL a second; with the writer's restarts spaced by [`RESTART_EVERY`], p99 was 10.5 / 26.5 /
-/// 26.4 ms every 200 ms against 28.8 / 38.3 / 43.2 ms every 500 ms as before (runs alternated
-/// in one hour), and every 2 s made it 55–63 ms.
+/// lasts, so frequent rounds, each flushing little, do best. The bench's 200-agent streaming row writes about 85 MB of
+/// WAL a second; with the writer's restarts spaced by [`RESTART_EVERY`], that row's p99 was
+/// 14.7 / 15.4 ms with a round every 200 ms against 30.0 / 21.9 ms every 500 ms (alternated),
+/// and 55–63 ms every 2 s; every 100 ms was no better than 200 (16.2 / 18.2 ms, unpaired).
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 
 /// The least time between two of the writer's WAL restarts (step 2 of
