@@ -123,19 +123,20 @@ const RESTART_ABOVE_FRAMES: i64 = 1000;
 
 /// How often the background checkpoint runs. Each round syncs the WAL written since the last
 /// one before copying it back, and that flush slows every other write on the machine while it
-/// lasts, so frequent rounds, each flushing little, do best. The bench's 200-agent streaming row writes about 85 MB of
-/// WAL a second; with the writer's restarts spaced by [`RESTART_EVERY`], that row's p99 was
-/// 14.7 / 15.4 ms with a round every 200 ms against 30.0 / 21.9 ms every 500 ms (alternated),
-/// and 55–63 ms every 2 s; every 100 ms was no better than 200 (16.2 / 18.2 ms, unpaired).
+/// lasts, so frequent rounds, each flushing little, do best. The bench's 200-agent streaming
+/// row writes about 85 MB of WAL a second; with the writer's restarts spaced by
+/// [`RESTART_EVERY`], that row's p99 was 14.7 / 15.4 ms with a round every 200 ms against
+/// 30.0 / 21.9 ms every 500 ms (alternated), and 55–63 ms every 2 s; every 100 ms was no
+/// better than 200 (16.2 / 18.2 ms, unpaired).
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 
 /// The least time between two of the writer's WAL restarts (step 2 of
 /// [`checkpoint_in_background`]). Each holds every append up for its two fsyncs, 8–16 ms on
 /// the bench's machine; run after every round, they were what the 200-agent streaming row's
 /// p99 was made of (with a round every 200 ms: 29.8 / 64.2 / 55.3 ms, against 10.5 / 26.5 /
-/// 26.4 ms with this spacing, alternated in one hour). The price is disk: a WAL that never
-/// stops growing meanwhile holds up to this long's writes — 340 MB at that row's 85 MB/s —
-/// and keeps that size, rewritten from its start, once it restarts.
+/// 26.4 ms with this spacing, alternated in one hour). The price is disk: between restarts
+/// the WAL grows by every commit's pages — up to 340 MB at that row's 85 MB/s — and keeps
+/// that size afterwards, rewritten from its start.
 const RESTART_EVERY: Duration = Duration::from_secs(4);
 
 /// Both steps of [`checkpoint_in_background`]; it answers (busy, frames in the WAL, frames
